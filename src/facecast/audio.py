@@ -1,0 +1,191 @@
+"""Audio input and output: loading, downmixing, resampling and 16-bit PCM conversion.
+
+Every array returned here is a contiguous 1-D ``float32`` array of samples in about [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from numbers import Real
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from facecast.constants import SAMPLE_RATE
+
+__all__ = [
+    "AudioError",
+    "duration_seconds",
+    "float_to_pcm16",
+    "float_to_pcm16_bytes",
+    "load_audio",
+    "pcm16_to_float",
+    "resample",
+    "save_wav",
+    "to_mono",
+]
+
+_PCM16_SCALE_IN = 32768.0
+_PCM16_SCALE_OUT = 32767.0
+
+
+class AudioError(ValueError):
+    """A user error about an audio input; the message names the file and says what is wrong."""
+
+
+def _check_rate(rate: object, name: str) -> float:
+    """Return ``rate`` as a float after checking it is a finite positive number."""
+    if isinstance(rate, bool) or not isinstance(rate, Real):
+        raise TypeError(f"{name} must be a number, got {type(rate).__name__}")
+    value = float(rate)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {rate!r}")
+    return value
+
+
+def to_mono(x: np.ndarray) -> np.ndarray:
+    """Downmix ``[n]`` or ``[n, channels]`` samples to a contiguous ``[n]`` float32 array by averaging."""
+    arr = np.asarray(x)
+    if arr.ndim == 1:
+        return np.array(arr, dtype=np.float32, order="C")
+    if arr.ndim != 2:
+        raise ValueError(f"audio must have shape [n] or [n, channels], got shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError("audio has zero channels")
+    arr = arr.astype(np.float32, copy=False)
+    if arr.shape[1] == 1:
+        return np.array(arr[:, 0], dtype=np.float32, order="C")
+    return np.ascontiguousarray(arr.mean(axis=1, dtype=np.float32))
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Resample mono audio from ``sr_in`` to ``sr_out`` Hz with soxr (high quality); returns float32.
+
+    When the rates are equal this returns a float32 copy of ``x``.
+    """
+    rate_in = _check_rate(sr_in, "sr_in")
+    rate_out = _check_rate(sr_out, "sr_out")
+    arr = np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(f"resample expects mono audio of shape [n], got shape {arr.shape}")
+    if rate_in == rate_out:
+        return np.array(arr, dtype=np.float32, order="C")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.float32)
+    out = soxr.resample(arr, rate_in, rate_out, quality="HQ")
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def duration_seconds(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
+    """Duration in seconds of ``[n]`` or ``[n, channels]`` samples at ``sample_rate`` Hz."""
+    rate = _check_rate(sample_rate, "sample_rate")
+    return np.shape(x)[0] / rate
+
+
+def _decode_reason(exc: BaseException) -> str:
+    """A short reason from a soundfile error, without the file name libsndfile repeats."""
+    reason = getattr(exc, "error_string", None) or str(exc) or type(exc).__name__
+    return " ".join(str(reason).split()).rstrip(".")
+
+
+def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read a wav, flac, ogg or mp3 file as mono float32 audio at ``sample_rate`` Hz.
+
+    Channels are averaged and the audio is resampled with soxr when its rate differs.
+    Raises :class:`AudioError` naming the file when it is missing, empty, unreadable,
+    not audio, or holds NaN or infinite samples.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    _check_rate(sample_rate, "sample_rate")
+    name = os.fspath(path)
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
+    where = f"'{name}'"
+    p = Path(name)
+    if not p.exists():
+        raise AudioError(f"Audio file {where} does not exist.")
+    if p.is_dir():
+        raise AudioError(f"Audio path {where} is a directory, not a file.")
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise AudioError(f"Audio file {where} cannot be accessed: {exc.strerror or exc}.") from exc
+    if size == 0:
+        raise AudioError(f"Audio file {where} is empty (0 bytes).")
+    try:
+        data, rate_in = sf.read(name, dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError, EOFError) as exc:
+        reason = _decode_reason(exc)
+        raise AudioError(
+            f"Audio file {where} is corrupt, truncated or not in a supported format (wav, flac, ogg, mp3); "
+            f"the decoder reported: {reason}."
+        ) from exc
+    if data.shape[0] == 0:
+        raise AudioError(f"Audio file {where} contains no audio frames.")
+    if data.shape[1] == 0:
+        raise AudioError(f"Audio file {where} has no audio channels.")
+    if not np.isfinite(data).all():
+        raise AudioError(f"Audio file {where} contains NaN or infinite samples.")
+    mono = to_mono(data)
+    return resample(mono, rate_in, sample_rate)
+
+
+def pcm16_to_float(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """Convert little-endian signed 16-bit PCM (raw bytes or an int16 array) to float32 in [-1, 1)."""
+    if isinstance(data, np.ndarray):
+        if data.dtype.kind != "i" or data.dtype.itemsize != 2:
+            raise TypeError(f"PCM16 array must have dtype int16, got {data.dtype}")
+        ints = data.astype(np.int16, copy=False).reshape(-1)
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        raw = memoryview(data).cast("B")
+        if raw.nbytes % 2:
+            raise ValueError(f"PCM16 data must have an even number of bytes, got {raw.nbytes}")
+        ints = np.frombuffer(raw, dtype="<i2")
+    else:
+        raise TypeError(f"PCM16 data must be bytes or an int16 array, got {type(data).__name__}")
+    return (ints.astype(np.float32) / np.float32(_PCM16_SCALE_IN)).astype(np.float32)
+
+
+def float_to_pcm16(x: np.ndarray) -> np.ndarray:
+    """Convert float samples to int16: clip to [-1, 1], scale by 32767 and round to nearest."""
+    arr = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError("audio contains NaN or infinite samples and cannot be converted to PCM16")
+    return np.rint(np.clip(arr, -1.0, 1.0) * _PCM16_SCALE_OUT).astype(np.int16)
+
+
+def float_to_pcm16_bytes(x: np.ndarray) -> bytes:
+    """Convert float samples to little-endian signed 16-bit PCM bytes."""
+    return float_to_pcm16(x).astype("<i2", copy=False).tobytes()
+
+
+def save_wav(path: str | os.PathLike[str], x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write ``[n]`` or ``[n, channels]`` float samples as a 16-bit PCM wav file.
+
+    The data goes to a temporary file in the same folder that then replaces ``path``,
+    so a failure never leaves a half-written file behind.
+    """
+    rate = _check_rate(sample_rate, "sample_rate")
+    if rate != int(rate):
+        raise ValueError(f"sample_rate must be a whole number of Hz for wav, got {sample_rate!r}")
+    arr = np.asarray(x)
+    if arr.ndim not in (1, 2) or (arr.ndim == 2 and arr.shape[1] == 0):
+        raise ValueError(f"audio must have shape [n] or [n, channels], got shape {arr.shape}")
+    pcm = float_to_pcm16(arr)
+    target = Path(os.fspath(path))
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(tmp, "xb") as fh:
+            sf.write(fh, pcm, int(rate), format="WAV", subtype="PCM_16")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
