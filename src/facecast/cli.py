@@ -1,0 +1,115 @@
+"""The ``facecast`` command line: thin wrappers over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .constants import DEFAULT_FPS
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+
+
+def _progress(iterable, total: int, desc: str):
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm(iterable, total=total, desc=desc, unit="clip")
+    return iterable
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .pack import load_pack
+
+    summary = load_pack(args.pack).summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{summary['path']}")
+    print(f"  actor        {summary['actor']} (version {summary['version']})")
+    net = summary["network"]
+    print(f"  network      {net['file']}, {net['bytes'] / 1e6:.1f} MB, {net['result_size']} outputs per frame")
+    for part in ("skin", "tongue"):
+        s = summary[part]
+        print(f"  {part:<12} {s['pca_shapes']} PCA shapes, {s['vertices']} vertices")
+    bs = summary["blendshapes"]
+    print(f"  blendshapes  {bs['skin']} skin, {bs['tongue']} tongue")
+    print(f"  emotions     {', '.join(summary['emotions'])}")
+    imp = summary["implicit_emotion"]
+    print(
+        f"  implicit     {imp['length']} values, {imp['frames']} frames, shot {imp['source_shot']!r} "
+        f"frame {imp['source_frame']}"
+    )
+    print(f"  look-ahead   {summary['lookahead_ms']:.0f} ms ({summary['window_samples']}-sample window)")
+    return 0
+
+
+def cmd_animate(args: argparse.Namespace) -> int:
+    from .audio import load_audio
+    from .emotion import EmotionTrack
+    from .export.raw import write_raw_json, write_raw_npz
+    from .model import load_model
+
+    inputs = [Path(p) for p in args.audio]
+    emotion = EmotionTrack.parse(args.emotion) if args.emotion else None
+    clips = [(path, load_audio(path)) for path in inputs]  # fail fast on a bad input, before loading the model
+    model = load_model(args.model, device=args.device, backend=args.backend, batch_size=args.batch_size)
+    if model.random_weights:
+        print(
+            "facecast: NOTE: using the built-in Claire-layout model with RANDOM weights; the motion is "
+            "meaningless (pass -m PATH to use a real model)",
+            file=sys.stderr,
+        )
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path, audio in _progress(clips, len(clips), "animating"):
+        result = model.infer(audio, fps=args.fps, explicit=emotion)
+        for writer, suffix in ((write_raw_npz, ".npz"), (write_raw_json, ".json")):
+            target = writer(out_dir / f"{path.stem}.pose{suffix}", result)
+            if not args.quiet:
+                print(f"wrote {target} ({len(result)} frames at {args.fps:g} fps)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facecast", description="Speech to 3D facial animation (Audio2Face-3D).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("animate", help="animate audio files with a model pack")
+    p.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, mp3)")
+    p.add_argument("-m", "--model", help="model folder (NVIDIA's or facecast's); default: the built-in model")
+    p.add_argument("-o", "--output", default="out", help="output folder (default: out)")
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames per second (default: 30)")
+    p.add_argument(
+        "--emotion",
+        action="append",
+        default=[],
+        metavar="NAME=WEIGHT[@TIME]",
+        help="explicit emotion keyframe, repeatable (e.g. joy=0.8, anger=1@2.5)",
+    )
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])
+    p.add_argument("--batch-size", type=int, default=32, help="windows per inference call (default: 32)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=cmd_animate)
+
+    p = sub.add_parser("info", help="summarise a model pack")
+    p.add_argument("pack", help="model folder or its model.json")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and exit with code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        print(f"facecast: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("facecast: interrupted", file=sys.stderr)
+        return 130

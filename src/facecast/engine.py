@@ -1,0 +1,227 @@
+"""Schedule audio windows at the SDK's frame timing, batch them and run a backend.
+
+Frame ``k`` is centred on sample ``floor(k * 16000 / fps)``; its window of ``buffer_len`` samples starts
+``buffer_ofs`` samples earlier, is zero outside the clip and is multiplied by ``input_strength`` (spec 5.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .backends import Backend
+from .constants import DEFAULT_FPS, EMOTION_NAMES, SAMPLE_RATE
+from .pack import NetworkInfo
+
+ExplicitEmotion = np.ndarray | Callable[[np.ndarray], np.ndarray] | None
+"""A fixed 10-vector, one row per frame, or a function of frame times (seconds) -> [N, 10]."""
+
+
+def fps_fraction(fps: float) -> Fraction:
+    """The frame rate as an exact fraction (29.97 -> 30000/1001)."""
+    if not np.isfinite(fps) or fps <= 0 or fps > 1000:
+        raise ValueError(f"fps must be between 0 and 1000, got {fps}")
+    exact = Fraction(str(fps)).limit_denominator(100_000)
+    if exact.denominator == 1:
+        return exact
+    ntsc = Fraction(round(fps * 1.001) * 1000, 1001)  # 29.97 -> 30000/1001, 59.94 -> 60000/1001
+    return ntsc if abs(float(ntsc) - fps) < 1e-4 else exact
+
+
+def frame_targets(first: int, count: int, fps: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Centre samples of frames ``first .. first + count - 1``: floor(k * sample_rate / fps)."""
+    rate = fps_fraction(fps)
+    k = np.arange(first, first + count, dtype=np.int64)
+    return (k * sample_rate * rate.denominator) // rate.numerator
+
+
+def num_frames(num_samples: int, fps: float, sample_rate: int = SAMPLE_RATE) -> int:
+    """Frames of a finished clip: every k whose centre lies inside it."""
+    rate = fps_fraction(fps)
+    return int(-(-num_samples * rate.numerator // (sample_rate * rate.denominator)))
+
+
+def extract_windows(
+    audio: np.ndarray, starts: np.ndarray, length: int, origin: int = 0, scale: float = 1.0
+) -> np.ndarray:
+    """Windows of ``length`` samples beginning at absolute sample ``starts``; ``audio[0]`` is sample ``origin``.
+
+    Samples outside ``audio`` read as zero.
+    """
+    out = np.zeros((len(starts), length), dtype=np.float32)
+    n = len(audio)
+    for row, start in enumerate(np.asarray(starts, dtype=np.int64) - origin):
+        lo, hi = max(start, 0), min(start + length, n)
+        if hi > lo:
+            out[row, lo - start : hi - start] = audio[lo:hi]
+    if scale != 1.0:
+        out *= np.float32(scale)
+    return out
+
+
+def explicit_rows(explicit: ExplicitEmotion, times: np.ndarray) -> np.ndarray:
+    """Per-frame explicit emotion [N, 10] from any accepted form."""
+    n = len(times)
+    if explicit is None:
+        return np.zeros((n, len(EMOTION_NAMES)), np.float32)
+    if callable(explicit):
+        rows = np.asarray(explicit(times), dtype=np.float32)
+    elif hasattr(explicit, "sample"):
+        rows = np.asarray(explicit.sample(times), dtype=np.float32)
+    else:
+        rows = np.asarray(explicit, dtype=np.float32)
+        if rows.ndim == 1:
+            rows = np.broadcast_to(rows, (n, rows.shape[0]))
+    if rows.shape != (n, len(EMOTION_NAMES)):
+        raise ValueError(f"explicit emotion must give [{n}, {len(EMOTION_NAMES)}] values, got {rows.shape}")
+    return rows
+
+
+@dataclass
+class NetworkOutput:
+    """Raw network output for consecutive frames: the pose before face post-processing."""
+
+    frame_index: np.ndarray
+    """Frame numbers k."""
+    target_samples: np.ndarray
+    """Centre sample of each frame (16 kHz)."""
+    result: np.ndarray
+    """[N, D] network result: skin PCA | tongue PCA | jaw 15 | eyes 4."""
+    emotion: np.ndarray
+    """[N, 26] network emotion input: implicit 16 then explicit 10."""
+    num_shapes_skin: int
+    num_shapes_tongue: int
+    fps: float
+    sample_rate: int = SAMPLE_RATE
+
+    def __len__(self) -> int:
+        return len(self.frame_index)
+
+    @property
+    def times(self) -> np.ndarray:
+        """Frame times in seconds."""
+        return self.target_samples / self.sample_rate
+
+    @property
+    def skin(self) -> np.ndarray:
+        return self.result[:, : self.num_shapes_skin]
+
+    @property
+    def tongue(self) -> np.ndarray:
+        return self.result[:, self.num_shapes_skin : self.num_shapes_skin + self.num_shapes_tongue]
+
+    @property
+    def jaw(self) -> np.ndarray:
+        start = self.num_shapes_skin + self.num_shapes_tongue
+        return self.result[:, start : start + 15]
+
+    @property
+    def eyes(self) -> np.ndarray:
+        return self.result[:, -4:]
+
+    @property
+    def explicit_emotion(self) -> np.ndarray:
+        return self.emotion[:, -len(EMOTION_NAMES) :]
+
+    @classmethod
+    def concatenate(cls, parts: list[NetworkOutput], template: NetworkOutput) -> NetworkOutput:
+        """Join consecutive outputs (``template`` gives the sizes when ``parts`` is empty)."""
+        if not parts:
+            return cls(
+                np.zeros(0, np.int64),
+                np.zeros(0, np.int64),
+                np.zeros((0, template.result.shape[1]), np.float32),
+                np.zeros((0, template.emotion.shape[1]), np.float32),
+                template.num_shapes_skin,
+                template.num_shapes_tongue,
+                template.fps,
+                template.sample_rate,
+            )
+        return cls(
+            np.concatenate([p.frame_index for p in parts]),
+            np.concatenate([p.target_samples for p in parts]),
+            np.concatenate([p.result for p in parts]),
+            np.concatenate([p.emotion for p in parts]),
+            template.num_shapes_skin,
+            template.num_shapes_tongue,
+            template.fps,
+            template.sample_rate,
+        )
+
+
+class Engine:
+    """Runs a regression network over audio at the SDK's frame timing, in batches."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        info: NetworkInfo,
+        implicit_emotion: np.ndarray | None = None,
+        input_strength: float = 1.0,
+        batch_size: int = 32,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.backend = backend
+        self.info = info
+        self.batch_size = batch_size
+        self.input_strength = float(input_strength)
+        implicit = np.zeros(info.implicit_emotion_len, np.float32) if implicit_emotion is None else implicit_emotion
+        self.implicit_emotion = np.asarray(implicit, dtype=np.float32).reshape(-1)
+        if self.implicit_emotion.shape[0] != info.implicit_emotion_len:
+            raise ValueError(
+                f"implicit emotion has {self.implicit_emotion.shape[0]} values, the network takes "
+                f"{info.implicit_emotion_len}"
+            )
+
+    @property
+    def lookahead_samples(self) -> int:
+        return self.info.buffer_len - self.info.buffer_ofs
+
+    def infer(self, windows: np.ndarray, emotion: np.ndarray) -> np.ndarray:
+        """Run the backend over [N, buffer_len] windows and [N, 26] emotions in batches -> [N, D]."""
+        out = np.empty((len(windows), self.info.result_size), np.float32)
+        for lo in range(0, len(windows), self.batch_size):
+            hi = min(lo + self.batch_size, len(windows))
+            out[lo:hi] = self.backend.run(windows[lo:hi], emotion[lo:hi])
+        return out
+
+    def run_frames(
+        self,
+        audio: np.ndarray,
+        frames: np.ndarray,
+        fps: float,
+        explicit: ExplicitEmotion = None,
+        origin: int = 0,
+    ) -> NetworkOutput:
+        """Run frames ``frames`` of a clip whose first held sample (``audio[0]``) is sample ``origin``."""
+        frames = np.asarray(frames, dtype=np.int64)
+        targets = frame_targets(int(frames[0]), len(frames), fps) if len(frames) else np.zeros(0, np.int64)
+        emotion = np.empty((len(frames), self.info.emotion_len), np.float32)
+        emotion[:, : self.info.implicit_emotion_len] = self.implicit_emotion
+        emotion[:, self.info.implicit_emotion_len :] = explicit_rows(explicit, targets / SAMPLE_RATE)
+        result = np.empty((len(frames), self.info.result_size), np.float32)
+        for lo in range(0, len(frames), self.batch_size):
+            hi = min(lo + self.batch_size, len(frames))
+            windows = extract_windows(
+                audio, targets[lo:hi] - self.info.buffer_ofs, self.info.buffer_len, origin, self.input_strength
+            )
+            result[lo:hi] = self.backend.run(windows, emotion[lo:hi])
+        return NetworkOutput(
+            frames,
+            targets,
+            result,
+            emotion,
+            self.info.num_shapes_skin,
+            self.info.num_shapes_tongue,
+            float(fps),
+        )
+
+    def run(self, audio: np.ndarray, fps: float = DEFAULT_FPS, explicit: ExplicitEmotion = None) -> NetworkOutput:
+        """Animate a whole 16 kHz mono clip: one frame per 1/fps seconds from t = 0."""
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        count = num_frames(len(audio), fps)
+        return self.run_frames(audio, np.arange(count), fps, explicit)
