@@ -1,19 +1,19 @@
 """Audio2Emotion (A2E): speech -> emotion keyframes that drive Audio2Face's explicit emotion input.
 
-:class:`AudioToEmotion` runs an Audio2Emotion-v2.2-style ONNX classifier (``input_values`` [B, T] 16 kHz float32 ->
-``output`` [B, 6] logits over :data:`A2E_CLASSES`) on long windows centred on targets spaced
-``16000 / fps * (inferences_to_skip + 1)`` samples apart, then :class:`A2EPostProcessor` turns each logit vector
-into a 10-emotion A2F vector. The post-processing follows the Audio2Face-3D SDK (``postprocess.cpp`` and its CUDA
-twin) step for step, including two details the written spec leaves open:
+:class:`AudioToEmotion` runs an Audio2Emotion-v2.2-style ONNX classifier (``input_values`` [B, T] 16 kHz
+float32 -> ``output`` [B, 6] logits over :data:`A2E_CLASSES`) on long windows centred on targets spaced
+``16000 / fps * (inferences_to_skip + 1)`` samples apart, then :class:`A2EPostProcessor` turns each logit
+vector into a 10-emotion A2F vector. The post-processing follows the Audio2Face-3D SDK (``postprocess.cpp``
+and its CUDA twin) step for step, including two details the written spec leaves open:
 
-- "previous" in the live blend is the previous frame's blended value (after step 5, before the preferred-emotion
-  blend); "previous blended" in the transition smoothing is the previous frame's value after the preferred blend
-  (before the strength). On the first frame the live blend uses ``beginning_emotion`` and there is no transition
-  smoothing.
-- The correspondence step only overwrites the five emotions A2E predicts. The other five (amazement, cheekiness,
-  grief, outofbreath, pain) keep the working buffer's value: ``beginning_emotion`` on the first frame, afterwards
-  the previous *output* (after ``emotion_strength``). They therefore only become non-zero through
-  ``beginning_emotion`` or the preferred emotion.
+- "previous" in the live blend is the previous frame's blended value (after step 5, before the
+  preferred-emotion blend); "previous blended" in the transition smoothing is the previous frame's value after
+  the preferred blend (before the strength). On the first frame the live blend uses ``beginning_emotion`` and
+  there is no transition smoothing.
+- The correspondence step only overwrites the five emotions A2E predicts. The other five (amazement,
+  cheekiness, grief, outofbreath, pain) keep the working buffer's value: ``beginning_emotion`` on the first
+  frame, afterwards the previous *output* (after ``emotion_strength``). They therefore only become non-zero
+  through ``beginning_emotion`` or the preferred emotion.
 
 No torch here: only numpy and onnxruntime (imported when a model is opened).
 """
@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -57,6 +57,9 @@ _CORRESPONDENCE = np.array(
 )
 _MAPPED = _CORRESPONDENCE >= 0
 
+PreferredEmotion: TypeAlias = "EmotionTrack | Mapping[str, float]"
+"""A fixed preferred emotion (``{name: weight}``) or one that varies over time (:class:`EmotionTrack`)."""
+
 INPUT_NAME = "input_values"
 OUTPUT_NAME = "output"
 DEFAULT_WINDOW_LEN = 60_000
@@ -84,9 +87,10 @@ def _in_range(value: Any, name: str, lo: float, hi: float) -> float:
 class A2EPostProcessParams:
     """Audio2Emotion post-processing parameters (NIM ``emotion_post_processing_params`` / ``emotion_params``).
 
-    ``preferred_emotion`` and ``beginning_emotion`` accept a ``{name: weight}`` mapping or 10 weights and are stored
-    as tuples. Defaults are the NIM's, except ``enable_preferred_emotion`` (False here: with no user emotion the
-    preferred vector is neutral and enabling it would only halve the A2E output; the NIM samples also ship False).
+    ``preferred_emotion`` and ``beginning_emotion`` accept a ``{name: weight}`` mapping or 10 weights and are
+    stored as tuples. Defaults are the NIM's, except ``enable_preferred_emotion`` (False here: with no user
+    emotion the preferred vector is neutral and enabling it would only halve the A2E output; the NIM sample
+    configs also ship False).
     """
 
     emotion_contrast: float = 1.0
@@ -116,7 +120,8 @@ class A2EPostProcessParams:
         _in_range(self.preferred_emotion_strength, "preferred_emotion_strength", 0.0, 1.0)
         _in_range(self.emotion_strength, "emotion_strength", 0.0, 1.0)
         if not isinstance(self.enable_preferred_emotion, (bool, np.bool_)):
-            raise EmotionError(f"enable_preferred_emotion must be a bool, got {self.enable_preferred_emotion!r}")
+            got = self.enable_preferred_emotion
+            raise EmotionError(f"enable_preferred_emotion must be a bool, got {got!r}")
         m = self.max_emotions
         if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 1 <= m <= len(A2E_CLASSES):
             raise EmotionError(f"max_emotions must be an integer in [1, {len(A2E_CLASSES)}], got {m!r}")
@@ -126,7 +131,7 @@ class A2EPostProcessParams:
         if not (math.isfinite(dt) and dt > 0.0):
             raise EmotionError(f"fixed_dt must be finite and > 0 s, got {dt}")
         for name in ("preferred_emotion", "beginning_emotion"):
-            vec = _as_vector(getattr(self, name), name)
+            vec = _as_vector(getattr(self, name), name, np.float64)
             object.__setattr__(self, name, tuple(float(x) for x in vec))
         object.__setattr__(self, "enable_preferred_emotion", bool(self.enable_preferred_emotion))
         object.__setattr__(self, "max_emotions", int(m))
@@ -139,10 +144,11 @@ class A2EPostProcessParams:
 class A2EPostProcessor:
     """Per-stream Audio2Emotion post-processing: A2E logits [6] -> A2F explicit emotion [10].
 
-    Per frame: softmax(logits * contrast); "neutral" zeroed; all but the ``max_emotions`` largest zeroed; mapped
-    into the 10-vector; live blend with the previous blended value (``beginning_emotion`` on the first frame);
-    optional preferred-emotion blend; transition smoothing with ``w = min(fixed_dt / max(T, 1e-3), 1)`` (not on
-    the first frame); times ``emotion_strength``. See the module docstring for what "previous" means.
+    Per frame: softmax(logits * contrast); "neutral" zeroed; all but the ``max_emotions`` largest zeroed;
+    mapped into the 10-vector; live blend with the previous blended value (``beginning_emotion`` on the first
+    frame); optional preferred-emotion blend; transition smoothing with
+    ``w = min(fixed_dt / max(T, 1e-3), 1)`` (not on the first frame); times ``emotion_strength``. See the
+    module docstring for what "previous" means.
     """
 
     def __init__(self, params: A2EPostProcessParams | None = None) -> None:
@@ -161,7 +167,7 @@ class A2EPostProcessor:
         p = self.params
         x = np.asarray(logits, dtype=np.float64)
         if x.shape != (len(A2E_CLASSES),):
-            raise EmotionError(f"A2E logits must have shape [{len(A2E_CLASSES)}] {A2E_CLASSES}, got {x.shape}")
+            raise EmotionError(f"A2E logits must have shape [6] {A2E_CLASSES}, got {x.shape}")
         if not np.isfinite(x).all():
             raise EmotionError(f"A2E logits must be finite, got {x.tolist()}")
         beginning = np.asarray(p.beginning_emotion, dtype=np.float64)
@@ -210,7 +216,7 @@ class A2EPostProcessor:
         if preferred is not None:
             preferred = np.asarray(preferred, dtype=np.float64)
             if preferred.shape != (x.shape[0], NUM_EMOTIONS):
-                raise EmotionError(f"preferred must have shape [{x.shape[0]}, {NUM_EMOTIONS}], got {preferred.shape}")
+                raise EmotionError(f"preferred must have shape [{x.shape[0]}, 10], got {preferred.shape}")
         out = np.zeros((x.shape[0], NUM_EMOTIONS), dtype=np.float32)
         for i in range(x.shape[0]):
             out[i] = self.step(x[i], None if preferred is None else preferred[i])
@@ -232,10 +238,10 @@ def _dim_text(dim: Any) -> str:
 class AudioToEmotion:
     """An Audio2Emotion ONNX classifier plus post-processing: 16 kHz audio -> :class:`EmotionTrack`.
 
-    Inference ``k`` is centred on sample ``target_k = floor(k * 16000 * (inferences_to_skip + 1) / fps)`` for every
-    ``target_k`` inside the clip; its window is ``[target_k - window_len // 2, ... + window_len)``, zero-padded
-    outside the clip. Each post-processed vector becomes a key at ``target_k / 16000`` seconds. As in the SDK
-    executor, the transition smoothing's ``fixed_dt`` is replaced by ``1 / fps``.
+    Inference ``k`` is centred on sample ``target_k = floor(k * 16000 * (inferences_to_skip + 1) / fps)`` for
+    every ``target_k`` inside the clip; its window is ``[target_k - window_len // 2, ... + window_len)``,
+    zero-padded outside the clip. Each post-processed vector becomes a key at ``target_k / 16000`` seconds. As
+    in the SDK executor, the transition smoothing's ``fixed_dt`` is replaced by ``1 / fps``.
     """
 
     def __init__(
@@ -271,7 +277,7 @@ class AudioToEmotion:
         self.params = base.replace(fixed_dt=float(1 / self._fps))
         self.model_path = Path(model_path)
         self._session = self._open(self.model_path, providers)
-        self._batch = self._check_io(self._session, int(batch_size))
+        self._batch, self._fixed_batch = self._check_io(self._session, int(batch_size))
 
     @property
     def fps(self) -> float:
@@ -293,8 +299,8 @@ class AudioToEmotion:
         except Exception as err:  # onnxruntime raises its own exception types
             raise EmotionError(f"cannot load Audio2Emotion ONNX {path}: {err}") from err
 
-    def _check_io(self, sess: onnxruntime.InferenceSession, batch_size: int) -> int:
-        """Validate the model's input/output names and shapes; return the batch size to run with."""
+    def _check_io(self, sess: onnxruntime.InferenceSession, batch_size: int) -> tuple[int, bool]:
+        """Validate the model's input/output names and shapes; return (batch size, whether it is fixed)."""
         src = self.model_path
         inputs = sess.get_inputs()
         if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
@@ -303,7 +309,8 @@ class AudioToEmotion:
             )
         inp = inputs[0]
         if inp.type != "tensor(float)" or len(inp.shape) != 2:
-            raise EmotionError(f"{src}: input {INPUT_NAME!r} must be a 2-D float tensor, got {inp.type} {inp.shape}")
+            got = f"{inp.type} {inp.shape}"
+            raise EmotionError(f"{src}: input {INPUT_NAME!r} must be a 2-D float tensor, got {got}")
         outputs = {o.name: o for o in sess.get_outputs()}
         if OUTPUT_NAME not in outputs:
             raise EmotionError(f"{src}: expected an output {OUTPUT_NAME!r} [batch, 6], got {sorted(outputs)}")
@@ -320,7 +327,9 @@ class AudioToEmotion:
                 f"{src}: input {INPUT_NAME!r} has a fixed length of {t_dim} samples but window_len is "
                 f"{self.window_len}; pass window_len={t_dim}"
             )
-        return b_dim if isinstance(b_dim, int) and b_dim > 0 else batch_size
+        if isinstance(b_dim, int) and b_dim > 0:
+            return b_dim, True
+        return batch_size, False
 
     def targets(self, num_samples: int) -> np.ndarray:
         """Centre samples of the inferences for a clip of ``num_samples`` samples (int64, ascending)."""
@@ -362,15 +371,11 @@ class AudioToEmotion:
             out[s : s + n] = res[:n]
         return targets.astype(np.float64) / SAMPLE_RATE, out
 
-    @property
-    def _fixed_batch(self) -> bool:
-        return isinstance(self._session.get_inputs()[0].shape[0], int)
-
-    def track(self, audio: np.ndarray, preferred: EmotionTrack | Mapping[str, float] | None = None) -> EmotionTrack:
+    def track(self, audio: np.ndarray, preferred: PreferredEmotion | None = None) -> EmotionTrack:
         """Emotion keyframes for a whole clip (fresh post-processing state).
 
-        ``preferred`` (used only when ``params.enable_preferred_emotion``) is a fixed emotion or a track sampled
-        at each inference time, like the NIM's per-clip emotion keyframes.
+        ``preferred`` (used only when ``params.enable_preferred_emotion``) is a fixed emotion or a track
+        sampled at each inference time, like the NIM's per-clip emotion keyframes.
         """
         times, logits = self.logits(audio)
         pref = None

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from facecast.bvls import LOWER, BoxQP
+from facecast.bvls import LOWER, UPPER, BoxQP
 
 CANCEL_UPPER_BOUND = 1e-10
 """Upper bound the SDK gives the smaller weight of each cancel pair on the second solve."""
@@ -125,7 +125,8 @@ class BlendshapeConfig:
             if values is None:
                 out[name] = np.full(num_poses, fill, dtype=dtype)
             elif len(values) != num_poses:
-                raise ValueError(f"config.{name} has {len(values)} entries, expected {num_poses} (one per pose)")
+                got = len(values)
+                raise ValueError(f"config.{name} has {got} entries, expected one per pose ({num_poses})")
             else:
                 out[name] = np.asarray(values, dtype=dtype)
         if not out["active"].any():
@@ -206,18 +207,21 @@ def _active_pairs(ids: NDArray[np.int64]) -> tuple[NDArray[np.intp], NDArray[np.
 class SolverState:
     """Per-stream state of a :class:`BlendshapeSolver`: the previous raw weights and warm-start data."""
 
-    __slots__ = ("w_prev", "partition")
+    __slots__ = ("w_prev", "partition", "partition_cancel")
 
     def __init__(self, num_active: int) -> None:
         self.w_prev: NDArray[np.float64] = np.zeros(num_active)
         """Raw solve result of the previous frame over the active poses (before multipliers)."""
         self.partition: NDArray[np.int8] | None = None
         """Which weights were at a bound in the previous frame (warm start only; never changes results)."""
+        self.partition_cancel: NDArray[np.int8] | None = None
+        """The same for the cancel-pair second solve."""
 
     def reset(self) -> None:
         """Start a new stream: previous weights zero, no warm start."""
         self.w_prev = np.zeros_like(self.w_prev)
         self.partition = None
+        self.partition_cancel = None
 
 
 class BlendshapeSolver:
@@ -249,7 +253,10 @@ class BlendshapeSolver:
         if mask is None:
             self.mask: NDArray[np.intp] | None = None
         else:
-            self.mask = np.asarray(mask).astype(np.intp, casting="same_kind").reshape(-1)
+            mask_arr = np.asarray(mask).reshape(-1)
+            if mask_arr.dtype.kind not in "iu":
+                raise ValueError(f"mask must hold integer vertex indices, got dtype {mask_arr.dtype}")
+            self.mask = mask_arr.astype(np.intp)
             if self.mask.size == 0:
                 raise ValueError("mask is empty")
             if self.mask.min() < 0 or self.mask.max() >= num_vertices:
@@ -330,7 +337,8 @@ class BlendshapeSolver:
         single = arr.ndim == 2
         frames = arr[None] if single else arr
         if frames.ndim != 3 or frames.shape[1:] != (self.num_vertices, 3):
-            raise ValueError(f"target must have shape [{self.num_vertices}, 3] or [N, {self.num_vertices}, 3]")
+            v = self.num_vertices
+            raise ValueError(f"target must have shape [{v}, 3] or [N, {v}, 3], got {arr.shape}")
         st = self.state if state is None else state
         if st.w_prev.shape != (self.num_active,):
             raise ValueError("state belongs to a solver with a different number of active poses")
@@ -368,19 +376,29 @@ class BlendshapeSolver:
                 x, part = qp.solve(b, lower, upper, state.partition, hb)
                 state.partition = part
                 if cancel:
-                    x = self._cancel_resolve(x, part, b, hb)
+                    x = self._cancel_resolve(x, part, b, hb, state)
                 state.w_prev = x
                 raw[start + i] = x
         return raw
 
-    def _cancel_resolve(self, x: NDArray[np.float64], part: NDArray[np.int8], b: NDArray[np.float64],
-                        hb: NDArray[np.float64]) -> NDArray[np.float64]:
+    def _cancel_resolve(
+        self,
+        x: NDArray[np.float64],
+        part: NDArray[np.int8],
+        b: NDArray[np.float64],
+        hb: NDArray[np.float64],
+        state: SolverState,
+    ) -> NDArray[np.float64]:
         """Second solve with the smaller weight of each cancel pair capped (ties cap the second pose)."""
         first, second = self._cancel_first, self._cancel_second
         capped = np.where(x[first] >= x[second], second, first)
         upper = self._upper.copy()
         upper[capped] = CANCEL_UPPER_BOUND
-        start = part.copy()
-        start[capped] = LOWER
-        x2, _ = self._qp.solve(b, self._lower, upper, start, hb)
+        # Warm start: last frame's second-solve partition, this frame's first-solve one on the pairs.
+        start = part.copy() if state.partition_cancel is None else state.partition_cancel.copy()
+        start[first] = part[first]
+        start[second] = part[second]
+        # A capped weight that was positive keeps pushing up, so it most likely ends at its new cap.
+        start[capped] = np.where(part[capped] == LOWER, LOWER, UPPER)
+        x2, state.partition_cancel = self._qp.solve(b, self._lower, upper, start, hb)
         return x2

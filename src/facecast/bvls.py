@@ -36,6 +36,13 @@ FloatArray = NDArray[np.float64]
 CodeArray = NDArray[np.int8]
 
 
+def _solve_spd(m: FloatArray, r: FloatArray) -> FloatArray:
+    """Solve a small SPD system (a division when it is 1x1)."""
+    if r.size == 1:
+        return r / m[0, 0]
+    return np.linalg.solve(m, r)
+
+
 class BoxQP:
     """Exact box-constrained QP solver for one fixed symmetric positive definite matrix.
 
@@ -55,11 +62,12 @@ class BoxQP:
         if tol <= 0:
             raise ValueError(f"tolerance must be positive, got {tol}")
         a = 0.5 * (a + a.T)
-        try:
-            chol = np.linalg.cholesky(a)
-        except np.linalg.LinAlgError as err:
-            raise ValueError("BoxQP matrix is not positive definite") from err
         n = a.shape[0]
+        eig = np.linalg.eigvalsh(a)
+        if eig[0] <= 100.0 * n * _EPS * eig[-1]:
+            span = f"eigenvalues {eig[0]:.3g} .. {eig[-1]:.3g}"
+            raise ValueError(f"BoxQP matrix is not positive definite ({span})")
+        chol = np.linalg.cholesky(a)
         inv_chol = np.linalg.solve(chol, np.eye(n))
         h = inv_chol.T @ inv_chol
         self.a: FloatArray = a
@@ -150,16 +158,17 @@ class BoxQP:
         if 2 * n_fixed <= self.n:
             # Few fixed: A x = b + λ with λ zero on free variables, so x = H(b + λ) and the fixed rows
             # give H_CC λ_C = x_C − (Hb)_C.
-            lam = np.linalg.solve(self.h[np.ix_(fixed, fixed)], x_fixed - hb[fixed])
-            x = hb + self.h[:, fixed] @ lam
+            h_cols = self.h[fixed]  # rows of the symmetric H, i.e. its fixed columns transposed
+            lam = _solve_spd(h_cols[:, fixed], x_fixed - hb[fixed])
+            x = hb + lam @ h_cols
             x[fixed] = x_fixed
             g[fixed] = lam
             return x, g
         free = np.flatnonzero(part == FREE)
-        rhs = b[free] - self.a[np.ix_(free, fixed)] @ x_fixed
+        a_free = self.a[free]
         x = np.empty(self.n)
-        x[free] = np.linalg.solve(self.a[np.ix_(free, free)], rhs)
         x[fixed] = x_fixed
+        x[free] = _solve_spd(a_free[:, free], b[free] - a_free[:, fixed] @ x_fixed)
         g[fixed] = self.a[fixed] @ x - b[fixed]
         return x, g
 

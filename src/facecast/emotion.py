@@ -2,13 +2,14 @@
 
 The network's 26-value emotion input is ``implicit[16] ++ explicit[10]``:
 
-- the implicit vector is one learned row of ``implicit_emo_db.npz`` picked by (``source_shot``, ``source_frame``)
-  and kept fixed for a whole stream (:class:`ImplicitEmotionDB`);
-- the explicit vector holds the 10 :data:`~facecast.constants.EMOTION_NAMES` weights in [0, 1], all zeros meaning
-  neutral, sampled per frame from keyframes (:class:`EmotionTrack`) that come from the user or from Audio2Emotion.
+- the implicit vector is one learned row of ``implicit_emo_db.npz`` picked by (``source_shot``,
+  ``source_frame``) and kept fixed for a whole stream (:class:`ImplicitEmotionDB`);
+- the explicit vector holds the 10 :data:`~facecast.constants.EMOTION_NAMES` weights in [0, 1], all zeros
+  meaning neutral, sampled per frame from keyframes (:class:`EmotionTrack`) that come from the user or from
+  Audio2Emotion.
 
-Audio2Emotion itself (the classifier and its post-processing) lives in :mod:`facecast.a2e`; its public names are
-also reachable from this module.
+Audio2Emotion itself (the classifier and its post-processing) lives in :mod:`facecast.a2e`; its public names
+are also reachable from this module.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ _INDEX = {name: i for i, name in enumerate(EMOTION_NAMES)}
 
 
 def normalize_emotion_name(name: str) -> str:
-    """Canonical name of an emotion: case-insensitive, ``_``/``-``/spaces ignored ("OutOfBreath" -> "outofbreath")."""
+    """Canonical emotion name; case, ``_``, ``-`` and spaces are ignored ("OutOfBreath" -> "outofbreath")."""
     if not isinstance(name, str):
         raise EmotionError(f"emotion name must be a string, got {type(name).__name__}")
     key = name.strip().lower().replace("_", "").replace("-", "").replace(" ", "")
@@ -89,9 +90,14 @@ def emotion_vector(mapping: Mapping[str, float]) -> np.ndarray:
 
     Names are case-insensitive and may use the NIM's capitalised spelling ("Joy", "OutOfBreath").
     """
+    return _mapping_vector(mapping).astype(np.float32)
+
+
+def _mapping_vector(mapping: Mapping[str, float]) -> np.ndarray:
+    """``{name: weight}`` as a validated float64 10-vector."""
     if not isinstance(mapping, Mapping):
         raise EmotionError(f"expected a mapping of emotion name -> weight, got {type(mapping).__name__}")
-    out = np.zeros(NUM_EMOTIONS, dtype=np.float32)
+    out = np.zeros(NUM_EMOTIONS, dtype=np.float64)
     seen: dict[str, str] = {}
     for name, weight in mapping.items():
         key = normalize_emotion_name(name)
@@ -102,25 +108,28 @@ def emotion_vector(mapping: Mapping[str, float]) -> np.ndarray:
     return out
 
 
-def _as_vector(value: Mapping[str, float] | Sequence[float] | np.ndarray, what: str) -> np.ndarray:
-    """A mapping or a length-10 sequence as a validated float32 10-vector."""
+def _as_vector(
+    value: Mapping[str, float] | Sequence[float] | np.ndarray, what: str, dtype: type = np.float32
+) -> np.ndarray:
+    """A mapping or a length-10 sequence as a validated 10-vector of ``dtype``."""
     if isinstance(value, Mapping):
-        return emotion_vector(value)
+        return _mapping_vector(value).astype(dtype)
     arr = np.asarray(value, dtype=np.float64)
     if arr.shape != (NUM_EMOTIONS,):
-        raise EmotionError(f"{what} must have {NUM_EMOTIONS} values ({', '.join(EMOTION_NAMES)}), got {arr.shape}")
+        names = ", ".join(EMOTION_NAMES)
+        raise EmotionError(f"{what} must have {NUM_EMOTIONS} values ({names}), got {arr.shape}")
     bad = ~((arr >= 0.0) & (arr <= 1.0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise EmotionError(f"{what}: weight of {EMOTION_NAMES[i]!r} must be in [0, 1], got {arr[i]}")
-    return arr.astype(np.float32)
+    return arr.astype(dtype)
 
 
 class EmotionTrack:
-    """Explicit emotion keyframes over time (seconds -> 10-vector), sampled like the SDK's emotion accumulator.
+    """Explicit emotion keyframes over time (seconds -> 10-vector), sampled like the SDK emotion accumulator.
 
-    Between keys the vector is linearly interpolated; before the first and after the last key it is held at that
-    key; with no keys it is all zeros (neutral).
+    Between keys the vector is linearly interpolated; before the first and after the last key it is held at
+    that key; with no keys it is all zeros (neutral).
     """
 
     def __init__(self) -> None:
@@ -228,8 +237,9 @@ def _parse_spec(spec: str) -> tuple[str, float, float]:
 class ImplicitEmotionDB:
     """The learned implicit emotion vectors of ``implicit_emo_db.npz``, one [16] row per training frame.
 
-    Layout: ``emo_db`` [N, 16] float32 (all shots concatenated), ``emo_spec_names`` (bytes), ``emo_spec_start``
-    and ``emo_spec_size`` (int32); the vector of (shot, frame) is ``emo_db[start + frame]``.
+    Layout: ``emo_db`` [N, 16] float32 (all shots concatenated), ``emo_spec_names`` (bytes),
+    ``emo_spec_start`` and ``emo_spec_size`` (int32); the vector of (shot, frame) is
+    ``emo_db[start + frame]``.
     """
 
     ARRAYS = ("emo_db", "emo_spec_names", "emo_spec_start", "emo_spec_size")
@@ -251,7 +261,7 @@ class ImplicitEmotionDB:
         self.source = source
 
     def __repr__(self) -> str:
-        return f"ImplicitEmotionDB({len(self._names)} shots, {self._db.shape[0]} frames, source={self.source!r})"
+        return f"ImplicitEmotionDB({len(self._names)} shots, {self.num_frames} frames, {self.source!r})"
 
     @property
     def shots(self) -> tuple[str, ...]:
@@ -281,7 +291,8 @@ class ImplicitEmotionDB:
             raise EmotionError(f"frame must be an integer, got {frame!r}")
         size = int(self._sizes[i])
         if not 0 <= int(frame) < size:
-            raise EmotionError(f"frame {frame} out of range for shot {shot!r} in {self.source}: valid 0..{size - 1}")
+            where = f"shot {shot!r} in {self.source}"
+            raise EmotionError(f"frame {frame} out of range for {where}: valid 0..{size - 1}")
         return self._db[int(self._starts[i]) + int(frame)].copy()
 
     @classmethod
@@ -316,9 +327,9 @@ class ImplicitEmotionDB:
             raise EmotionError(f"array 'emo_spec_names' in {source} has duplicate shot names: {dup}")
         for name, s, n in zip(name_list, st, sz, strict=True):
             if s < 0 or n <= 0 or s + n > db.shape[0]:
-                raise EmotionError(
-                    f"{source}: shot {name!r} has start {s} and size {n}, outside 'emo_db' with {db.shape[0]} rows"
-                )
+                rows = db.shape[0]
+                msg = f"{source}: shot {name!r} has start {s} and size {n}, outside 'emo_db' with {rows} rows"
+                raise EmotionError(msg)
         return cls(db, name_list, st, sz, source=source)
 
     @classmethod

@@ -236,10 +236,7 @@ class FacePostProcessor:
         d = rows @ self._skin_basis  # [N, 3Vs], step 2 of spec 5.5
         _check_state(st, d.shape[1])
         lower2, st.lower = _smooth2(d, self._alpha_lower, st.lower)
-        if self._alpha_upper == self._alpha_lower and self._alpha_lower > 0 and st.upper is not None:
-            upper2, st.upper = _smooth2(d, self._alpha_upper, st.upper)
-        else:
-            upper2, st.upper = _smooth2(d, self._alpha_upper, st.upper)
+        upper2, st.upper = _smooth2(d, self._alpha_upper, st.upper)
         out = upper2 * self._w_upper
         out += lower2 * self._w_lower
         out += self._skin_neutral
@@ -292,7 +289,12 @@ class FacePostProcessor:
         st = self.state if state is None else state
         sacc = self.data.saccade_rot_matrix[self._saccade_rows(len(e), st)]
         offsets = np.array(
-            [p.right_eye_rot_x_offset, p.right_eye_rot_y_offset, p.left_eye_rot_x_offset, p.left_eye_rot_y_offset],
+            [
+                p.right_eye_rot_x_offset,
+                p.right_eye_rot_y_offset,
+                p.left_eye_rot_x_offset,
+                p.left_eye_rot_y_offset,
+            ],
             F32,
         )
         values = offsets + e * F32(p.eyeballs_strength) + F32(p.saccade_strength) * np.tile(sacc, 2)
@@ -357,7 +359,7 @@ def _smooth2(x: Array, alpha: float, prev: Array | None) -> tuple[Array, Array |
     y2 = np.concatenate([first, y2]) if len(first) else y2
     if len(rest):
         s1, s2 = y1[-1], y2[-1]
-    return y2.astype(F32, copy=False), np.stack([s1, s2]).astype(F32)
+    return y2, np.stack([s1, s2])
 
 
 def _check_state(st: FaceStreamState, width: int) -> None:

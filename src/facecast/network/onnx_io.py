@@ -90,6 +90,8 @@ class _Graph:
                 for attr in node.attribute:
                     if attr.name == "value":
                         constants[node.output[0]] = numpy_helper.to_array(attr.t)
+            elif node.op_type == "Identity" and node.input[0] in constants:  # merged duplicate initializers
+                constants[node.output[0]] = constants[node.input[0]]
             for name in node.input:
                 consumers[name].append(node)
             for name in node.output:
@@ -180,6 +182,14 @@ def _resolve_anonymous(graph: _Graph, expected: dict[str, torch.Size]) -> dict[s
                 bias = next((i for i in add.input if i in graph.constants), None)
                 if add.op_type == "Add" and bias is not None:
                     found[prefix + ".bias"] = graph.constants[bias]
+    # Layer norms, in the order the graph computes them (torch's exporter merges identical initializers, so an
+    # untrained graph's all-ones scales may sit under another layer's name).
+    patterns = _layer_norm_patterns(graph)
+    modules = [k[: -len(".weight")] for k in expected if k.endswith("layer_norm.weight") and "conv_layers" not in k]
+    if len(patterns) == len(modules):
+        for prefix, (scale, bias) in zip(modules, patterns, strict=True):
+            found.setdefault(prefix + ".weight", graph.constants[scale])
+            found.setdefault(prefix + ".bias", graph.constants[bias])
     # The analysis window of the autocorrelation branch: the one constant of win_len values consumed by a Mul.
     win_shape = expected.get("autocorr.window")
     if win_shape is not None and "autocorr.window" not in found:
@@ -190,6 +200,24 @@ def _resolve_anonymous(graph: _Graph, expected: dict[str, torch.Size]) -> dict[s
         ]
         if len(candidates) == 1:
             found["autocorr.window"] = candidates[0]
+    return found
+
+
+def _layer_norm_patterns(graph: _Graph) -> list[tuple[str, str]]:
+    """(scale, bias) constants of every layer norm: a LayerNormalization node, or Div -> Mul(c) -> Add(c)."""
+    found = []
+    for node in graph.nodes:
+        if node.op_type == "LayerNormalization" and len(node.input) == 3:
+            found.append((node.input[1], node.input[2]))
+        elif node.op_type == "Div":
+            for mul in graph.consumers.get(node.output[0], []):
+                scale = graph.other_input(mul, node.output[0]) if mul.op_type == "Mul" else None
+                if scale not in graph.constants or graph.constants[scale].ndim != 1:
+                    continue
+                for add in graph.consumers.get(mul.output[0], []):
+                    bias = graph.other_input(add, mul.output[0]) if add.op_type == "Add" else None
+                    if bias in graph.constants and graph.constants[bias].shape == graph.constants[scale].shape:
+                        found.append((scale, bias))
     return found
 
 
