@@ -63,12 +63,12 @@ def reference_weights(
     for f, target in enumerate(targets):
         b = d.T @ (target[rows].ravel() - n0) + p["t"] * s * prev
         c = solve_triangular(r, b, trans="T")
-        w = lsq_linear(r, c, bounds=(np.zeros(n), np.ones(n)), method="bvls", tol=1e-12).x
+        w = lsq_linear(r, c, bounds=(np.zeros(n), np.ones(n)), method="bvls", tol=1e-13).x
         if cancel:
             upper = np.ones(n)
             for i, j in cancel:
                 upper[j if w[i] >= w[j] else i] = 1e-10
-            w = lsq_linear(r, c, bounds=(np.zeros(n), upper), method="bvls", tol=1e-12).x
+            w = lsq_linear(r, c, bounds=(np.zeros(n), upper), method="bvls", tol=1e-13).x
         prev = w
         out[f, active] = w
     out = out * np.asarray(p["mult"]) + np.asarray(p["off"])

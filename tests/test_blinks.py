@@ -1,4 +1,4 @@
-"""Blink generator: rate, shape, determinism, switches; and the facecap.glb measurement behind the defaults."""
+"""Blink generator: rate, shape, determinism, switches; the facecap.glb measurement behind the defaults."""
 
 from __future__ import annotations
 
@@ -123,8 +123,8 @@ def test_measure_blinks_by_hand():
     assert measure_blinks(np.zeros(20), 10.0) == []
 
 
-def _facecap_blinks() -> np.ndarray:
-    """eyeBlink_L of openfacefx's facecap.glb, one value per 30 fps key (the module docstring's measurement)."""
+def _facecap_blinks() -> tuple[np.ndarray, np.ndarray]:
+    """eyeBlink_L/R of openfacefx's facecap.glb, one value per 30 fps key (as in the blinks docstring)."""
     pytest.importorskip("openfacefx")
     pygltflib = pytest.importorskip("pygltflib")
     meshopt = pytest.importorskip("meshopt")
@@ -145,9 +145,8 @@ def _facecap_blinks() -> np.ndarray:
             filt = ext.get("filter", "NONE")
             data = meshopt.decode_gltf_buffer(raw, ext["count"], ext["byteStride"], ext["mode"], filt)
         dtype = {5121: np.uint8, 5123: np.uint16, 5126: np.float32}[acc.componentType]
-        out = np.frombuffer(bytes(data), dtype, offset=acc.byteOffset or 0, count=acc.count).astype(
-            np.float64
-        )
+        values = np.frombuffer(bytes(data), dtype, offset=acc.byteOffset or 0, count=acc.count)
+        out = values.astype(np.float64)
         return out / np.iinfo(dtype).max if acc.normalized else out
 
     names = next(m.extras["targetNames"] for m in gltf.meshes if m.extras and m.extras.get("targetNames"))

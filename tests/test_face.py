@@ -24,30 +24,30 @@ from facecast.face import (
 
 MARK = {
     "input_strength": 1.3, "lower_face_smoothing": 0.0023, "upper_face_smoothing": 0.001,
-    "lower_face_strength": 1.4, "upper_face_strength": 1.0, "face_mask_level": 0.6, "face_mask_softness": 0.0085,
-    "skin_strength": 1.1, "blink_strength": 1.0, "eyelid_open_offset": 0.06, "lip_open_offset": -0.03,
-    "tongue_strength": 1.5, "tongue_height_offset": 0.2, "tongue_depth_offset": 0.13, "lower_teeth_strength": 1.3,
-    "lower_teeth_height_offset": -0.1, "lower_teeth_depth_offset": 0.0, "eyeballs_strength": 1.0,
-    "saccade_strength": 0.9, "right_eye_rot_x_offset": 0.0, "right_eye_rot_y_offset": -2.0,
-    "left_eye_rot_x_offset": 0.0, "left_eye_rot_y_offset": 2.0, "eye_saccade_seed": 0,
+    "lower_face_strength": 1.4, "upper_face_strength": 1.0, "face_mask_level": 0.6,
+    "face_mask_softness": 0.0085, "skin_strength": 1.1, "blink_strength": 1.0, "eyelid_open_offset": 0.06,
+    "lip_open_offset": -0.03, "tongue_strength": 1.5, "tongue_height_offset": 0.2,
+    "tongue_depth_offset": 0.13, "lower_teeth_strength": 1.3, "lower_teeth_height_offset": -0.1,
+    "lower_teeth_depth_offset": 0.0, "eyeballs_strength": 1.0, "saccade_strength": 0.9,
+    "right_eye_rot_x_offset": 0.0, "right_eye_rot_y_offset": -2.0, "left_eye_rot_x_offset": 0.0,
+    "left_eye_rot_y_offset": 2.0, "eye_saccade_seed": 0,
 }  # fmt: skip
 
 # The NIM FaceParameters float_params keys of spec 12.
 NIM_NAMES = {
     "lowerFaceSmoothing": "lower_face_smoothing", "upperFaceSmoothing": "upper_face_smoothing",
     "lowerFaceStrength": "lower_face_strength", "upperFaceStrength": "upper_face_strength",
-    "faceMaskLevel": "face_mask_level", "faceMaskSoftness": "face_mask_softness", "skinStrength": "skin_strength",
-    "blinkStrength": "blink_strength", "eyelidOpenOffset": "eyelid_open_offset", "lipOpenOffset": "lip_open_offset",
-    "blinkOffset": "blink_offset", "tongueStrength": "tongue_strength", "tongueHeightOffset": "tongue_height_offset",
-    "tongueDepthOffset": "tongue_depth_offset",
+    "faceMaskLevel": "face_mask_level", "faceMaskSoftness": "face_mask_softness",
+    "skinStrength": "skin_strength", "blinkStrength": "blink_strength",
+    "eyelidOpenOffset": "eyelid_open_offset", "lipOpenOffset": "lip_open_offset",
+    "blinkOffset": "blink_offset", "tongueStrength": "tongue_strength",
+    "tongueHeightOffset": "tongue_height_offset", "tongueDepthOffset": "tongue_depth_offset",
 }  # fmt: skip
 
 NO_SMOOTHING = {"lower_face_smoothing": 0.0, "upper_face_smoothing": 0.0}
 
 
-def random_data(
-    seed: int = 0, vs: int = 40, ks: int = 6, vt: int = 12, kt: int = 3, rows: int = 5000
-) -> dict:
+def random_data(seed: int = 0, vs: int = 40, ks: int = 6, vt: int = 12, kt: int = 3, rows: int = 5000):
     rng = np.random.default_rng(seed)
     return {
         "shapes_matrix_skin": rng.normal(size=(ks, vs, 3)),
@@ -86,17 +86,14 @@ def test_defaults_are_the_mark_values():
 
 
 def test_from_model_config_wrapped_or_inner_ignores_unknown_keys():
-    cfg = {
-        "config": {**MARK, "skin_strength": 0.7, "source_shot": "g2a_neutral", "source_frame": 33, "x": "y"}
-    }
+    extra = {"source_shot": "g2a_neutral", "source_frame": 33, "x": "y"}
+    cfg = {"config": {**MARK, "skin_strength": 0.7, **extra}}
     wrapped = FaceParams.from_model_config(cfg)
     inner = FaceParams.from_model_config(cfg["config"])
     assert wrapped == inner
     assert wrapped.skin_strength == 0.7
     assert FaceParams.from_model_config({"config": {"tongue_strength": 2}}).tongue_strength == 2.0
-    assert (
-        FaceParams.from_model_config({"config": {"tongue_strength": 2}}).skin_strength == 1.1
-    )  # default kept
+    assert FaceParams.from_model_config({"tongue_strength": 2}).skin_strength == 1.1  # default kept
 
 
 def test_from_model_config_rejects_non_numeric_known_keys():
@@ -201,9 +198,8 @@ def test_face_mask_values():
     assert face_mask_lower(moved, 0.5, 0.1) == pytest.approx(expected, abs=1e-7)
     data = random_data(vs=5)
     data["shapes_mean_skin"] = neutral
-    proc = FacePostProcessor(
-        data, FaceParams().with_overrides({"faceMaskLevel": 0.5, "faceMaskSoftness": 0.1})
-    )
+    params = FaceParams().with_overrides({"faceMaskLevel": 0.5, "faceMaskSoftness": 0.1})
+    proc = FacePostProcessor(data, params)
     assert proc.face_mask == pytest.approx(expected, abs=1e-6)
     with pytest.raises(ValueError, match="flat"):
         face_mask_lower(np.zeros((4, 3)), 0.5, 0.1)
@@ -260,9 +256,9 @@ def test_step_response_one_stage_and_two_stage_cascade(fps, half_life_frames):
 def test_step_response_through_the_processor_uses_lower_and_upper_half_lives():
     data = two_vertex_data()
     params = FaceParams().with_overrides(
-        {"lower_face_smoothing": 0.1, "upper_face_smoothing": 0.05, "skin_strength": 1.0, "eyelid_open_offset": 0.0,
-         "lip_open_offset": 0.0, "upper_face_strength": 1.0, "lower_face_strength": 1.0, "face_mask_level": 0.5,
-         "face_mask_softness": 0.001}
+        {"lower_face_smoothing": 0.1, "upper_face_smoothing": 0.05, "skin_strength": 1.0,
+         "eyelid_open_offset": 0.0, "lip_open_offset": 0.0, "upper_face_strength": 1.0,
+         "lower_face_strength": 1.0, "face_mask_level": 0.5, "face_mask_softness": 0.001}
     )  # fmt: skip
     proc = FacePostProcessor(data, params, fps=30.0)
     coeffs = np.r_[np.zeros(1), np.ones(20)][:, None]
@@ -307,13 +303,11 @@ def test_lfilter_matches_the_sdk_recursion_and_chunks_are_bit_identical():
 
 
 def test_tongue_formula_by_hand():
-    params = FaceParams().with_overrides(
-        {"tongueStrength": 1.5, "tongueHeightOffset": 0.2, "tongueDepthOffset": 0.13}
-    )
-    out = FacePostProcessor(two_vertex_data(), params).tongue([[2.0], [0.0]])
-    # v0 = 0 + 1.5*2*(1,0,0) + (0,.2,.13) = (3,.2,.13); v1 = (1,1,1) + 3*(0,1,0) + (0,.2,.13) = (1,4.2,1.13)
-    assert out[0] == pytest.approx(np.array([[3.0, 0.2, 0.13], [1.0, 4.2, 1.13]]), abs=1e-6)
-    assert out[1] == pytest.approx(np.array([[0.0, 0.2, 0.13], [1.0, 1.2, 1.13]]), abs=1e-6)
+    overrides = {"tongueStrength": 2.5, "tongueHeightOffset": -0.4, "tongueDepthOffset": 0.3}
+    out = FacePostProcessor(two_vertex_data(), FaceParams().with_overrides(overrides)).tongue([[2.0], [0.0]])
+    # v0 = 0 + 2.5*2*(1,0,0) + (0,-.4,.3) = (5,-.4,.3); v1 = (1,1,1) + 5*(0,1,0) + (0,-.4,.3) = (1,5.6,1.3)
+    assert out[0] == pytest.approx(np.array([[5.0, -0.4, 0.3], [1.0, 5.6, 1.3]]), abs=1e-6)
+    assert out[1] == pytest.approx(np.array([[0.0, -0.4, 0.3], [1.0, 0.6, 1.3]]), abs=1e-6)
 
 
 def test_jaw_recovers_a_known_rigid_motion_and_is_column_major():
@@ -339,9 +333,8 @@ def test_jaw_recovers_a_known_rigid_motion_and_is_column_major():
 
 
 def test_jaw_at_rest_is_the_teeth_offset():
-    proc = FacePostProcessor(
-        random_data(seed=2), FaceParams().with_overrides({"lowerTeethDepthOffset": 0.25})
-    )
+    params = FaceParams().with_overrides({"lowerTeethDepthOffset": 0.25})
+    proc = FacePostProcessor(random_data(seed=2), params)
     m = proc.jaw(np.zeros((1, 15)))[0]
     assert np.abs(m[:3, :3] - np.eye(3)).max() < 1e-5
     assert m[:3, 3] == pytest.approx([0.0, -0.1, 0.25], abs=1e-6)
@@ -369,8 +362,8 @@ def test_jaw_reflection_fix_follows_the_sdk():
 
 def eye_params(**extra) -> FaceParams:
     return FaceParams().with_overrides(
-        {"eyeballsStrength": 2.0, "saccadeStrength": 0.5, "rightEyeRotXOffset": 1.0, "rightEyeRotYOffset": -2.0,
-         "leftEyeRotXOffset": 3.0, "leftEyeRotYOffset": 4.0, **extra}
+        {"eyeballsStrength": 2.0, "saccadeStrength": 0.5, "rightEyeRotXOffset": 1.0,
+         "rightEyeRotYOffset": -2.0, "leftEyeRotXOffset": 3.0, "leftEyeRotYOffset": 4.0, **extra}
     )  # fmt: skip
 
 
@@ -393,9 +386,8 @@ def test_eyes_formula_by_hand_with_seed_and_wrap():
 def test_saccades_step_at_30_fps_whatever_the_frame_rate(fps, rows):
     data = random_data()
     table = data["saccade_rot_matrix"].astype(np.float32)
-    proc = FacePostProcessor(
-        data, FaceParams().with_overrides({"saccadeStrength": 1.0, "eyeballsStrength": 0.0}), fps
-    )
+    params = FaceParams().with_overrides({"saccadeStrength": 1.0, "eyeballsStrength": 0.0})
+    proc = FacePostProcessor(data, params, fps)
     out = proc.eyes(np.zeros((8, 4)))
     assert np.array_equal(out[:, 0], table[rows, 0] + np.float32(0.0))  # right x offset 0
     assert np.array_equal(out[:, 4], table[rows, 1] + np.float32(2.0))  # left y offset +2
@@ -404,9 +396,8 @@ def test_saccades_step_at_30_fps_whatever_the_frame_rate(fps, rows):
 def test_saccade_seed_wraps_at_the_table_end():
     data = random_data()
     table = data["saccade_rot_matrix"].astype(np.float32)
-    params = FaceParams().with_overrides(
-        {"saccadeStrength": 1.0, "eyeSaccadeSeed": 4999, "rightEyeRotYOffset": 0}
-    )
+    overrides = {"saccadeStrength": 1.0, "eyeSaccadeSeed": 4999, "rightEyeRotYOffset": 0}
+    params = FaceParams().with_overrides(overrides)
     out = FacePostProcessor(data, params).eyes(np.zeros((3, 4)))
     assert np.array_equal(out[:, 1], table[[4999, 0, 1], 1])
 
@@ -438,14 +429,12 @@ def test_process_whole_vs_chunks_and_separate_streams():
     assert len(whole) == 30 and whole.skin.shape == (30, 40, 3) and whole.tongue.shape == (30, 12, 3)
     assert whole.jaw.shape == (30, 4, 4) and whole.eyes.shape == (30, 6)
     proc.reset()
-    parts = [
-        proc.process(result[lo:hi], blink[lo:hi]) for lo, hi in [(0, 1), (1, 2), (2, 13), (13, 14), (14, 30)]
-    ]
+    cuts = [(0, 1), (1, 2), (2, 13), (13, 14), (14, 30)]
+    parts = [proc.process(result[lo:hi], blink[lo:hi]) for lo, hi in cuts]
     for name in ("skin", "tongue", "jaw", "eyes"):
         joined = np.concatenate([getattr(p, name) for p in parts])
-        np.testing.assert_allclose(
-            joined, getattr(whole, name), rtol=1e-5, atol=1e-5
-        )  # float32 GEMM rounding
+        # equal up to float32 GEMM rounding (BLAS may sum a 1-row product differently from a block)
+        np.testing.assert_allclose(joined, getattr(whole, name), rtol=1e-5, atol=1e-5)
     assert np.array_equal(np.concatenate([p.eyes for p in parts]), whole.eyes)
     # Two interleaved streams with their own states equal two separate runs.
     a, b = proc.new_state(), FaceStreamState()
@@ -454,9 +443,8 @@ def test_process_whole_vs_chunks_and_separate_streams():
     second = [proc.process(other[i : i + 10], state=b) for i in (0, 10, 20)]
     np.testing.assert_allclose(np.concatenate([p.skin for p in first]), whole.skin, rtol=1e-5, atol=1e-5)
     proc.reset()
-    np.testing.assert_allclose(
-        np.concatenate([p.skin for p in second]), proc.process(other).skin, rtol=1e-5, atol=1e-5
-    )
+    alone = proc.process(other).skin
+    np.testing.assert_allclose(np.concatenate([p.skin for p in second]), alone, rtol=1e-5, atol=1e-5)
 
 
 def test_process_splits_the_result_row():

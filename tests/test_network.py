@@ -161,3 +161,18 @@ def test_load_checkpoint_state_folds_weight_norm():
     assert torch.allclose(dst.encoder.transformer.pos_conv_embed.conv.weight, 2.0 * w, atol=1e-6)
     with pytest.raises(ValueError, match="lacks"):
         Wav2Vec2Model(1).load_checkpoint_state({})
+
+
+def test_flop_count_by_hand(tmp_path):
+    from facecast.network.flops import count_flops
+
+    paths = []
+    for layers in (1, 2):
+        net = RegressionNetwork(NetworkConfig(num_layers=layers, num_shapes_skin=8, num_shapes_tongue=2))
+        paths.append(export_onnx(net, tmp_path / f"n{layers}.onnx"))
+    one, two = (sum(count_flops(p).values()) for p in paths)
+    # one transformer layer on 25 frames: q, k, v, out (768x768), FFN 768->3072->768, QK^T and AV over 12 heads
+    per_layer = 4 * 2 * 25 * 768 * 768 + 2 * 2 * 25 * 768 * 3072 + 2 * (2 * 12 * 25 * 25 * 64)
+    assert two - one == per_layer
+    # the feature extractor's first convolution alone: 512 channels x 1663 frames x kernel 10
+    assert count_flops(paths[0])["Conv"] > 2 * 512 * 1663 * 10

@@ -1,10 +1,10 @@
 """SDK-equivalent face post-processing (spec 5.5-5.8): network result -> skin, tongue, jaw and eye poses.
 
-One network result row is ``[skin PCA coeffs (Ks) | tongue PCA coeffs (Kt) | jaw keypoint deltas (15) | eyes (4)]``.
-:class:`FacePostProcessor` turns a block of rows (one row per frame) into geometry exactly as the Audio2Face-3D
-SDK's animators do, vectorised over frames. The only per-stream state, the skin smoothing filters and the eye
-saccade clock, lives in a :class:`FaceStreamState`, so a sequence processed in one call or in any number of
-chunks gives the same frames.
+One network result row is ``[skin PCA coeffs (Ks) | tongue PCA coeffs (Kt) | jaw deltas (15) | eyes (4)]``.
+:class:`FacePostProcessor` turns a block of rows (one row per frame) into geometry exactly as the
+Audio2Face-3D SDK's animators do, vectorised over frames. The only per-stream state, the skin smoothing
+filters and the eye saccade clock, lives in a :class:`FaceStreamState`, so a sequence processed in one call or
+in any number of chunks gives the same frames (bit for bit apart from float32 GEMM rounding of the skin).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ Array = NDArray[np.float32]
 class FaceModelData:
     """The ``model_data.npz`` arrays the animators use (spec 4.5), as float32 in canonical shapes.
 
-    Flat layouts are accepted and reshaped: ``[K, 3V]`` bases, ``[3V]`` poses, ``[15]`` jaw, ``[2N]`` saccades.
+    Flat layouts are accepted: ``[K, 3V]`` bases, ``[3V]`` poses, ``[15]`` jaw, ``[2N]`` saccades.
     """
 
     shapes_matrix_skin: Array  # [Ks, Vs, 3] PCA basis of skin deltas
@@ -72,7 +72,7 @@ class FaceModelData:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, ArrayLike]) -> FaceModelData:
-        """Pick the eight arrays out of a mapping (a dict, or an opened ``np.load`` npz); extras are ignored."""
+        """Pick the eight arrays out of a mapping (a dict, or an opened ``np.load`` npz); ignore extras."""
         names = [f.name for f in fields(cls)]
         missing = [n for n in names if n not in data]
         if missing:
@@ -104,7 +104,7 @@ class FaceStreamState:
     live_time: np.float32 = field(default_factory=lambda: F32(0.0))  # saccade clock, in 30 fps table rows
 
     def reset(self) -> None:
-        """Start a new stream: the next skin frame initialises the filters, the saccade clock restarts at 0."""
+        """Start a new stream: the next frame initialises the filters, the saccade clock restarts at 0."""
         self.lower = None
         self.upper = None
         self.live_time = F32(0.0)
@@ -129,7 +129,7 @@ class FacePose:
 
 
 def smoothing_alpha(smoothing: float, dt: float) -> float:
-    """SDK filter gain ``1 - 0.5 ** (dt / smoothing)`` (smoothing = half-life in s); -1 disables (smoothing 0)."""
+    """SDK filter gain ``1 - 0.5 ** (dt / smoothing)`` (smoothing: half-life in s); -1 (off) for 0."""
     if smoothing <= 0:
         return -1.0
     return float(F32(1.0) - F32(0.5) ** (F32(dt) / F32(smoothing)))
@@ -183,7 +183,7 @@ class FacePostProcessor:
 
     @property
     def params(self) -> FaceParams:
-        """The current parameters; assigning new ones keeps the stream state (like the SDK's SetParameters)."""
+        """The current parameters; assigning new ones keeps the stream state (as SDK SetParameters does)."""
         return self._params
 
     @params.setter
@@ -243,7 +243,10 @@ class FacePostProcessor:
         return out.reshape(n, -1, 3)
 
     def tongue(self, coeffs: ArrayLike) -> Array:
-        """Tongue PCA coefficients [N, Kt] -> vertices [N, Vt, 3] (spec 5.6): neutral + strength*delta + offsets."""
+        """Tongue PCA coefficients [N, Kt] -> vertices [N, Vt, 3] (spec 5.6).
+
+        out = neutral + tongue_strength*delta + (0, tongue_height_offset, tongue_depth_offset).
+        """
         c = _frames(coeffs, self.data.num_tongue_shapes, "tongue coefficients")
         out = (c * F32(self._params.tongue_strength)) @ self._tongue_basis
         out += self._tongue_base
@@ -253,9 +256,9 @@ class FacePostProcessor:
         """Jaw keypoint deltas [N, 15] -> rigid lower-teeth transforms [N, 4, 4] (spec 5.7).
 
         target = neutral + lower_teeth_strength*delta + (0, height, depth); the rotation is the Kabsch fit
-        R = V Uᵀ of H = Σ (src - μs)(tgt - μt)ᵀ = U S Vᵀ, and t = μt - R μs. Reflection fix as in the SDK: when
-        det(V Uᵀ) = -1 the third column of R is negated (textbook Kabsch flips V's last column instead; the two
-        agree whenever the fit is not a reflection, i.e. for any non-degenerate keypoint motion).
+        R = V Uᵀ of H = Σ (src - μs)(tgt - μt)ᵀ = U S Vᵀ, and t = μt - R μs. Reflection fix as in the SDK:
+        when det(V Uᵀ) = -1 the third column of R is negated (textbook Kabsch flips V's last column instead;
+        the two agree whenever the fit is not a reflection, i.e. for any non-degenerate keypoint motion).
         """
         p = self._params
         x = _frames(keypoint_deltas, JAW_RESULT_SIZE, "jaw keypoint deltas").astype(np.float64)
@@ -275,14 +278,14 @@ class FacePostProcessor:
         return out.astype(F32)
 
     def jaw_column_major(self, keypoint_deltas: ArrayLike) -> Array:
-        """:meth:`jaw` as the SDK's 16 floats per frame, column-major ([N, 16]: R by columns, then t, then 1)."""
+        """:meth:`jaw` as the SDK's 16 floats per frame, column-major ([N, 16]: R by columns, t, 1)."""
         return _column_major(self.jaw(keypoint_deltas))
 
     def eyes(self, eye_net: ArrayLike, state: FaceStreamState | None = None) -> Array:
         """Eye net output [N, 4] (right x, right y, left x, left y) -> rotations [N, 6] (spec 5.8).
 
-        value = offset + eyeballs_strength*net + saccade_strength*saccade_rot_matrix[f]; z = 0. The table row is
-        f = floor((seed + liveTime) mod rows), read before liveTime advances by dt*30 (the table is 30 fps).
+        value = offset + eyeballs_strength*net + saccade_strength*saccade_rot_matrix[f]; z = 0. The table
+        row is f = floor((seed + liveTime) mod rows), read before liveTime advances by dt*30 (30 fps table).
         """
         p = self._params
         e = _frames(eye_net, EYES_RESULT_SIZE, "eye rotations")

@@ -56,7 +56,7 @@ class FaceParams:
 
     @classmethod
     def from_model_config(cls, cfg: Mapping[str, Any]) -> FaceParams:
-        """Read ``{"config": {...}}`` or the inner dict; unknown keys are ignored, missing keys keep defaults."""
+        """Read ``{"config": {...}}`` or the inner dict; skip unknown keys, keep defaults for missing ones."""
         if not isinstance(cfg, Mapping):
             raise FaceParamError(f"model_config must be a JSON object, got {type(cfg).__name__}")
         inner = cfg.get("config", cfg)
@@ -79,7 +79,7 @@ class FaceParams:
         return dataclasses.replace(self, **values).validate()
 
     def validate(self) -> FaceParams:
-        """Check every value against :data:`PARAM_RANGES`; return ``self`` or raise :class:`FaceParamError`."""
+        """Check every value against :data:`PARAM_RANGES`: return ``self`` or raise ``FaceParamError``."""
         for name in PARAM_NAMES:
             value = getattr(self, name)
             lo, hi, _ = PARAM_RANGES[name]
