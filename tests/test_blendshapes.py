@@ -401,6 +401,11 @@ def test_wrong_state_and_target_shapes_raise() -> None:
         solver.solve(targets[0][:-1])
     with pytest.raises(ValueError, match="target must have shape"):
         solver.solve(targets[0].reshape(-1))
+    bad = targets[:3].copy()
+    bad[1, :, 1] = np.nan
+    state = solver.new_state()
+    with pytest.raises(ValueError, match="non-finite"):
+        solver.solve(bad, state)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from scipy.signal import lfilter
 from scipy.spatial.transform import Rotation
 
 from facecast.face import (
@@ -274,29 +275,31 @@ def test_step_response_through_the_processor_uses_lower_and_upper_half_lives():
     assert proc.skin(coeffs)[:, 0, 0] == pytest.approx(coeffs[:, 0])  # smoothing 0: no lag
 
 
-def sdk_loop(x: np.ndarray, alpha: float) -> np.ndarray:
-    """The SDK kernel's per-frame recursion, written out."""
-    s1 = s2 = x[0].copy()
-    out = [s2.copy()]
-    for d in x[1:]:
-        s1 = s1 + (d - s1) * np.float32(alpha)
-        s2 = s2 + (s1 - s2) * np.float32(alpha)
-        out.append(s2.copy())
-    return np.array(out)
+def lfilter_cascade(x: np.ndarray, alpha: float) -> np.ndarray:
+    """Reference: the cascade as two linear filters y = alpha·x + (1 - alpha)·y, started at y = x[0]."""
+    b, a = [alpha], [1.0, alpha - 1.0]
+    x = x.astype(np.float64)
+    y1, _ = lfilter(b, a, x, axis=0, zi=(1.0 - alpha) * x[:1])
+    y2, _ = lfilter(b, a, y1, axis=0, zi=(1.0 - alpha) * x[:1])
+    return y2
 
 
-def test_lfilter_matches_the_sdk_recursion_and_chunks_are_bit_identical():
+def test_smoothing_matches_lfilter_and_chunks_are_bit_identical():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(60, 7)).astype(np.float32)
     alpha = smoothing_alpha(0.07, 1 / 30)
     whole, state = _smooth2(x, alpha, None)
-    assert whole == pytest.approx(sdk_loop(x, alpha), rel=1e-5, abs=1e-6)
+    assert whole.dtype == np.float32 and whole.shape == (60, 7)
+    np.testing.assert_allclose(whole, lfilter_cascade(x, alpha), rtol=1e-5, atol=1e-6)
+    assert np.array_equal(whole[0], x[0])  # the first frame initialises both stages
     parts, st = [], None
     for lo, hi in [(0, 1), (1, 2), (2, 17), (17, 18), (18, 60)]:
         y, st = _smooth2(x[lo:hi], alpha, st)
         parts.append(y)
     assert np.array_equal(np.concatenate(parts), whole)
     assert np.array_equal(st, state)
+    passthrough, off_state = _smooth2(x, smoothing_alpha(0.0, 1 / 30), None)
+    assert np.array_equal(passthrough, x) and np.array_equal(off_state, np.stack([x[-1], x[-1]]))
 
 
 # ---------------------------------------------------------------------------------------------- tongue, jaw
@@ -460,3 +463,8 @@ def test_process_splits_the_result_row():
     assert np.array_equal(pose.jaw_column_major, fresh.jaw_column_major(row[:, 9:24]))
     with pytest.raises(ValueError, match="network result"):
         proc.process(row[:, :-1])
+    empty = proc.process(np.zeros((0, proc.result_size)))
+    assert len(empty) == 0 and empty.skin.shape == (0, 40, 3) and empty.jaw.shape == (0, 4, 4)
+    fresh.reset()
+    single = fresh.process(row[0])  # one frame as a 1-D row
+    assert single.skin.shape == (1, 40, 3) and np.array_equal(single.eyes, pose.eyes[:1])

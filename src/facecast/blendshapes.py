@@ -17,7 +17,7 @@ product plus an exact box-QP solve (:mod:`facecast.bvls`), warm-started from the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -261,7 +261,8 @@ class BlendshapeSolver:
                 raise ValueError("mask is empty")
             if self.mask.min() < 0 or self.mask.max() >= num_vertices:
                 raise ValueError(f"mask has vertex indices outside [0, {num_vertices})")
-        self.config = BlendshapeConfig() if config is None else config
+        self.config = BlendshapeConfig() if config is None else replace(config)
+        """A copy of the settings, read once here: build a new solver to change them."""
         cfg = self.config
         per_pose = cfg.per_pose(len(self.names))
         self.num_vertices = num_vertices
@@ -367,6 +368,8 @@ class BlendshapeSolver:
         cancel = self._cancel_first.size > 0
         for start in range(0, n_frames, chunk):
             b_all = self.rhs(frames[start : start + chunk])
+            if not np.isfinite(b_all).all():
+                raise ValueError("target contains non-finite values")
             hb_all = qp.unconstrained(b_all)
             for i in range(b_all.shape[0]):
                 b, hb = b_all[i], hb_all[i]

