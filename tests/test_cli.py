@@ -25,17 +25,36 @@ def test_animate_writes_pose_files(small_pack, tmp_path, capsys):
     rc = main(["animate", str(a), str(b), "-m", str(small_pack), "-o", str(out), "--fps", "25",
                "--emotion", "joy=0.5", "--emotion", "anger=1@0.4"])  # fmt: skip
     assert rc == 0
-    doc = json.loads((out / "a.pose.json").read_text())
-    assert doc["format"] == "facecast.raw_pose/1"
+    doc = json.loads((out / "a.json").read_text())
+    assert doc["format"] == "facecast.animation/1"
     assert doc["num_frames"] == 25 and doc["fps"] == 25
-    assert len(doc["skin"][0]) == 12 and len(doc["jaw"][0]) == 15 and len(doc["eyes"][0]) == 4
-    names = doc["emotion_names"]
-    first, last = doc["explicit_emotion"][0], doc["explicit_emotion"][-1]
+    assert len(doc["skin"]["weights"][0]) == 52 and doc["skin"]["names"][17] == "jawOpen"
+    assert len(doc["tongue"]["weights"][0]) == 16 and len(doc["jaw"][0]) == 16 and len(doc["eyes"][0]) == 6
+    names = doc["emotion"]["names"]
+    first, last = doc["emotion"]["weights"][0], doc["emotion"]["weights"][-1]
     assert first[names.index("joy")] == 0.5 and first[names.index("anger")] == 0.0
     assert last[names.index("anger")] == 1.0
-    with np.load(out / "b.pose.npz") as data:
-        assert data["result"].shape == (13, 35)  # 0.5 s at 25 fps: centres 0 .. 0.48 s
+    rows = (out / "a.csv").read_text().splitlines()
+    assert rows[0].startswith("Timecode,BlendShapeCount,EyeBlinkLeft,") and len(rows) == 26
+    assert rows[2].split(",")[:2] == ["00:00:00:01.000", "61"]
+    with np.load(out / "b.npz") as data:
+        assert data["raw_result"].shape == (13, 35)  # 0.5 s at 25 fps: centres 0 .. 0.48 s
+        assert data["skin_weights"].shape == (13, 52)
     assert "wrote" in capsys.readouterr().out
+
+
+def test_animate_pose_format_and_face_params(small_pack, tmp_path, capsys):
+    a = _wav(tmp_path / "a.wav", 0.4)
+    out = tmp_path / "o"
+    assert main(["animate", str(a), "-m", str(small_pack), "-o", str(out), "--formats", "pose",
+                 "--face-param", "skinStrength=0.5", "--no-blinks"]) == 0  # fmt: skip
+    doc = json.loads((out / "a.pose.json").read_text())
+    assert doc["format"] == "facecast.raw_pose/1" and len(doc["skin"][0]) == 12
+    assert not (out / "a.json").exists()
+    assert main(["animate", str(a), "-m", str(small_pack), "--face-param", "skinStrength=7"]) == 2
+    assert "skin_strength" in capsys.readouterr().err
+    assert main(["animate", str(a), "-m", str(small_pack), "--formats", "fbx"]) == 2
+    assert "unknown output format fbx" in capsys.readouterr().err
 
 
 def test_animate_bad_audio_exits_2_without_traceback(small_pack, tmp_path):

@@ -175,7 +175,7 @@ def test_unknown_source_shot(pack_copy):
     _edit_json(pack_copy / "model_config.json", lambda c: c["config"].update(source_shot="nope"))
     pack = load_pack(pack_copy)
     with pytest.raises(PackError, match="source_shot 'nope'"):
-        pack.implicit_emotion
+        _ = pack.implicit_emotion
 
 
 def test_diffusion_pack_refused(pack_copy):

@@ -72,8 +72,7 @@ class OnnxRuntimeBackend:
         outputs = [o.name for o in self.session.get_outputs()]
         if set(inputs) != {"input", "emotion"} or outputs != ["result"]:
             raise BackendError(
-                f"{self.path}: expected inputs input/emotion and output result, got "
-                f"{sorted(inputs)} -> {outputs}"
+                f"{self.path}: expected inputs input/emotion and output result, got {sorted(inputs)} -> {outputs}"
             )
         self.buffer_len = inputs["input"].shape[-1]
         self.emotion_len = inputs["emotion"].shape[-1]

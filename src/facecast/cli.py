@@ -46,16 +46,33 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _face_params(specs: list[str]) -> dict[str, float]:
+    params = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--face-param expects NAME=VALUE, got {spec!r}")
+        try:
+            params[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--face-param {name.strip()}: {value!r} is not a number") from None
+    return params
+
+
 def cmd_animate(args: argparse.Namespace) -> int:
     from .audio import load_audio
     from .emotion import EmotionTrack
-    from .export.raw import write_raw_json, write_raw_npz
+    from .export import write
+    from .export.raw import write_raw_json
     from .model import load_model
 
     inputs = [Path(p) for p in args.audio]
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     emotion = EmotionTrack.parse(args.emotion) if args.emotion else None
+    face_params = _face_params(args.face_param)
     clips = [(path, load_audio(path)) for path in inputs]  # fail fast on a bad input, before loading the model
     model = load_model(args.model, device=args.device, backend=args.backend, batch_size=args.batch_size)
+    model.pipeline.face_params(face_params)  # validate overrides before any work
     if model.random_weights:
         print(
             "facecast: NOTE: using the built-in Claire-layout model with RANDOM weights; the motion is "
@@ -65,11 +82,20 @@ def cmd_animate(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, audio in _progress(clips, len(clips), "animating"):
-        result = model.infer(audio, fps=args.fps, explicit=emotion)
-        for writer, suffix in ((write_raw_npz, ".npz"), (write_raw_json, ".json")):
-            target = writer(out_dir / f"{path.stem}.pose{suffix}", result)
-            if not args.quiet:
-                print(f"wrote {target} ({len(result)} frames at {args.fps:g} fps)")
+        anim = model.animate(
+            audio,
+            fps=args.fps,
+            emotion=emotion,
+            face_params=face_params,
+            blinks=not args.no_blinks,
+            auto_emotion=args.auto_emotion,
+        )
+        written = write(anim, out_dir / path.stem, [f for f in formats if f != "pose"])
+        if "pose" in formats:
+            written.append(write_raw_json(out_dir / f"{path.stem}.pose.json", anim.raw))
+        if not args.quiet:
+            for target in written:
+                print(f"wrote {target} ({len(anim)} frames at {args.fps:g} fps)")
     return 0
 
 
@@ -88,6 +114,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=WEIGHT[@TIME]",
         help="explicit emotion keyframe, repeatable (e.g. joy=0.8, anger=1@2.5)",
+    )
+    p.add_argument(
+        "--auto-emotion",
+        metavar="A2E_ONNX",
+        help="drive emotion from the audio with an Audio2Emotion ONNX (file or folder); "
+        "--emotion then sets the preferred emotion",
+    )
+    p.add_argument(
+        "--face-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a model_config.json face parameter (snake_case or NIM camelCase), repeatable",
+    )
+    p.add_argument("--no-blinks", action="store_true", help="no generated blinks (the SDK's behaviour)")
+    p.add_argument(
+        "--formats",
+        default="json,csv,npz",
+        help="comma-separated outputs: json (ARKit weights), csv (Live Link Face), npz (all arrays), "
+        "pose (raw network pose JSON); default json,csv,npz",
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])

@@ -3,27 +3,57 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .animation import Animation
 from .audio import load_audio
 from .backends import Backend, OnnxRuntimeBackend
+from .blinks import BlinkParams
 from .constants import DEFAULT_FPS, SAMPLE_RATE
 from .defaults import is_random_pack, random_claire_pack
+from .emotion import EmotionTrack, emotion_vector
 from .engine import Engine, ExplicitEmotion, NetworkOutput
 from .pack import ModelPack, load_pack
+from .pipeline import FacePipeline, SolveOptions
 from .stream import StreamSession
+
+EmotionSpec = EmotionTrack | Mapping[str, float] | Sequence[str] | np.ndarray | None
+"""Explicit emotion: a track of keyframes, ``{name: weight}``, CLI strings ``NAME=WEIGHT[@TIME]``, or [10]."""
+
+
+def as_explicit(emotion: EmotionSpec) -> ExplicitEmotion:
+    """Normalise any accepted emotion form into what the engine takes."""
+    if emotion is None or isinstance(emotion, EmotionTrack):
+        return emotion
+    if isinstance(emotion, Mapping):
+        return emotion_vector(emotion)
+    if isinstance(emotion, np.ndarray):
+        return emotion.astype(np.float32)
+    if isinstance(emotion, Sequence) and all(isinstance(s, str) for s in emotion):
+        return EmotionTrack.parse(list(emotion))
+    return np.asarray(emotion, np.float32)
+
+
+def _blinks(blinks: BlinkParams | bool | None) -> BlinkParams | None:
+    if blinks is True:
+        return BlinkParams()
+    if blinks is False or blinks is None:
+        return None
+    return blinks.validate()
 
 
 class Model:
-    """A loaded regression model: the pack, an inference backend and an engine."""
+    """A loaded regression model: the pack, an inference backend, the engine and the face pipeline."""
 
     def __init__(self, pack: ModelPack, backend: Backend, batch_size: int = 32) -> None:
         self.pack = pack
         self.backend = backend
         self.random_weights = is_random_pack(pack.root)
-        input_strength = float(pack.model_config.get("input_strength", 1.0))
+        self.pipeline = FacePipeline(pack)
+        input_strength = self.pipeline.default_params.input_strength
         self.engine = Engine(backend, pack.network_info, pack.implicit_emotion, input_strength, batch_size)
 
     @property
@@ -31,18 +61,127 @@ class Model:
         return self.pack.network_info
 
     def infer(
-        self, audio: np.ndarray | str | os.PathLike, fps: float = DEFAULT_FPS, explicit: ExplicitEmotion = None
+        self, audio: np.ndarray | str | os.PathLike, fps: float = DEFAULT_FPS, emotion: EmotionSpec = None
     ) -> NetworkOutput:
         """Raw network pose for a clip (a path, or 16 kHz mono float samples)."""
         if not isinstance(audio, np.ndarray):
             audio = load_audio(audio)
-        return self.engine.run(audio, fps, explicit)
+        return self.engine.run(audio, fps, as_explicit(emotion))
+
+    def animate(
+        self,
+        audio: np.ndarray | str | os.PathLike,
+        fps: float = DEFAULT_FPS,
+        emotion: EmotionSpec = None,
+        face_params: Mapping[str, float] | None = None,
+        blinks: BlinkParams | bool | None = True,
+        auto_emotion: str | os.PathLike | None = None,
+        blendshape_params: SolveOptions | None = None,
+        geometry: bool = False,
+    ) -> Animation:
+        """Animate a clip: ARKit skin and tongue weights, jaw and eye transforms, per frame.
+
+        ``emotion`` sets explicit emotion; ``auto_emotion`` names an Audio2Emotion ONNX (file or folder) whose
+        output drives the emotion instead, with ``emotion`` as the preferred emotion. ``face_params`` overrides
+        model_config.json values by name (snake_case or the NIM's camelCase). ``blinks`` adds facecast's blink
+        generator (``False`` for the SDK's behaviour, no blinks). ``geometry`` also returns skin and tongue
+        vertices.
+        """
+        if not isinstance(audio, np.ndarray):
+            audio = load_audio(audio)
+        audio = np.asarray(audio, np.float32).reshape(-1)
+        params = self.pipeline.face_params(face_params)
+        explicit = as_explicit(emotion)
+        if auto_emotion is not None:
+            from .a2e import AudioToEmotion
+
+            preferred = explicit if isinstance(explicit, EmotionTrack) else None
+            if isinstance(emotion, Mapping):
+                preferred = dict(emotion)
+            explicit = AudioToEmotion(_a2e_path(auto_emotion), fps=fps).track(audio, preferred=preferred)
+        engine = self.engine
+        if params.input_strength != engine.input_strength:
+            engine = Engine(self.backend, self.info, engine.implicit_emotion, params.input_strength, engine.batch_size)
+        raw = engine.run(audio, fps, explicit)
+        anim = self.pipeline.process(
+            raw, self.pipeline.new_state(), params, _blinks(blinks), blendshape_params, geometry
+        )
+        anim.random_weights = self.random_weights
+        anim.audio = audio
+        return anim
 
     def stream(
-        self, fps: float = DEFAULT_FPS, explicit: ExplicitEmotion = None, sample_rate: int = SAMPLE_RATE
+        self, fps: float = DEFAULT_FPS, emotion: EmotionSpec = None, sample_rate: int = SAMPLE_RATE
     ) -> StreamSession:
-        """A streaming session: push audio chunks, get frames once their window is complete."""
-        return StreamSession(self.engine, fps, explicit, sample_rate)
+        """A raw streaming session: push audio chunks, get network frames once their window is complete."""
+        return StreamSession(self.engine, fps, as_explicit(emotion), sample_rate)
+
+    def animation_stream(
+        self,
+        fps: float = DEFAULT_FPS,
+        emotion: EmotionSpec = None,
+        sample_rate: int = SAMPLE_RATE,
+        face_params: Mapping[str, float] | None = None,
+        blinks: BlinkParams | bool | None = True,
+        blendshape_params: SolveOptions | None = None,
+        geometry: bool = False,
+    ) -> AnimationStream:
+        """A streaming session that returns :class:`Animation` frames (weights, jaw, eyes) as they are ready."""
+        return AnimationStream(self, fps, emotion, sample_rate, face_params, blinks, blendshape_params, geometry)
+
+
+class AnimationStream:
+    """Push audio, pull animation frames: the network stream followed by the face pipeline, with its state."""
+
+    def __init__(
+        self,
+        model: Model,
+        fps: float,
+        emotion: EmotionSpec,
+        sample_rate: int,
+        face_params: Mapping[str, float] | None,
+        blinks: BlinkParams | bool | None,
+        blendshape_params: SolveOptions | None,
+        geometry: bool,
+    ) -> None:
+        self.model = model
+        self.params = model.pipeline.face_params(face_params)
+        engine = model.engine
+        if self.params.input_strength != engine.input_strength:
+            engine = Engine(model.backend, model.info, engine.implicit_emotion, self.params.input_strength,
+                            engine.batch_size)  # fmt: skip
+        self.session = StreamSession(engine, fps, as_explicit(emotion), sample_rate)
+        self.state = model.pipeline.new_state()
+        self.blinks = _blinks(blinks)
+        self.solve = blendshape_params
+        self.geometry = geometry
+
+    @property
+    def lookahead_seconds(self) -> float:
+        return self.session.lookahead_seconds
+
+    def _finish(self, raw: NetworkOutput) -> Animation:
+        anim = self.model.pipeline.process(raw, self.state, self.params, self.blinks, self.solve, self.geometry)
+        anim.random_weights = self.model.random_weights
+        return anim
+
+    def push(self, samples: np.ndarray) -> Animation:
+        """Add audio (float, at the stream's sample rate); returns the frames that became ready."""
+        return self._finish(self.session.push(samples))
+
+    def close(self) -> Animation:
+        """End of audio: the remaining frames."""
+        return self._finish(self.session.close())
+
+
+def _a2e_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        candidates = sorted(path.glob("*.onnx"))
+        if len(candidates) != 1:
+            raise ValueError(f"{path}: expected exactly one .onnx Audio2Emotion network in the folder")
+        return candidates[0]
+    return path
 
 
 def load_model(

@@ -56,16 +56,12 @@ def resolve_inside(root: Path, relative: str, what: str) -> Path:
         raise PackError([f"{root / MODEL_JSON}: {what} must be a non-empty relative path, got {relative!r}"])
     candidate = Path(relative)
     if candidate.is_absolute():
-        raise PackError(
-            [f"{root / MODEL_JSON}: {what} is an absolute path ({relative}); packs use relative paths"]
-        )
+        raise PackError([f"{root / MODEL_JSON}: {what} is an absolute path ({relative}); packs use relative paths"])
     resolved = (root / candidate).resolve()
     try:
         resolved.relative_to(root.resolve())
     except ValueError:
-        raise PackError(
-            [f"{root / MODEL_JSON}: {what} ({relative}) points outside the pack folder"]
-        ) from None
+        raise PackError([f"{root / MODEL_JSON}: {what} ({relative}) points outside the pack folder"]) from None
     return resolved
 
 
@@ -164,14 +160,8 @@ class NetworkInfo:
         if values["result_eyes_size"] not in (None, EYES_RESULT_SIZE):
             problems.append(f"{source}: params.result_eyes_size must be {EYES_RESULT_SIZE}")
         if values["samplerate"] not in (None, SAMPLE_RATE):
-            problems.append(
-                f"{source}: audio_params.samplerate must be {SAMPLE_RATE}, got {values['samplerate']}"
-            )
-        if (
-            values["buffer_len"]
-            and values["buffer_ofs"] is not None
-            and values["buffer_ofs"] > values["buffer_len"]
-        ):
+            problems.append(f"{source}: audio_params.samplerate must be {SAMPLE_RATE}, got {values['samplerate']}")
+        if values["buffer_len"] and values["buffer_ofs"] is not None and values["buffer_ofs"] > values["buffer_len"]:
             problems.append(f"{source}: audio_params.buffer_ofs is larger than buffer_len")
         if problems:
             raise PackError(problems)
@@ -238,18 +228,14 @@ class BlendshapeSet:
             if delta is None:
                 problems.append(f"{npz_path}: pose {name!r} is listed in poseNames but has no array")
             elif delta.shape != neutral.shape:
-                problems.append(
-                    f"{npz_path}: pose {name!r} has shape {delta.shape}, neutral has {neutral.shape}"
-                )
+                problems.append(f"{npz_path}: pose {name!r} has shape {delta.shape}, neutral has {neutral.shape}")
             else:
                 deltas.append(delta.astype(np.float32))
         mask = arrays.get("frontalMask")
         if mask is not None:
             mask = mask.astype(np.int64).reshape(-1)
             if mask.size and (mask.min() < 0 or mask.max() >= neutral.shape[0]):
-                problems.append(
-                    f"{npz_path}: frontalMask has vertex indices outside 0..{neutral.shape[0] - 1}"
-                )
+                problems.append(f"{npz_path}: frontalMask has vertex indices outside 0..{neutral.shape[0] - 1}")
         config: dict = {}
         if config_path is not None:
             raw = read_json(config_path)
@@ -257,8 +243,7 @@ class BlendshapeSet:
             num = config.get("numPoses")
             if num is not None and num != len(names) - 1:
                 problems.append(
-                    f"{config_path}: blendshape_params.numPoses is {num}, {npz_path.name} has "
-                    f"{len(names) - 1} poses"
+                    f"{config_path}: blendshape_params.numPoses is {num}, {npz_path.name} has {len(names) - 1} poses"
                 )
             for key in (
                 "bsSolveActivePoses",
@@ -324,9 +309,7 @@ class ModelPack:
     @property
     def implicit_emotion(self) -> np.ndarray:
         """The implicit emotion vector the model config selects (``source_shot`` / ``source_frame``)."""
-        names = [
-            n.decode() if isinstance(n, bytes) else str(n) for n in self.emotion_db["emo_spec_names"].tolist()
-        ]
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in self.emotion_db["emo_spec_names"].tolist()]
         shot = self.model_config.get("source_shot", names[0] if names else "")
         frame = int(self.model_config.get("source_frame", 0))
         if shot not in names:
@@ -340,10 +323,7 @@ class ModelPack:
         start, size = int(self.emotion_db["emo_spec_start"][i]), int(self.emotion_db["emo_spec_size"][i])
         if not 0 <= frame < size:
             raise PackError(
-                [
-                    f"{self.root / 'model_config.json'}: source_frame {frame} is outside shot {shot!r} "
-                    f"(0..{size - 1})"
-                ]
+                [f"{self.root / 'model_config.json'}: source_frame {frame} is outside shot {shot!r} (0..{size - 1})"]
             )
         return self.emotion_db["emo_db"][start + frame].astype(np.float32)
 
@@ -376,9 +356,7 @@ class ModelPack:
         }
 
 
-def _check_model_data(
-    pack_files: dict[str, Path], info: NetworkInfo, data: dict[str, np.ndarray]
-) -> list[str]:
+def _check_model_data(pack_files: dict[str, Path], info: NetworkInfo, data: dict[str, np.ndarray]) -> list[str]:
     src = pack_files["modelDataPath"]
     problems = [f"{src}: array {name} is missing" for name in REQUIRED_MODEL_DATA if name not in data]
     if problems:
@@ -414,9 +392,7 @@ def _check_emotion_db(path: Path, info: NetworkInfo, db: dict[str, np.ndarray]) 
     problems = []
     emo = db["emo_db"]
     if emo.ndim != 2 or emo.shape[1] != info.implicit_emotion_len:
-        problems.append(
-            f"{path}: emo_db has shape {emo.shape}, expected [frames, {info.implicit_emotion_len}]"
-        )
+        problems.append(f"{path}: emo_db has shape {emo.shape}, expected [frames, {info.implicit_emotion_len}]")
     n = len(db["emo_spec_names"])
     if len(db["emo_spec_start"]) != n or len(db["emo_spec_size"]) != n:
         problems.append(f"{path}: emo_spec_names, emo_spec_start and emo_spec_size differ in length")
@@ -441,9 +417,7 @@ def load_pack(path: str | os.PathLike) -> ModelPack:
     if not isinstance(spec, dict):
         raise PackError([f"{model_json}: top level must be a JSON object"])
     if "modelConfigPaths" in spec:
-        raise PackError(
-            [f"{model_json}: a multi-identity (diffusion) model; facecast runs regression models"]
-        )
+        raise PackError([f"{model_json}: a multi-identity (diffusion) model; facecast runs regression models"])
     files = {key: resolve_inside(root, spec.get(key, default), key) for key, default in DEFAULT_FILES.items()}
     network = files["networkPath"]
     if network.suffix == ".trt" or not network.exists():
@@ -483,9 +457,7 @@ def load_pack(path: str | os.PathLike) -> ModelPack:
     blendshapes: dict[str, BlendshapeSet | None] = {"skin": None, "tongue": None}
     for part, bs_spec in (spec.get("blendshapePaths") or {}).items():
         if part not in blendshapes or not isinstance(bs_spec, dict):
-            problems.append(
-                f"{model_json}: blendshapePaths.{part} must be 'skin' or 'tongue' with config and data"
-            )
+            problems.append(f"{model_json}: blendshapePaths.{part} must be 'skin' or 'tongue' with config and data")
             continue
         try:
             data_path = resolve_inside(root, bs_spec.get("data", ""), f"blendshapePaths.{part}.data")

@@ -1,1 +1,34 @@
-"""Writers for animation results."""
+"""Writers for animation results, by format name (``facecast animate --formats``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..animation import Animation
+from .csv import write_csv
+from .json import write_json
+from .npz import write_npz_animation
+
+Writer = Callable[[Animation, Path], Path]
+
+WRITERS: dict[str, tuple[str, Writer]] = {
+    "json": (".json", write_json),
+    "csv": (".csv", write_csv),
+    "npz": (".npz", write_npz_animation),
+}
+"""format name -> (file suffix, writer)."""
+
+DEFAULT_FORMATS = ("json", "csv")
+
+
+def write(anim: Animation, stem: Path, formats: list[str] | tuple[str, ...] = DEFAULT_FORMATS) -> list[Path]:
+    """Write ``anim`` as ``stem + suffix`` for each format; returns the paths."""
+    unknown = [f for f in formats if f not in WRITERS]
+    if unknown:
+        raise ValueError(f"unknown output format {', '.join(unknown)}; choose from {', '.join(WRITERS)}")
+    paths = []
+    for name in formats:
+        suffix, writer = WRITERS[name]
+        paths.append(writer(anim, Path(str(stem) + suffix)))
+    return paths

@@ -133,9 +133,7 @@ def _infer_config(graph: _Graph, names: dict[str, np.ndarray]) -> NetworkConfig:
         sje = names["out_mapping1.bias"].shape[0]
         tongue = names["out_mapping1_tongue.bias"].shape[0]
     except KeyError as exc:
-        raise OnnxImportError(
-            f"no output head named {exc.args[0]!r}: not an Audio2Face regression graph"
-        ) from None
+        raise OnnxImportError(f"no output head named {exc.args[0]!r}: not an Audio2Face regression graph") from None
     base = NetworkConfig()
     return NetworkConfig(
         num_layers=num_layers,

@@ -101,9 +101,7 @@ class AutoCorrelation(nn.Module):
         self.cfg = cfg
         self.register_buffer("window", torch.from_numpy(hann_window(cfg.win_len)))
         starts = torch.arange(cfg.num_windows) * cfg.win_stride
-        self.register_buffer(
-            "frame_index", starts[:, None] + torch.arange(cfg.win_len)[None, :], persistent=False
-        )
+        self.register_buffer("frame_index", starts[:, None] + torch.arange(cfg.win_len)[None, :], persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg

@@ -1,0 +1,105 @@
+"""The public API: Model.animate and animation streams compose the engine, face pipeline and solver."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facecast.blendshapes import BlendshapeConfig, BlendshapeSolver
+from facecast.blinks import BlinkParams, generate_blinks
+from facecast.face import FaceParams, FacePostProcessor
+from facecast.pipeline import SolveOptions
+
+
+@pytest.fixture(scope="module")
+def clip():
+    t = np.arange(int(1.3 * 16000)) / 16000
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
+    return (0.3 * envelope * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+
+
+def test_animate_composes_the_stages(small_model, clip):
+    anim = small_model.animate(clip, fps=30, emotion={"joy": 0.4}, blinks=False, geometry=True)
+    pack = small_model.pack
+    raw = small_model.infer(clip, emotion={"joy": 0.4})
+    assert np.allclose(anim.raw.result, raw.result)
+    params = FaceParams.from_model_config(pack.model_config)
+    pose = FacePostProcessor(pack.model_data, params, 30).process(raw.result)
+    assert np.allclose(anim.skin_geometry, pose.skin, atol=1e-5)
+    assert np.allclose(anim.jaw, pose.jaw, atol=1e-6) and np.allclose(anim.eyes, pose.eyes, atol=1e-6)
+    bs = pack.skin_blendshapes
+    solver = BlendshapeSolver(bs.neutral, bs.deltas, bs.names, bs.frontal_mask,
+                              BlendshapeConfig.from_json(bs.config, len(bs.names)))  # fmt: skip
+    assert np.allclose(anim.skin_weights, solver.solve(pose.skin), atol=1e-5)
+    assert anim.skin_names[17] == "jawOpen" and anim.tongue_weights.shape == (len(anim), 16)
+    assert np.allclose(anim.emotion[:, 6], 0.4)
+    assert np.allclose(anim.weights("jawOpen"), anim.skin_weights[:, 17])
+
+
+def test_blinks_are_added_to_the_eyelids(small_model, clip):
+    on = small_model.animate(clip, blinks=BlinkParams(rate=60, min_interval=0.2, seed=3), geometry=True)
+    off = small_model.animate(clip, blinks=False, geometry=True)
+    expected = generate_blinks(len(on), 30, BlinkParams(rate=60, min_interval=0.2, seed=3))
+    assert np.allclose(on.blink, expected) and expected.max() > 0.5
+    assert np.allclose(off.blink, 0)
+    # the eye-close delta moves the skin exactly where the blink curve is non-zero (before smoothing spreads it)
+    moved = np.abs(on.skin_geometry - off.skin_geometry).max(axis=(1, 2))
+    assert moved[expected > 0.5].min() > 0
+    assert moved[: np.argmax(expected > 0)].max() == pytest.approx(0, abs=1e-6)
+
+
+def test_face_param_override_and_validation(small_model, clip):
+    base = small_model.animate(clip, blinks=False, geometry=True)
+    flat = {"skinStrength": 0.0, "lipOpenOffset": 0.0, "eyelidOpenOffset": 0.0}
+    still = small_model.animate(clip, blinks=False, geometry=True, face_params=flat)
+    neutral = small_model.pack.model_data["shapes_mean_skin"]
+    assert np.abs(still.skin_geometry - neutral).max() < 1e-5
+    assert np.abs(base.skin_geometry - neutral).max() > 1e-3
+    with pytest.raises(ValueError, match="skin_strength"):
+        small_model.animate(clip, face_params={"skinStrength": 5})
+
+
+def test_solve_options_apply_multipliers_and_clamp(small_model, clip):
+    plain = small_model.animate(clip, blinks=False)
+    options = SolveOptions({"jawOpen": 2.0}, {"mouthClose": 0.25}, clamp=False)
+    scaled = small_model.animate(clip, blinks=False, blendshape_params=options)
+    assert np.allclose(scaled.weights("jawOpen"), 2 * plain.weights("jawOpen"), atol=1e-6)
+    assert np.allclose(scaled.weights("mouthClose"), plain.weights("mouthClose") + 0.25, atol=1e-6)
+    clamped = small_model.animate(clip, blinks=False, blendshape_params=SolveOptions({}, {"cheekPuff": 5.0}, True))
+    assert clamped.weights("cheekPuff").max() == pytest.approx(1.0)
+
+
+def test_animation_stream_matches_offline(small_model, clip):
+    offline = small_model.animate(clip, emotion=["anger=1@0.5"])
+    stream = small_model.animation_stream(emotion=["anger=1@0.5"])
+    rng = np.random.default_rng(4)
+    parts, pos = [], 0
+    while pos < len(clip):
+        n = int(rng.integers(1, 3000))
+        parts.append(stream.push(clip[pos : pos + n]))
+        pos += n
+    parts.append(stream.close())
+    weights = np.concatenate([p.skin_weights for p in parts])
+    blink = np.concatenate([p.blink for p in parts])
+    assert weights.shape == offline.skin_weights.shape
+    assert np.abs(weights - offline.skin_weights).max() < 1e-4
+    assert np.allclose(blink, offline.blink)
+    assert np.allclose(np.concatenate([p.emotion for p in parts]), offline.emotion)
+
+
+def test_auto_emotion_uses_an_a2e_network(small_model, clip, tmp_path):
+    torch = pytest.importorskip("torch")
+
+    class Loudness(torch.nn.Module):
+        def forward(self, input_values):
+            level = input_values.abs().mean(dim=1, keepdim=True) * 50
+            return torch.cat([level, -level, -level, 3 * level, torch.zeros_like(level), -level], dim=1)
+
+    path = tmp_path / "a2e.onnx"
+    torch.onnx.export(Loudness(), (torch.zeros(1, 60000),), str(path), input_names=["input_values"],
+                      output_names=["output"], dynamic_axes={"input_values": {0: "b", 1: "t"}, "output": {0: "b"}},
+                      dynamo=False)  # fmt: skip
+    anim = small_model.animate(clip, auto_emotion=path)
+    joy = anim.emotion[:, 6]
+    assert joy.max() > 0.05  # "happy" dominates on loud audio
+    assert np.allclose(anim.emotion[:, [0, 2, 5, 7, 8]], 0)  # never produced by A2E
