@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--naive-frames", type=int, default=60, help="frames for the naive loop")
     parser.add_argument("--pack", help="model folder (default: the random Claire-layout pack)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds; the best of each is reported")
     args = parser.parse_args()
 
     import onnxruntime as ort
@@ -52,26 +53,30 @@ def main() -> None:
 
     engine = Engine(OnnxRuntimeBackend(pack.network_path, args.device), info, pack.implicit_emotion, 1.0, args.batch)
     engine.run(audio[:16000])  # warm-up
-    t = time.perf_counter()
-    out = engine.run(audio)
-    engine_s = time.perf_counter() - t
-    engine_fps = len(out) / engine_s
-
     # naive: a plain session with default options, one window per call
     sess = ort.InferenceSession(str(pack.network_path), providers=["CPUExecutionProvider"])
     targets = frame_targets(0, args.naive_frames, 30.0)
     windows = extract_windows(audio, targets - info.buffer_ofs, info.buffer_len)
-    emotion = out.emotion[:1, None, :]  # the engine's implicit + explicit emotion (constant here)
+    emotion = np.zeros((1, 1, info.emotion_len), np.float32)
+    emotion[0, 0, : info.implicit_emotion_len] = engine.implicit_emotion
     sess.run(None, {"input": windows[:1, None], "emotion": emotion})
-    t = time.perf_counter()
-    naive = [sess.run(None, {"input": windows[i : i + 1, None], "emotion": emotion})[0] for i in range(len(windows))]
-    naive_s = time.perf_counter() - t
-    naive_fps = len(naive) / naive_s
+
+    # alternate the contenders (and the matmul peak) so that load from other processes hits all of them
+    engine_fps, naive_fps, peak = 0.0, 0.0, 0.0
+    for _ in range(args.repeats):
+        peak = max(peak, matmul_peak_gflops())
+        t = time.perf_counter()
+        out = engine.run(audio)
+        engine_fps = max(engine_fps, len(out) / (time.perf_counter() - t))
+        t = time.perf_counter()
+        naive = [
+            sess.run(None, {"input": windows[i : i + 1, None], "emotion": emotion})[0] for i in range(len(windows))
+        ]
+        naive_fps = max(naive_fps, len(naive) / (time.perf_counter() - t))
     max_diff = float(np.abs(np.concatenate(naive)[:, 0] - out.result[: len(naive)]).max())
 
     flops = count_flops(pack.network_path)
     gflop_frame = sum(flops.values()) / 1e9
-    peak = matmul_peak_gflops()
     print(
         json.dumps(
             {
@@ -82,6 +87,7 @@ def main() -> None:
                 "audio_seconds": args.seconds,
                 "frames": len(out),
                 "batch_size": args.batch,
+                "repeats": args.repeats,
                 "engine_frames_per_s": round(engine_fps, 2),
                 "engine_real_time_factor_30fps": round(engine_fps / 30.0, 3),
                 "naive_frames_per_s": round(naive_fps, 2),

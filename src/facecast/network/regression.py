@@ -17,12 +17,17 @@ from torch import nn
 
 from ..constants import (
     BUFFER_LEN,
+    BUFFER_OFS,
     EMOTION_NAMES,
     EYES_RESULT_SIZE,
     IMPLICIT_EMOTION_LEN,
     JAW_RESULT_SIZE,
 )
-from .wav2vec2 import Wav2Vec2Model, num_feature_frames
+from . import whisper
+from .wav2vec2 import EMBED_DIM, Wav2Vec2Model, num_feature_frames
+
+ENCODERS = ("wav2vec2", "whisper")
+"""Audio encoders the regression network can use (``NetworkConfig.encoder``)."""
 
 AUTOCORR_X_SCALE = 8.912028121636435
 """The training framework's autocorrelation input scale (exported as ``in_scale_autocorr``)."""
@@ -53,6 +58,10 @@ class NetworkConfig:
     eyes_size: int = EYES_RESULT_SIZE
     buffer_len: int = BUFFER_LEN
     autocorr: AutocorrConfig = field(default_factory=AutocorrConfig)
+    encoder: str = "wav2vec2"
+    """``wav2vec2`` (NVIDIA's network) or ``whisper`` (Whisper tiny.en's encoder, see network/whisper.py)."""
+    buffer_ofs: int = BUFFER_OFS
+    """Samples of the window before the frame time (``buffer_len - buffer_ofs`` is the look-ahead)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.autocorr, dict):
@@ -60,11 +69,20 @@ class NetworkConfig:
         for name in ("num_layers", "num_shapes_skin", "num_shapes_tongue", "buffer_len"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"NetworkConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"NetworkConfig.encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if not 0 <= self.buffer_ofs <= self.buffer_len:
+            raise ValueError(f"NetworkConfig.buffer_ofs must be in 0..{self.buffer_len}, got {self.buffer_ofs}")
         ac = self.autocorr
         if (ac.num_windows - 1) * ac.win_stride + ac.win_len != self.buffer_len:
             raise ValueError("autocorrelation windows must tile the audio buffer exactly")
-        if num_feature_frames(self.buffer_len) != ac.num_windows:
+        if self.encoder == "wav2vec2" and num_feature_frames(self.buffer_len) != ac.num_windows:
             raise ValueError("wav2vec2 frames and autocorrelation windows must agree")
+        if self.encoder == "whisper":
+            if self.num_layers > whisper.TINY.n_layers:
+                raise ValueError(f"Whisper tiny has {whisper.TINY.n_layers} layers, NetworkConfig asks {self.num_layers}")
+            if whisper.num_frames(self.buffer_len) < ac.num_windows + whisper.FRAME_OFFSET:
+                raise ValueError("the Whisper encoder gives too few frames for the autocorrelation windows")
 
     @property
     def emotion_len(self) -> int:
@@ -137,9 +155,15 @@ class RegressionNetwork(nn.Module):
         super().__init__()
         self.cfg = cfg
         emo = cfg.implicit_emotion_len + cfg.explicit_emotion_embedding
-        self.wave2vec_model = Wav2Vec2Model(cfg.num_layers)
+        self._encoder_frozen = False
+        if cfg.encoder == "whisper":
+            self.whisper_model = whisper.WhisperEncoder(cfg.num_layers)
+            width = self.whisper_model.width
+        else:
+            self.wave2vec_model = Wav2Vec2Model(cfg.num_layers)
+            width = EMBED_DIM
         self.combine_weights = nn.Parameter(torch.ones(cfg.num_layers))
-        self.audio_feature_map = nn.Linear(768, 256)
+        self.audio_feature_map = nn.Linear(width, 256)
         # A (frozen) parameter, as in NVIDIA's graphs: it counts towards the official parameter totals.
         self.in_scale_autocorr = nn.Parameter(torch.tensor(AUTOCORR_X_SCALE), requires_grad=False)
         self.autocorr = AutoCorrelation(cfg.autocorr)
@@ -166,9 +190,30 @@ class RegressionNetwork(nn.Module):
             h = (h + 2 - 3) // 2 + 1
         return h
 
+    @property
+    def encoder(self) -> nn.Module:
+        """The audio encoder module (wav2vec2 or Whisper)."""
+        return self.whisper_model if self.cfg.encoder == "whisper" else self.wave2vec_model
+
+    def freeze_encoder(self, frozen: bool = True) -> None:
+        """Stop (or restart) training the encoder; a frozen encoder runs without autograd."""
+        self._encoder_frozen = bool(frozen)
+        for p in self.encoder.parameters():
+            p.requires_grad_(not frozen)
+
+    def _encoder_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.cfg.encoder != "whisper":
+            return self.wave2vec_model.extract_features(x)
+        first, count = whisper.FRAME_OFFSET, self.cfg.autocorr.num_windows
+        return [h[:, first : first + count] for h in self.whisper_model.extract_features(x)]
+
     def audio_features_w2v(self, x: torch.Tensor) -> torch.Tensor:
-        """[N, T] -> [N, 256, frames, 1]: layer-weighted wav2vec2 features, mapped to 256 channels."""
-        layers = torch.stack(self.wave2vec_model.extract_features(x), dim=-1)
+        """[N, T] -> [N, 256, frames, 1]: layer-weighted encoder features, mapped to 256 channels."""
+        if self._encoder_frozen:
+            with torch.no_grad():
+                layers = torch.stack(self._encoder_layers(x), dim=-1)
+        else:
+            layers = torch.stack(self._encoder_layers(x), dim=-1)
         feats = (layers * self.combine_weights).sum(dim=-1) / self.combine_weights.sum()
         feats = F.relu(self.audio_feature_map(feats))
         return feats.transpose(1, 2).unsqueeze(-1)
