@@ -71,7 +71,9 @@ def cmd_animate(args: argparse.Namespace) -> int:
     emotion = EmotionTrack.parse(args.emotion) if args.emotion else None
     face_params = _face_params(args.face_param)
     clips = [(path, load_audio(path)) for path in inputs]  # fail fast on a bad input, before loading the model
-    model = load_model(args.model, device=args.device, backend=args.backend, batch_size=args.batch_size)
+    model = load_model(
+        args.model, device=args.device, backend=args.backend, batch_size=args.batch_size, precision=args.precision
+    )
     model.pipeline.face_params(face_params)  # validate overrides before any work
     if model.random_weights:
         print(
@@ -137,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "int8"],
+        help="int8: statically quantised network, built once into the cache (faster on CPU)",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="windows per inference call (default: 32)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=cmd_animate)

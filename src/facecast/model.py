@@ -190,17 +190,28 @@ def load_model(
     backend: str = "onnxruntime",
     threads: int | None = None,
     batch_size: int = 32,
+    precision: str = "fp32",
 ) -> Model:
     """Load a model pack folder (NVIDIA's or facecast's); ``None`` gives the built-in default.
 
     ``backend`` is ``"onnxruntime"`` (runs ``network.onnx`` unchanged) or ``"torch"`` (imports its weights into
-    facecast's torch module; needs torch).
+    facecast's torch module; needs torch). ``precision="int8"`` runs a statically quantised copy of the network
+    (built once into the cache; about 2x faster on CPUs with VNNI, at a measured accuracy cost).
     """
     root = Path(path) if path is not None else random_claire_pack()
     pack = load_pack(root)
+    if precision not in ("fp32", "int8"):
+        raise ValueError(f"unknown precision {precision!r}; choose fp32 or int8")
     if backend == "onnxruntime":
-        runner: Backend = OnnxRuntimeBackend(pack.network_path, device=device, threads=threads)
+        network = pack.network_path
+        if precision == "int8":
+            from .quantize import int8_network
+
+            network = int8_network(pack)
+        runner: Backend = OnnxRuntimeBackend(network, device=device, threads=threads)
     elif backend == "torch":
+        if precision != "fp32":
+            raise ValueError("the torch backend runs fp32 only; use the onnxruntime backend for int8")
         from .backends import TorchBackend
         from .network.onnx_io import import_onnx
 

@@ -80,7 +80,9 @@ class NetworkConfig:
             raise ValueError("wav2vec2 frames and autocorrelation windows must agree")
         if self.encoder == "whisper":
             if self.num_layers > whisper.TINY.n_layers:
-                raise ValueError(f"Whisper tiny has {whisper.TINY.n_layers} layers, NetworkConfig asks {self.num_layers}")
+                raise ValueError(
+                    f"Whisper tiny has {whisper.TINY.n_layers} layers, NetworkConfig asks {self.num_layers}"
+                )
             if whisper.num_frames(self.buffer_len) < ac.num_windows + whisper.FRAME_OFFSET:
                 raise ValueError("the Whisper encoder gives too few frames for the autocorrelation windows")
 

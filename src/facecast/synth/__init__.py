@@ -1,0 +1,1 @@
+"""Synthetic audio and training data."""

@@ -1,0 +1,119 @@
+"""Geometry compression for training: PCA around the neutral, KD-tree pose pruning, rigid stabilisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+
+@dataclass
+class PCABasis:
+    """Orthonormal deltas from a mean (the neutral): ``pose = mean + coeffs @ components``."""
+
+    mean: np.ndarray
+    """[V, 3] the custom mean (the neutral pose)."""
+    components: np.ndarray
+    """[K, V, 3] orthonormal rows (zero rows pad a forced count beyond the data's rank)."""
+    variances: np.ndarray
+    """[K] variance along each component (s^2 / (m - 1))."""
+    explained: float
+    """Fraction of the (around-the-mean) variance the kept components hold."""
+
+    @property
+    def num_components(self) -> int:
+        return int(self.components.shape[0])
+
+    def project(self, frames: np.ndarray) -> np.ndarray:
+        """[F, V, 3] vertices -> [F, K] coefficients."""
+        flat = np.asarray(frames, np.float32).reshape(len(frames), -1) - self.mean.reshape(1, -1)
+        return (flat @ self.components.reshape(self.num_components, -1).T).astype(np.float32)
+
+    def reconstruct(self, coeffs: np.ndarray) -> np.ndarray:
+        """[F, K] coefficients -> [F, V, 3] vertices."""
+        coeffs = np.asarray(coeffs, np.float32)
+        flat = coeffs @ self.components.reshape(self.num_components, -1)
+        return (flat.reshape(len(coeffs), -1, 3) + self.mean).astype(np.float32)
+
+
+def fit_pca(poses: np.ndarray, mean: np.ndarray, variance: float = 0.9995, components: int | None = None) -> PCABasis:
+    """PCA of ``poses`` [N, V, 3] around ``mean`` [V, 3] (not the data mean).
+
+    Keeps the fewest components whose cumulative variance exceeds ``variance``, or exactly ``components``
+    when given (padded with zero rows beyond the data's rank).
+    """
+    poses = np.asarray(poses, np.float64)
+    mean = np.asarray(mean, np.float32)
+    if poses.ndim != 3 or poses.shape[1:] != mean.shape:
+        raise ValueError(f"poses {poses.shape} do not match the mean {mean.shape}")
+    if not 0.0 < variance <= 1.0:
+        raise ValueError(f"variance must be in (0, 1], got {variance}")
+    m = len(poses)
+    delta = poses.reshape(m, -1) - mean.reshape(1, -1).astype(np.float64)
+    _, s, vt = np.linalg.svd(delta, full_matrices=False)
+    evals = s * s / max(m - 1, 1)
+    total = float(evals.sum())
+    if total <= 0.0:
+        keep = 1
+        ratio = np.ones_like(evals)
+    else:
+        ratio = np.cumsum(evals) / total
+        keep = int(np.searchsorted(ratio, variance, side="right")) + 1
+        keep = min(keep, len(evals))
+    if components is not None:
+        keep = int(components)
+        if keep < 1:
+            raise ValueError(f"components must be at least 1, got {components}")
+    rows = min(keep, len(evals))
+    basis = np.zeros((keep, delta.shape[1]), np.float32)
+    variances = np.zeros(keep, np.float32)
+    if total > 0.0:
+        basis[:rows] = vt[:rows]
+        variances[:rows] = evals[:rows]
+    explained = float(ratio[rows - 1]) if total > 0.0 else 1.0
+    return PCABasis(mean.copy(), basis.reshape(keep, *mean.shape), variances, explained)
+
+
+def prune_poses(flat: np.ndarray, radius: float, stride: int = 10) -> np.ndarray:
+    """Indices of the frames to keep: every ``stride``-th frame, plus every frame farther than ``radius``
+    (Euclidean, over all coordinates) from those; repeated on the survivors until nothing changes."""
+    flat = np.asarray(flat, np.float32).reshape(len(flat), -1)
+    keep = np.arange(len(flat))
+    while len(keep) > stride:
+        anchors = keep[::stride]
+        dist, _ = cKDTree(flat[anchors]).query(flat[keep], k=1)
+        survivors = np.union1d(anchors, keep[dist > radius])
+        if len(survivors) == len(keep):
+            break
+        keep = survivors
+    return keep
+
+
+def kabsch(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rigid fit ``dst ≈ R @ src + t`` (no scaling, no reflection); batched over leading dims of ``src``.
+
+    ``src`` [..., N, 3], ``dst`` [N, 3] or [..., N, 3] -> R [..., 3, 3], t [..., 3].
+    """
+    src = np.asarray(src, np.float64)
+    dst = np.broadcast_to(np.asarray(dst, np.float64), src.shape)
+    mu_s, mu_d = src.mean(axis=-2), dst.mean(axis=-2)
+    h = np.swapaxes(src - mu_s[..., None, :], -1, -2) @ (dst - mu_d[..., None, :])
+    u, _, vt = np.linalg.svd(h)
+    v = np.swapaxes(vt, -1, -2)
+    ut = np.swapaxes(u, -1, -2)
+    sign = np.sign(np.linalg.det(v @ ut))
+    sign[sign == 0] = 1.0
+    fix = np.ones(src.shape[:-2] + (3,))
+    fix[..., 2] = sign
+    rot = (v * fix[..., None, :]) @ ut
+    t = mu_d - (rot @ mu_s[..., None])[..., 0]
+    return rot, t
+
+
+def stabilize(frames: np.ndarray, neutral: np.ndarray, rigid: list[int] | np.ndarray) -> np.ndarray:
+    """Move every frame [F, V, 3] rigidly so that its ``rigid`` vertices best match the neutral's."""
+    frames = np.asarray(frames, np.float64)
+    idx = np.asarray(rigid, np.int64)
+    rot, t = kabsch(frames[:, idx], np.asarray(neutral, np.float64)[idx])
+    return (frames @ np.swapaxes(rot, -1, -2) + t[:, None, :]).astype(np.float32)
