@@ -101,6 +101,19 @@ def cmd_animate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+    from .defaults import random_claire_pack
+
+    packs = {"claire_size_random": random_claire_pack()}
+    for spec in args.model:
+        label, _, path = spec.rpartition("=")
+        packs[label or Path(path).name] = Path(path)
+    report = run_bench(packs, seconds=args.seconds, repeats=args.repeats, int8=not args.no_int8)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facecast", description="Speech to 3D facial animation (Audio2Face-3D).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -148,6 +161,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="windows per inference call (default: 32)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=cmd_animate)
+
+    p = sub.add_parser("bench", help="measure throughput and latency here; prints JSON")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="[LABEL=]PATH",
+        help="also benchmark this model folder (repeatable); the Claire-size random model always runs",
+    )
+    p.add_argument("--seconds", type=float, default=10.0, help="audio length per offline run (default 10)")
+    p.add_argument("--repeats", type=int, default=3, help="alternating rounds; best of each is reported")
+    p.add_argument("--no-int8", action="store_true", help="skip the int8 network")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("info", help="summarise a model pack")
     p.add_argument("pack", help="model folder or its model.json")

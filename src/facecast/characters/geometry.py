@@ -67,10 +67,11 @@ def closing_pairs(
     candidates: np.ndarray,
     edges: set[tuple[int, int]],
     max_closed: float,
-    min_open: float,
+    min_separation: float,
     spacing: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of non-adjacent vertices that (nearly) touch in ``closed_pose`` and are apart in ``open_pose``.
+    """Pairs of non-adjacent vertices within ``max_closed`` in ``closed_pose`` that ``open_pose`` moves apart
+    by more than ``min_separation``.
 
     Among all such pairs the frontmost (largest z in the closed pose) are taken first, one per ``spacing`` of
     x, so the result follows the visible contact line (the lip line, the lid margins). Returns (upper, lower)
@@ -86,7 +87,8 @@ def closing_pairs(
     a, b = cand[raw[:, 0]], cand[raw[:, 1]]
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     adjacent = np.array([(int(i), int(j)) in edges for i, j in zip(lo, hi, strict=True)])
-    apart = np.linalg.norm(open_pose[a] - open_pose[b], axis=1) > min_open
+    d_open = np.linalg.norm(open_pose[a] - open_pose[b], axis=1)
+    apart = d_open - np.linalg.norm(closed_pose[a] - closed_pose[b], axis=1) > min_separation
     ok = ~adjacent & apart
     a, b = a[ok], b[ok]
     upper = np.where(open_pose[a, 1] >= open_pose[b, 1], a, b)

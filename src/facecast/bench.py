@@ -1,0 +1,182 @@
+"""``facecast bench``: throughput and latency on this machine, each beside its naive baseline, as one JSON.
+
+Every figure is measured in the same run as its baseline, alternating the contenders, because shared machines
+are noisy: compare ratios, not absolute numbers from different runs.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .engine import Engine, extract_windows, frame_targets
+from .pack import load_pack
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """fp32 matmul rate of numpy's BLAS on all cores (GFLOP/s)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _speech(seconds: float, seed: int = 0) -> np.ndarray:
+    from .synth.formant import random_script, synthesise
+
+    return synthesise(seed, random_script(seconds, seed))[: int(seconds * 16000)]
+
+
+def bench_network(pack_dir: Path, seconds: float, naive_frames: int, repeats: int, int8: bool) -> dict:
+    """Offline frames/s (engine fp32 and int8) vs a naive one-window-per-call loop; streaming latency."""
+    import onnxruntime as ort
+
+    from .backends import OnnxRuntimeBackend
+    from .network.flops import count_flops
+    from .stream import StreamSession
+
+    pack = load_pack(pack_dir)
+    info = pack.network_info
+    audio = _speech(seconds)
+    contenders = {"engine_fp32": Engine(OnnxRuntimeBackend(pack.network_path, "cpu"), info, pack.implicit_emotion)}
+    if int8:
+        from .quantize import accuracy, calibration_data, int8_network
+
+        q_path = int8_network(pack)
+        contenders["engine_int8"] = Engine(OnnxRuntimeBackend(q_path, "cpu"), info, pack.implicit_emotion)
+    sess = ort.InferenceSession(str(pack.network_path), providers=["CPUExecutionProvider"])
+    windows = extract_windows(audio, frame_targets(0, naive_frames, 30.0) - info.buffer_ofs, info.buffer_len)
+    emotion = np.zeros((1, 1, info.emotion_len), np.float32)
+    emotion[0, 0, : info.implicit_emotion_len] = pack.implicit_emotion
+
+    def naive() -> int:
+        for i in range(len(windows)):
+            sess.run(None, {"input": windows[i : i + 1, None], "emotion": emotion})
+        return len(windows)
+
+    for engine in contenders.values():
+        engine.run(audio[:16000])
+    naive()
+    best = {name: 0.0 for name in [*contenders, "naive_fp32"]}
+    frames = 0
+    for _ in range(repeats):
+        for name, engine in contenders.items():
+            t = time.perf_counter()
+            frames = len(engine.run(audio))
+            best[name] = max(best[name], frames / (time.perf_counter() - t))
+        t = time.perf_counter()
+        best["naive_fp32"] = max(best["naive_fp32"], naive() / (time.perf_counter() - t))
+
+    # streaming: 10 ms chunks pushed as fast as possible; a frame's latency is the look-ahead, the wait for the
+    # rest of its chunk, and the compute of the push that produced it
+    chunk = 160
+    session = StreamSession(contenders["engine_fp32"])
+    lat = []
+    for start in range(0, len(audio), chunk):
+        t = time.perf_counter()
+        out = session.push(audio[start : start + chunk])
+        dt = time.perf_counter() - t
+        lat.extend([dt] * len(out))
+    look = session.lookahead_seconds + chunk / 16000
+    lat_ms = (look + np.array(lat)) * 1000 if lat else np.zeros(1)
+    flops = sum(count_flops(pack.network_path).values())
+    result = {
+        "pack": str(pack.root),
+        "result_size": info.result_size,
+        "gflop_per_frame": round(flops / 1e9, 3),
+        "frames": frames,
+        "audio_seconds": seconds,
+        **{f"{k}_frames_per_s": round(v, 1) for k, v in best.items()},
+        "engine_fp32_speedup_vs_naive": round(best["engine_fp32"] / best["naive_fp32"], 3),
+        "real_time_factor_fp32_30fps": round(best["engine_fp32"] / 30.0, 2),
+        "engine_fp32_gflops": round(best["engine_fp32"] * flops / 1e9, 1),
+        "streaming_lookahead_ms": round(session.lookahead_seconds * 1000, 1),
+        "streaming_latency_ms_p50": round(float(np.percentile(lat_ms, 50)), 1),
+        "streaming_latency_ms_p99": round(float(np.percentile(lat_ms, 99)), 1),
+    }
+    if int8:
+        result["engine_int8_speedup_vs_naive"] = round(best["engine_int8"] / best["naive_fp32"], 3)
+        result["engine_int8_speedup_vs_fp32"] = round(best["engine_int8"] / best["engine_fp32"], 3)
+        held_out = calibration_data(info, pack.implicit_emotion, count=60, seed=123)
+        result["int8_accuracy"] = {k: round(v, 5) for k, v in accuracy(pack.network_path, q_path, *held_out).items()}
+    return result
+
+
+def bench_solver(frames: int = 1000, scipy_frames: int = 100, vertices: int = 5000) -> dict:
+    """Blendshape solve on 52 poses and a ``vertices``-vertex mask: facecast vs scipy BVLS per frame."""
+    from scipy.linalg import cholesky, solve_triangular
+    from scipy.optimize import lsq_linear
+
+    from .blendshapes import BlendshapeConfig, BlendshapeSolver
+    from .constants import ARKIT_NAMES
+
+    rng = np.random.default_rng(0)
+    neutral = rng.uniform(-15, 15, (vertices, 3))
+    deltas = np.stack([np.exp(-((neutral - neutral[rng.integers(vertices)]) ** 2).sum(1) / 50)[:, None]
+                       * rng.normal(0, 0.5, 3) for _ in ARKIT_NAMES])  # fmt: skip
+    weights = np.clip(0.3 + 0.4 * np.sin(np.arange(frames)[:, None] / 9.0 + rng.uniform(0, 6, 52)), 0, 1)
+    targets = (neutral + np.einsum("fk,kvc->fvc", weights, deltas)).astype(np.float32)
+    config = BlendshapeConfig(strength_l1=0.5, strength_l2=0.5, strength_temporal=0.0)
+    solver = BlendshapeSolver(neutral, deltas, ARKIT_NAMES, None, config)
+    solver.solve(targets[:10])
+    solver.reset()
+    t = time.perf_counter()
+    ours = solver.solve(targets)
+    ours_fps = frames / (time.perf_counter() - t)
+    a = solver.normal_matrix
+    r = cholesky(a)
+    t = time.perf_counter()
+    ref = []
+    for f in range(scipy_frames):
+        b = solver.rhs(targets[f : f + 1])[0]
+        c = solve_triangular(r, b, trans="T")
+        ref.append(lsq_linear(r, c, bounds=(0, 1), method="bvls", tol=1e-12).x)
+    scipy_fps = scipy_frames / (time.perf_counter() - t)
+    return {
+        "poses": 52,
+        "mask_vertices": vertices,
+        "facecast_frames_per_s": round(ours_fps, 1),
+        "scipy_bvls_frames_per_s": round(scipy_fps, 1),
+        "speedup": round(ours_fps / scipy_fps, 2),
+        "max_abs_weight_diff": float(np.abs(np.array(ref) - ours[:scipy_frames]).max()),
+    }
+
+
+def run_bench(
+    packs: dict[str, Path], seconds: float = 10.0, naive_frames: int = 60, repeats: int = 3, int8: bool = True
+) -> dict:
+    """All benchmarks as one JSON-ready dict; ``packs`` maps a label to a model folder."""
+    report: dict = {
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
+        "fp32_matmul_peak_gflops": round(matmul_peak_gflops(), 1),
+        "networks": {},
+    }
+    for label, path in packs.items():
+        report["networks"][label] = bench_network(path, seconds, naive_frames, repeats, int8)
+        report["networks"][label]["peak_rss_mb_so_far"] = round(peak_rss_mb(), 1)
+    report["fp32_matmul_peak_gflops"] = max(report["fp32_matmul_peak_gflops"], round(matmul_peak_gflops(), 1))
+    for entry in report["networks"].values():
+        entry["engine_fp32_fraction_of_matmul_peak"] = round(
+            entry["engine_fp32_gflops"] / report["fp32_matmul_peak_gflops"], 3
+        )
+    report["blendshape_solve"] = bench_solver()
+    report["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return report

