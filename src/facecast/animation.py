@@ -56,3 +56,33 @@ class Animation:
         if self.tongue_weights is not None and name in self.tongue_names:
             return self.tongue_weights[:, self.tongue_names.index(name)]
         raise KeyError(f"no pose named {name!r}")
+
+    @classmethod
+    def concatenate(cls, parts: list[Animation]) -> Animation:
+        """Join consecutive pieces of one stream (as returned by an animation stream's push/close)."""
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        first = parts[0]
+
+        def cat(name: str):
+            values = [getattr(p, name) for p in parts]
+            return None if any(v is None for v in values) else np.concatenate(values)
+
+        return cls(
+            fps=first.fps,
+            times=cat("times"),
+            skin_names=first.skin_names,
+            skin_weights=cat("skin_weights"),
+            tongue_names=first.tongue_names,
+            tongue_weights=cat("tongue_weights"),
+            jaw=cat("jaw"),
+            eyes=cat("eyes"),
+            emotion=cat("emotion"),
+            blink=cat("blink"),
+            raw=NetworkOutput.concatenate([p.raw for p in parts], first.raw),
+            skin_geometry=cat("skin_geometry"),
+            tongue_geometry=cat("tongue_geometry"),
+            actor=first.actor,
+            random_weights=first.random_weights,
+            audio=cat("audio"),
+        )

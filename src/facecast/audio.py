@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+from collections.abc import Iterator
 from numbers import Real
 from pathlib import Path
 
@@ -93,16 +94,10 @@ def _decode_reason(exc: BaseException) -> str:
     return " ".join(str(reason).split()).rstrip(".")
 
 
-def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Read a wav, flac, ogg or mp3 file as mono float32 audio at ``sample_rate`` Hz.
-
-    Channels are averaged and the audio is resampled with soxr when its rate differs.
-    Raises :class:`AudioError` naming the file when it is missing, empty, unreadable,
-    not audio, or holds NaN or infinite samples.
-    """
+def _checked_path(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """(file name, quoted name for messages) of an existing, non-empty regular file, else AudioError."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    _check_rate(sample_rate, "sample_rate")
     name = os.fspath(path)
     if isinstance(name, bytes):
         name = os.fsdecode(name)
@@ -118,14 +113,32 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> 
         raise AudioError(f"Audio file {where} cannot be accessed: {exc.strerror or exc}.") from exc
     if size == 0:
         raise AudioError(f"Audio file {where} is empty (0 bytes).")
+    return name, where
+
+
+def _decode_error(where: str, exc: BaseException) -> AudioError:
+    return AudioError(
+        f"Audio file {where} is corrupt, truncated or not in a supported format (wav, flac, ogg, mp3); "
+        f"the decoder reported: {_decode_reason(exc)}."
+    )
+
+
+_DECODE_ERRORS = (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError, EOFError)
+
+
+def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read a wav, flac, ogg or mp3 file as mono float32 audio at ``sample_rate`` Hz.
+
+    Channels are averaged and the audio is resampled with soxr when its rate differs.
+    Raises :class:`AudioError` naming the file when it is missing, empty, unreadable,
+    not audio, or holds NaN or infinite samples.
+    """
+    _check_rate(sample_rate, "sample_rate")
+    name, where = _checked_path(path)
     try:
         data, rate_in = sf.read(name, dtype="float32", always_2d=True)
-    except (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError, EOFError) as exc:
-        reason = _decode_reason(exc)
-        raise AudioError(
-            f"Audio file {where} is corrupt, truncated or not in a supported format (wav, flac, ogg, mp3); "
-            f"the decoder reported: {reason}."
-        ) from exc
+    except _DECODE_ERRORS as exc:
+        raise _decode_error(where, exc) from exc
     if data.shape[0] == 0:
         raise AudioError(f"Audio file {where} contains no audio frames.")
     if data.shape[1] == 0:
@@ -134,6 +147,43 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> 
         raise AudioError(f"Audio file {where} contains NaN or infinite samples.")
     mono = to_mono(data)
     return resample(mono, rate_in, sample_rate)
+
+
+def stream_audio(
+    path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE, block_seconds: float = 10.0
+) -> Iterator[np.ndarray]:
+    """Decode a file block by block as mono float32 at ``sample_rate`` Hz, in bounded memory.
+
+    The same checks as :func:`load_audio` apply, per block (a NaN in hour 2 is reported when reached).
+    """
+    _check_rate(sample_rate, "sample_rate")
+    name, where = _checked_path(path)
+    try:
+        handle = sf.SoundFile(name)
+    except _DECODE_ERRORS as exc:
+        raise _decode_error(where, exc) from exc
+    with handle:
+        rate_in = handle.samplerate
+        stream = None if rate_in == sample_rate else soxr.ResampleStream(rate_in, sample_rate, 1, "float32", "HQ")
+        block = max(1, int(block_seconds * rate_in))
+        frames = 0
+        while True:
+            try:
+                data = handle.read(block, dtype="float32", always_2d=True)
+            except _DECODE_ERRORS as exc:
+                raise _decode_error(where, exc) from exc
+            last = data.shape[0] < block
+            if data.shape[0] and not np.isfinite(data).all():
+                raise AudioError(f"Audio file {where} contains NaN or infinite samples.")
+            frames += data.shape[0]
+            mono = to_mono(data) if data.shape[0] else np.zeros(0, np.float32)
+            out = mono if stream is None else stream.resample_chunk(mono, last=last)
+            if len(out):
+                yield np.ascontiguousarray(out, dtype=np.float32)
+            if last:
+                break
+        if frames == 0:
+            raise AudioError(f"Audio file {where} contains no audio frames.")
 
 
 def pcm16_to_float(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:

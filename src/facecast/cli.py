@@ -101,6 +101,33 @@ def cmd_animate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import find_jobs, run_batch, write_report
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    jobs = find_jobs(args.source, args.output)
+    if not jobs:
+        raise ValueError(f"{args.source}: no audio files found")
+    if args.ray:
+        from .batch_ray import run_batch_ray
+
+        report = run_batch_ray(args.ray, args.model, jobs, formats, args.fps, args.actors, args.gpus_per_actor,
+                               args.device, not args.no_blinks)  # fmt: skip
+    else:
+        from .model import load_model
+
+        model = load_model(args.model, device=args.device, batch_size=args.batch_size, precision=args.precision)
+        if model.random_weights:
+            print("facecast: NOTE: the built-in model has RANDOM weights; the motion is meaningless", file=sys.stderr)
+        report = run_batch(model, jobs, formats, args.fps, args.workers, blinks=not args.no_blinks)
+    write_report(Path(args.output) / "batch_report.json", report)
+    print(f"{report.done} animated, {report.skipped} already done, {len(report.failed)} failed "
+          f"({report.frames} frames); report in {Path(args.output) / 'batch_report.json'}")  # fmt: skip
+    for path, error in list(report.failed.items())[:10]:
+        print(f"  failed: {path}: {error}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
     from .defaults import random_claire_pack
@@ -161,6 +188,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="windows per inference call (default: 32)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=cmd_animate)
+
+    p = sub.add_parser("batch", help="animate a folder or manifest of clips, resumably (locally or on Ray)")
+    p.add_argument(
+        "source", help="folder of audio files, or a manifest (.txt paths, or .csv with audio[,output,emotion])"
+    )
+    p.add_argument("-o", "--output", required=True, help="output folder (mirrors the input layout)")
+    p.add_argument("-m", "--model", help="model folder; default: the built-in model")
+    p.add_argument("--formats", default="json,csv", help="output formats (default json,csv)")
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS)
+    p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
+    p.add_argument("--batch-size", type=int, default=64, help="windows per inference call (default 64)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--no-blinks", action="store_true")
+    p.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('auto', 'ray://host:10001', or 'local')")
+    p.add_argument("--actors", type=int, default=1, help="Ray actors (model replicas), default 1")
+    p.add_argument("--gpus-per-actor", type=float, default=0.0)
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("bench", help="measure throughput and latency here; prints JSON")
     p.add_argument(

