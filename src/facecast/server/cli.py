@@ -1,0 +1,89 @@
+"""``facecast serve``: run the ACE-compatible gRPC server (settings: defaults < ``--config`` TOML < flags)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from .config import ServerConfig
+
+# flag -> ServerConfig field, for the flags that map one to one
+_FLAGS = {
+    "grpc": "port",
+    "host": "host",
+    "model": "model",
+    "device": "device",
+    "backend": "backend",
+    "threads": "threads",
+    "fps": "fps",
+    "max_streams": "max_streams",
+    "max_batch": "max_batch",
+    "batch_wait_ms": "batch_wait_ms",
+    "max_pending_frames": "max_pending_frames",
+    "max_message_bytes": "max_message_bytes",
+    "max_clip_seconds": "max_clip_seconds",
+    "idle_timeout": "idle_timeout_seconds",
+    "tls_cert": "tls_cert",
+    "tls_key": "tls_key",
+    "tls_client_ca": "tls_client_ca",
+    "token": "token",
+    "token_file": "token_file",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``serve`` subcommand to the ``facecast`` CLI."""
+    p = subparsers.add_parser("serve", help="serve ACE Audio2Face-3D gRPC (A2FControllerService) on a model")
+    p.add_argument("--grpc", type=int, metavar="PORT", help="gRPC port (default 52000; 0 picks a free port)")
+    p.add_argument("--host", help="interface to bind (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("-m", "--model", help="model folder (default: the built-in model)")
+    p.add_argument("--config", metavar="FILE", help="TOML file with ServerConfig settings (flags override it)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--backend", choices=["onnxruntime", "torch"])
+    p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
+    p.add_argument("--fps", type=float, help="output frames per second (default 30)")
+    p.add_argument("--max-streams", type=int, help="concurrent streams before RESOURCE_EXHAUSTED (default 10)")
+    p.add_argument("--max-batch", type=int, help="most windows per inference call (default 32)")
+    p.add_argument("--batch-wait-ms", type=float, help="how long to gather a batch (default 5)")
+    p.add_argument("--max-pending-frames", type=int, help="per-stream backlog before reading pauses (default 60)")
+    p.add_argument("--max-message-bytes", type=int, help="largest gRPC message (default 4 MiB)")
+    p.add_argument("--max-clip-seconds", type=float, help="longest audio per stream (default 300)")
+    p.add_argument("--idle-timeout", type=float, metavar="SECONDS", help="end silent streams after (default 30)")
+    p.add_argument("--tls-cert", metavar="PEM", help="server certificate; with --tls-key enables TLS")
+    p.add_argument("--tls-key", metavar="PEM", help="server private key")
+    p.add_argument("--tls-client-ca", metavar="PEM", help="require client certificates signed by this CA (mTLS)")
+    p.add_argument("--token", help="require 'authorization: Bearer TOKEN' metadata")
+    p.add_argument("--token-file", metavar="FILE", help="read the bearer token from a file")
+    p.set_defaults(func=cmd_serve)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """Defaults, then the ``--config`` file, then the flags that were given."""
+    base = ServerConfig.from_toml(args.config) if getattr(args, "config", None) else ServerConfig()
+    return base.replace(**{field: getattr(args, flag, None) for flag, field in _FLAGS.items()})
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .app import serve
+
+    config = config_from_args(args)
+    server = serve(config)
+    if server.model.random_weights:
+        print("facecast: NOTE: serving a model with RANDOM weights; its motion is meaningless", file=sys.stderr)
+    extras = [f"max {config.max_streams} streams"]
+    if config.tls_cert:
+        extras.append("mTLS" if config.tls_client_ca else "TLS")
+    if config.token or config.token_file:
+        extras.append("bearer token")
+    print(f"facecast: serving ACE Audio2Face-3D gRPC on {server.address} ({', '.join(extras)})", file=sys.stderr)
+    previous = signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        print("facecast: stopping", file=sys.stderr)
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)
+    return 0
