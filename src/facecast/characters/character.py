@@ -44,7 +44,10 @@ class Character:
     """A head with parts, blendshape deltas and landmarks; see the module docstring for units and axes.
 
     ``arkit_deltas[part]`` is [52, V, 3] in ARKIT_NAMES order for every part (zero where a shape does not move
-    it: jaw shapes move the lower teeth and tongue, ``eyeLook*`` the eyes, ``tongueOut`` the tongue).
+    it: jaw shapes move the lower teeth and tongue, ``eyeLook*`` the eyes, ``tongueOut`` the tongue). The eyes
+    are posed by rotation instead: ``eye_look_rotations`` [52, 2, 2] holds, per shape and eye (right, left), the
+    (x, y) rotation in degrees fitted to that shape's eyeball deltas, because a linear delta of a turning
+    eyeball stretches it (by about 10 % for ``eyeLookIn``).
     ``tongue_deltas`` is [16, Vt, 3] in TONGUE_NAMES order. Landmark arrays hold vertex ids: lip and eyelid
     pairs and the frontal mask index ``skin``, ``jaw_keypoints`` (5) index ``lower_teeth``.
     """
@@ -62,6 +65,7 @@ class Character:
     frontal_mask: np.ndarray
     lip_open_pose_delta: np.ndarray  # [Vs, 3]
     eye_close_pose_delta: np.ndarray  # [Vs, 3]
+    eye_look_rotations: np.ndarray  # [52, 2, 2] degrees: shape, eye (right, left), (x, y)
     skin_regions: dict[str, np.ndarray] = field(default_factory=dict)  # per-skin-vertex weights (lips, mouth)
     info: dict[str, str] = field(default_factory=dict)
 
@@ -103,6 +107,7 @@ class Character:
             "eye_pivots": self.eye_pivots.astype(np.float32),
             "lip_open_pose_delta": self.lip_open_pose_delta.astype(np.float32),
             "eye_close_pose_delta": self.eye_close_pose_delta.astype(np.float32),
+            "eye_look_rotations": self.eye_look_rotations.astype(np.float32),
             "info_keys": np.array(list(self.info), dtype="S"),
             "info_values": np.array(list(self.info.values()), dtype="S"),
             "region_names": np.array(list(self.skin_regions), dtype="S"),
@@ -136,6 +141,7 @@ class Character:
                 eye_pivots=a["eye_pivots"],
                 lip_open_pose_delta=a["lip_open_pose_delta"],
                 eye_close_pose_delta=a["eye_close_pose_delta"],
+                eye_look_rotations=a["eye_look_rotations"],
                 skin_regions={r.decode(): a[f"region.{r.decode()}"] for r in a["region_names"].tolist()},
                 info={k.decode(): v.decode() for k, v in zip(a["info_keys"], a["info_values"], strict=True)},
                 **{key: a[key].astype(np.int64) for key in _LANDMARKS},
@@ -168,6 +174,8 @@ class Character:
             problems.append(f"{source}: expected 5 jaw keypoints, got {len(self.jaw_keypoints)}")
         if self.eye_pivots.shape != (2, 3):
             problems.append(f"{source}: eye_pivots must be [2, 3]")
+        if self.eye_look_rotations.shape != (len(ARKIT_NAMES), 2, 2):
+            problems.append(f"{source}: eye_look_rotations must be [52, 2, 2]")
         if problems:
             raise FileFormatError(problems)
 
@@ -208,10 +216,11 @@ def apply_weights(
 ) -> dict[str, np.ndarray]:
     """Pose every part for N frames: returns {part: [N, V, 3] float32}.
 
-    ``arkit_weights`` [N, 52] (ARKIT_NAMES order) drive all parts' ARKit deltas; ``tongue_weights`` [N, 16] add
-    the tongue poses; ``jaw`` [N, 4, 4] (row-major, ``M @ [x, y, z, 1]``, as :class:`facecast.face.FacePose`)
-    then moves the lower teeth and tongue; ``eyes`` [N, 6] (right x, y, z, left x, y, z in degrees, z unused)
-    rotates each eye about its pivot, x first (+ looks down) then y (+ looks to the character's left).
+    ``arkit_weights`` [N, 52] (ARKIT_NAMES order) drive all parts' ARKit deltas (the eyeballs through
+    ``eye_look_rotations``); ``tongue_weights`` [N, 16] add the tongue poses; ``jaw`` [N, 4, 4] (row-major,
+    ``M @ [x, y, z, 1]``, as :class:`facecast.face.FacePose`) then moves the lower teeth and tongue; ``eyes``
+    [N, 6] (right x, y, z, left x, y, z in degrees, z unused) adds to the eye rotation. Each eye turns about its
+    pivot, x first (+ looks down) then y (+ looks to the character's left).
     """
     w = _frames(arkit_weights, len(ARKIT_NAMES), "arkit_weights", None)
     n = len(w)
@@ -221,19 +230,34 @@ def apply_weights(
     out: dict[str, np.ndarray] = {}
     for name, part in char.parts.items():
         nv = len(part.vertices)
+        if name in EYE_PARTS:
+            e = EYE_PARTS.index(name)
+            angles = w @ char.eye_look_rotations[:, e, :].astype(np.float32)  # [N, 2]
+            if ev is not None:
+                angles = angles + ev[:, 3 * e : 3 * e + 2]
+            rot = _rotation_xy(angles[:, 0], angles[:, 1]).astype(np.float32)
+            pivot = char.eye_pivots[e].astype(np.float32)
+            out[name] = np.einsum("nij,vj->nvi", rot, part.vertices - pivot) + pivot
+            continue
         deltas = char.arkit_deltas[name].reshape(len(ARKIT_NAMES), nv * 3)
         v = (w @ deltas).reshape(n, nv, 3) + part.vertices[None]
         if name == "tongue" and tw is not None:
             v += (tw @ char.tongue_deltas.reshape(len(TONGUE_NAMES), nv * 3)).reshape(n, nv, 3)
         if name in JAW_PARTS and jm is not None:
             v = np.einsum("nij,nvj->nvi", jm[:, :3, :3], v) + jm[:, None, :3, 3]
-        if name in EYE_PARTS and ev is not None:
-            e = EYE_PARTS.index(name)
-            rot = _rotation_xy(ev[:, 3 * e], ev[:, 3 * e + 1])
-            pivot = char.eye_pivots[e].astype(np.float32)
-            v = np.einsum("nij,nvj->nvi", rot, v - pivot) + pivot
         out[name] = v.astype(np.float32)
     return out
+
+
+def character_model_data(char: Character) -> dict[str, np.ndarray]:
+    """The geometry arrays of ``model_data.npz`` (spec 4.5) that come from the character, not from training."""
+    return {
+        "shapes_mean_skin": char.skin.vertices.astype(np.float32),
+        "lip_open_pose_delta": char.lip_open_pose_delta.astype(np.float32),
+        "eye_close_pose_delta": char.eye_close_pose_delta.astype(np.float32),
+        "shapes_mean_tongue": char.parts["tongue"].vertices.astype(np.float32),
+        "neutral_jaw": char.neutral_jaw.astype(np.float32),
+    }
 
 
 def lip_gap(char: Character, skin: np.ndarray) -> np.ndarray:

@@ -123,9 +123,7 @@ def jaw_keypoints(teeth: np.ndarray) -> np.ndarray:
     return np.array([int(np.argmax(s)) for s in scores], np.int64)
 
 
-def frontal_mask(
-    vertices: np.ndarray, normals: np.ndarray, pivot_z: float, min_y: float, max_y: float
-) -> np.ndarray:
+def frontal_mask(vertices: np.ndarray, normals: np.ndarray, pivot_z: float, min_y: float, max_y: float) -> np.ndarray:
     """Skin vertex ids whose normal faces +z, in front of the eye pivots' depth, between ``min_y`` and ``max_y``."""
     ok = (normals[:, 2] > 0.3) & (vertices[:, 2] > pivot_z - 1.0)
     ok &= (vertices[:, 1] > min_y) & (vertices[:, 1] < max_y)

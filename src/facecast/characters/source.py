@@ -126,4 +126,3 @@ def read_target(path: Path, num_vertices: int) -> np.ndarray:
 def read_arkit_targets(root: Path, num_vertices: int) -> np.ndarray:
     """The 52 Face Units targets as dense deltas [52, V, 3], in ARKit (A2F) order."""
     return np.stack([read_target(root / FACEUNITS_DIR / f"{n}.target", num_vertices) for n in ARKIT_NAMES])
-

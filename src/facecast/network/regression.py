@@ -159,7 +159,7 @@ class RegressionNetwork(nn.Module):
         emo = cfg.implicit_emotion_len + cfg.explicit_emotion_embedding
         self._encoder_frozen = False
         if cfg.encoder == "whisper":
-            self.whisper_model = whisper.WhisperEncoder(cfg.num_layers)
+            self.whisper_model = whisper.WhisperEncoder(cfg.num_layers, num_samples=cfg.buffer_len)
             width = self.whisper_model.width
         else:
             self.wave2vec_model = Wav2Vec2Model(cfg.num_layers)

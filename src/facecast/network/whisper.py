@@ -100,16 +100,31 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10_000.0) -> to
 
 
 class LogMel(nn.Module):
-    """Waveform [B, T] -> Whisper log-mel features [B, n_mels, T // 160], normalised per item."""
+    """Waveform [B, T] -> Whisper log-mel features [B, n_mels, T // 160], normalised per item.
 
-    def __init__(self, n_mels: int = 80) -> None:
+    ``num_samples`` precomputes the reflect padding for that input length (what an ONNX export traces).
+    """
+
+    def __init__(self, n_mels: int = 80, num_samples: int | None = None) -> None:
         super().__init__()
         self.register_buffer("dft", torch.from_numpy(dft_basis()), persistent=False)
         self.register_buffer("filters", torch.from_numpy(mel_filterbank(n_mels=n_mels)), persistent=False)
+        pad = self.reflect_index(num_samples) if num_samples else torch.zeros(0, dtype=torch.int64)
+        self.register_buffer("pad_index", pad, persistent=False)
+
+    @staticmethod
+    def reflect_index(length: int) -> torch.Tensor:
+        """Sample indices of a reflect-padded signal (N_FFT // 2 on each side), as a constant gather."""
+        half = N_FFT // 2
+        idx = np.abs(np.arange(-half, length + half))
+        idx = np.where(idx > length - 1, 2 * (length - 1) - idx, idx)
+        return torch.from_numpy(idx.astype(np.int64))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        half = N_FFT // 2
-        padded = F.pad(x.unsqueeze(1), (half, half), mode="reflect")
+        index = self.pad_index
+        if not torch.jit.is_tracing() and x.shape[-1] + N_FFT != index.shape[0]:
+            index = self.reflect_index(int(x.shape[-1])).to(x.device)
+        padded = x[:, index].unsqueeze(1)
         spec = F.conv1d(padded, self.dft, stride=HOP)[..., :-1]  # Whisper drops the last frame
         bins = N_FFT // 2 + 1
         power = spec[:, :bins] ** 2 + spec[:, bins:] ** 2
@@ -162,12 +177,12 @@ class WhisperLayer(nn.Module):
 class WhisperEncoder(nn.Module):
     """Whisper audio encoder truncated to ``num_layers`` layers, front end included."""
 
-    def __init__(self, num_layers: int = TINY.n_layers, dims: WhisperDims = TINY) -> None:
+    def __init__(self, num_layers: int = TINY.n_layers, dims: WhisperDims = TINY, num_samples: int | None = None) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"the Whisper encoder needs at least one layer, got {num_layers}")
         self.dims = dims
-        self.log_mel = LogMel(dims.n_mels)
+        self.log_mel = LogMel(dims.n_mels, num_samples)
         self.conv1 = nn.Conv1d(dims.n_mels, dims.d_model, 3, padding=1)
         self.conv2 = nn.Conv1d(dims.d_model, dims.d_model, 3, stride=2, padding=1)
         self.register_buffer("positions", sinusoids(dims.max_positions, dims.d_model))
@@ -186,7 +201,7 @@ class WhisperEncoder(nn.Module):
         """Log-mel [B, n_mels, M] -> the residual stream after each layer, [B, ceil(M / 2), d_model] each."""
         x = F.gelu(self.conv1(mel))
         x = F.gelu(self.conv2(x)).transpose(1, 2)
-        if x.shape[1] > self.positions.shape[0]:
+        if not torch.jit.is_tracing() and x.shape[1] > self.positions.shape[0]:
             raise ValueError(f"Whisper input too long: {x.shape[1]} frames, at most {self.positions.shape[0]}")
         x = x + self.positions[: x.shape[1]]
         states = []
@@ -206,7 +221,7 @@ class WhisperEncoder(nn.Module):
     def load_pretrained(self, state: dict[str, np.ndarray | torch.Tensor]) -> None:
         """Load a converted state (see :func:`pretrained_state`), dropping layers beyond ``num_layers``."""
         own = self.state_dict()
-        kept = {k: torch.as_tensor(np.asarray(v, dtype=np.float32)) for k, v in state.items() if k in own}
+        kept = {k: torch.tensor(np.array(v, dtype=np.float32)) for k, v in state.items() if k in own}
         missing = sorted(set(own) - set(kept))
         if missing:
             raise ValueError(f"Whisper weights lack {len(missing)} tensors, e.g. {missing[:3]}")

@@ -25,8 +25,47 @@ SERVICE_NAMES = (
 )
 
 
+class _SharedLoop:
+    """The one asyncio loop thread every server in this process runs on (grpc.aio's poller serves one loop)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._users == 0:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._run, args=(self._loop,), name="facecast-grpc", daemon=True)
+                self._thread.start()
+            self._users += 1
+            return self._loop
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+    @staticmethod
+    def _run(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+_LOOP = _SharedLoop()
+
+
 class RunningServer:
-    """A gRPC server on its own event-loop thread, sharing one model and one batching scheduler.
+    """A gRPC server on the process's gRPC event-loop thread, with one model and one batching scheduler.
 
     Use :func:`serve` (or :meth:`start`), then :meth:`stop`; also a context manager.
     """
@@ -38,7 +77,6 @@ class RunningServer:
         self.scheduler: BatchScheduler | None = None
         self.controller: A2FControllerServicer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
         self._stopped = threading.Event()
@@ -62,23 +100,16 @@ class RunningServer:
             self.model = load_model(cfg.model, device=cfg.device, backend=cfg.backend, threads=cfg.threads,
                                     batch_size=cfg.max_batch)  # fmt: skip
         self.scheduler = BatchScheduler(self.model.backend.run, cfg.max_batch, cfg.batch_wait_ms / 1000.0).start()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run_loop, name="facecast-grpc", daemon=True)
-        self._thread.start()
+        self._loop = _LOOP.acquire()
         try:
             self.port = asyncio.run_coroutine_threadsafe(self._start(token), self._loop).result()
         except BaseException:
-            self._shutdown_loop()
+            _LOOP.release()
+            self._loop = None
             self.scheduler.stop()
             raise
         log.info("serving on %s", self.address)
         return self
-
-    def _run_loop(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-        self._loop.close()
 
     async def _start(self, token: str | None) -> int:
         cfg = self.config
@@ -116,9 +147,9 @@ class RunningServer:
         """Stop serving (calls in progress get ``grace`` seconds), then the scheduler. Safe to call twice."""
         if self._loop is None or self._stopped.is_set():
             return
-        if self._server is not None and self._loop.is_running():
+        if self._server is not None:
             asyncio.run_coroutine_threadsafe(self._stop(grace), self._loop).result()
-        self._shutdown_loop()
+        _LOOP.release()
         if self.scheduler is not None:
             self.scheduler.stop()
         self._stopped.set()
@@ -126,12 +157,6 @@ class RunningServer:
     async def _stop(self, grace: float) -> None:
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
-
-    def _shutdown_loop(self) -> None:
-        if self._loop is not None and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until :meth:`stop` has run (from another thread or a signal handler); False on timeout."""

@@ -108,6 +108,11 @@ class BatchScheduler:
                 if self._next >= len(self._lanes):
                     self._next = 0
 
+    def lanes(self) -> list[Lane]:
+        """The lanes now registered (a snapshot)."""
+        with self._cond:
+            return list(self._lanes)
+
     @property
     def num_lanes(self) -> int:
         with self._cond:

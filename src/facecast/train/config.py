@@ -163,8 +163,10 @@ class TrainConfig:
     source: Path | None = None
 
     def to_dict(self) -> dict:
-        """A JSON-friendly dict (paths as strings)."""
-        return _plain(dataclasses.asdict(self))
+        """A JSON-friendly dict (paths as strings) that :func:`parse_config` reads back."""
+        data = _plain(dataclasses.asdict(self))
+        data.pop("source", None)
+        return data
 
 
 def _plain(obj: Any) -> Any:
@@ -225,7 +227,7 @@ def _convert(value: Any, tp: Any, key: str, where: str, base: Path) -> Any:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}: {key} must be a path string, got {value!r}")
         path = Path(value).expanduser()
-        return path if path.is_absolute() else base / path
+        return path if path.is_absolute() else Path(os.path.normpath(base / path))
     raise ConfigError(f"{where}: {key} has unsupported type {_type_name(tp)}")  # pragma: no cover
 
 
@@ -253,7 +255,7 @@ def _resolve_defaults(cfg: TrainConfig, base: Path) -> None:
         for f in dataclasses.fields(section):
             value = getattr(section, f.name)
             if isinstance(value, Path) and not value.is_absolute():
-                setattr(section, f.name, base / value)
+                setattr(section, f.name, Path(os.path.normpath(base / value)))
 
 
 def validate(cfg: TrainConfig, where: str = "<config>") -> TrainConfig:

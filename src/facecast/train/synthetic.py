@@ -225,7 +225,7 @@ def make_synthetic_dataset(
         _write_cache(root / "cache" / "tongue" / name / name, tongue_frames(head, opening, tip), tongue_format, fps)
         jaw_all[name] = jaw_deltas(head, opening)
         phase = rng.uniform(0, 2 * np.pi, 2)
-        look = 3.0 * np.sin(2 * np.pi * 0.3 * times[:, None] + phase[None, :])
+        look = 1.0 * np.sin(2 * np.pi * 0.3 * times[:, None] + phase[None, :])
         eyes_all[name] = np.stack([look, look], axis=1).astype(np.float32)
     geom = root / "geom"
     (geom / "skin").mkdir(parents=True, exist_ok=True)

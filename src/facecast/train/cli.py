@@ -1,0 +1,133 @@
+"""``facecast preprocess | train | eval | deploy CONFIG``: thin wrappers over :mod:`facecast.train.pipeline`.
+
+:func:`register` adds the subcommands to facecast's parser; parsing imports neither torch nor numpy. The same
+commands run standalone as ``python -m facecast.train``, which is what ``torchrun`` launches for multi-GPU
+training (``torchrun --nproc_per_node 8 -m facecast.train train config.toml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .pipeline import run_preprocess
+
+    cfg = load_config(args.config)
+    data = run_preprocess(cfg)
+    print(
+        f"{len(data.shots)} shots, {data.targets.shape[0]} frames; skin {data.num_shapes_skin} components "
+        f"({100 * data.skin.explained:.3f}% variance), tongue {data.num_shapes_tongue} components; "
+        f"cache in {cfg.preprocess.cache_dir}"
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .pipeline import run_train
+
+    cfg = load_config(args.config)
+    result = run_train(cfg, resume=args.resume_from or args.resume)
+    if _rank() == 0:
+        print(f"trained {result.steps} steps on {result.summary['world_size']} process(es) in {result.summary['seconds']:.0f} s")
+        for label, path in (("checkpoint", result.checkpoint), ("metrics", result.metrics), ("loss plot", result.plot)):
+            if path is not None:
+                print(f"  {label:<10} {path}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .pipeline import run_eval
+
+    cfg = load_config(args.config)
+    report = run_eval(cfg, args.checkpoint)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"checkpoint {report['checkpoint']} (step {report['step']})")
+    for name, metrics in [*report["shots"].items(), ("overall", report["overall"])]:
+        values = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "frames")
+        print(f"  {name:<24} {metrics['frames']:>6} frames  {values}")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .pipeline import run_deploy
+
+    cfg = load_config(args.config)
+    out = run_deploy(cfg, args.checkpoint, args.output)
+    print(f"wrote the model files to {out} (load with facecast.load_model or facecast animate -m {out})")
+    return 0
+
+
+def cmd_synthetic(args: argparse.Namespace) -> int:
+    from .synthetic import make_synthetic_dataset
+
+    root = make_synthetic_dataset(args.output, num_shots=args.shots, seconds=args.seconds, seed=args.seed)
+    print(f"wrote a synthetic dataset to {root}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``preprocess``, ``train``, ``eval`` and ``deploy`` subcommands to a facecast parser."""
+    p = subparsers.add_parser("preprocess", help="check a training dataset and build its PCA training cache")
+    p.add_argument("config", help="training config (.toml, or .yaml with PyYAML)")
+    p.set_defaults(func=cmd_preprocess)
+
+    p = subparsers.add_parser("train", help="train a regression network (run under torchrun for several GPUs)")
+    p.add_argument("config", help="training config (.toml, or .yaml with PyYAML)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in train.out_dir")
+    p.add_argument("--resume-from", metavar="CHECKPOINT", help="continue from this checkpoint file")
+    p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser("eval", help="evaluate a checkpoint: R², vertex, lip and closure errors")
+    p.add_argument("config", help="training config (.toml, or .yaml with PyYAML)")
+    p.add_argument("--checkpoint", help="checkpoint file (default: eval.checkpoint, else the latest)")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.set_defaults(func=cmd_eval)
+
+    p = subparsers.add_parser("deploy", help="write a checkpoint as the official model file set")
+    p.add_argument("config", help="training config (.toml, or .yaml with PyYAML)")
+    p.add_argument("--checkpoint", help="checkpoint file (default: deploy.checkpoint, else the latest)")
+    p.add_argument("-o", "--output", help="output folder (default: deploy.out_dir)")
+    p.set_defaults(func=cmd_deploy)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The standalone parser of ``python -m facecast.train`` (the four commands plus ``synthetic``)."""
+    parser = argparse.ArgumentParser(prog="python -m facecast.train", description="facecast training framework")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    p = sub.add_parser("synthetic", help="write the tiny synthetic dataset (for trying the framework)")
+    p.add_argument("output", help="dataset folder to create")
+    p.add_argument("--shots", type=int, default=6)
+    p.add_argument("--seconds", type=float, default=2.5)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synthetic)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a training command; user errors print one line and exit with code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as exc:
+        print(f"facecast: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("facecast: interrupted", file=sys.stderr)
+        return 130

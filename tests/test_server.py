@@ -1,0 +1,492 @@
+"""The ACE-compatible gRPC server, driven by a real client built on NVIDIA's stubs over 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+grpc = pytest.importorskip("grpc")
+pytest.importorskip("nvidia_audio2face_3d")
+
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+from nvidia_ace import audio_pb2, status_pb2  # noqa: E402
+from nvidia_audio2face_3d import (  # noqa: E402
+    a2x_export_config_pb2,
+    a2x_export_config_pb2_grpc,
+    audio2face_pb2_grpc,
+    messages_pb2,
+)
+
+from facecast.audio import float_to_pcm16_bytes, pcm16_to_float, resample  # noqa: E402
+from facecast.constants import ARKIT_NAMES, TONGUE_NAMES  # noqa: E402
+from facecast.emotion import EmotionTrack  # noqa: E402
+from facecast.pipeline import SolveOptions  # noqa: E402
+from facecast.server import ConfigError, ServerConfig, serve  # noqa: E402
+
+SR = 16000
+CHUNK_SECONDS = 0.1
+
+
+def _clip(seconds: float, rate: int = SR, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.3 * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) * np.sin(2 * np.pi * 180 * t)
+    noise = 0.02 * np.random.default_rng(seed).standard_normal(len(t))
+    return (tone + noise).astype(np.float32)
+
+
+def _header(rate=SR, channels=1, bits=16, fmt=0, face=None, mult=None, off=None, clamp=False):
+    return messages_pb2.AudioWithEmotionStream(
+        audio_stream_header=messages_pb2.AudioWithEmotionStreamHeader(
+            audio_header=audio_pb2.AudioHeader(
+                audio_format=fmt, channel_count=channels, samples_per_second=rate, bits_per_sample=bits
+            ),
+            face_params=messages_pb2.FaceParameters(float_params=face or {}),
+            blendshape_params=messages_pb2.BlendShapeParameters(
+                bs_weight_multipliers=mult or {}, bs_weight_offsets=off or {}, enable_clamping_bs_weight=clamp
+            ),
+        )
+    )
+
+
+def _audio(pcm: bytes, emotions=()):
+    keys = [messages_pb2.EmotionWithTimeCode(time_code=t, emotion=e) for t, e in emotions]
+    body = messages_pb2.AudioWithEmotion(audio_buffer=pcm, emotions=keys)
+    return messages_pb2.AudioWithEmotionStream(audio_with_emotion=body)
+
+
+END = messages_pb2.AudioWithEmotionStream(end_of_audio=messages_pb2.AudioWithEmotionStream.EndOfAudio())
+
+
+def _messages(pcm: bytes, rate=SR, emotions=(), header=None, end=True):
+    yield header if header is not None else _header(rate)
+    step = int(rate * CHUNK_SECONDS) * 2
+    for i in range(0, len(pcm), step):
+        yield _audio(pcm[i : i + step], emotions if i == 0 else ())
+    if end:
+        yield END
+
+
+def _run(address, requests, metadata=None, credentials=None, options=()):
+    channel = (grpc.secure_channel(address, credentials, options=options) if credentials
+               else grpc.insecure_channel(address))  # fmt: skip
+    with channel:
+        stub = audio2face_pb2_grpc.A2FControllerServiceStub(channel)
+        return list(stub.ProcessAudioStream(requests, metadata=metadata))
+
+
+def _parts(answers):
+    return [a.WhichOneof("stream_part") for a in answers]
+
+
+def _weights(answers) -> np.ndarray:
+    return np.array([a.animation_data.skel_animation.blend_shape_weights[0].values for a in answers
+                     if a.WhichOneof("stream_part") == "animation_data"])  # fmt: skip
+
+
+def _assert_success(answers, frames: int):
+    parts = _parts(answers)
+    assert parts == ["animation_data_stream_header"] + ["animation_data"] * frames + ["event", "status"], parts[-3:]
+    assert answers[-2].event.event_type == messages_pb2.END_OF_A2F_AUDIO_PROCESSING
+    assert answers[-1].status.code == status_pb2.Status.SUCCESS
+
+
+def _assert_error(answers, needle: str):
+    assert answers, "no answer at all"
+    status = answers[-1]
+    assert status.WhichOneof("stream_part") == "status"
+    assert status.status.code == status_pb2.Status.ERROR
+    assert needle in status.status.message, status.status.message
+    assert "event" not in _parts(answers)
+
+
+def _wait(predicate, timeout=10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.fixture(scope="module")
+def server(small_model):
+    srv = serve(ServerConfig(port=0, max_streams=6, idle_timeout_seconds=10.0), model=small_model)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(server):
+    """After every test: no stream left on the server, no thread left behind."""
+    before = threading.active_count()
+    yield
+    assert _wait(lambda: server.active_streams == 0 and server.scheduler.num_lanes == 0), "a stream leaked"
+    assert _wait(lambda: threading.active_count() <= before), [t.name for t in threading.enumerate()]
+
+
+@pytest.fixture(scope="module")
+def good(small_model):
+    """A short clip, its PCM and the offline animation of the same samples."""
+    pcm = float_to_pcm16_bytes(_clip(0.4, seed=3))
+    offline = small_model.animate(pcm16_to_float(pcm), blinks=False)
+    return pcm, np.concatenate([offline.skin_weights, offline.tongue_weights], axis=1)
+
+
+def _check_good(result, good):
+    _assert_success(result, len(good[1]))
+    assert np.abs(_weights(result) - good[1]).max() < 1e-5
+
+
+# -- the protocol, and parity with offline mode ------------------------------------------------------------------
+
+
+def test_round_trip_matches_offline(server, small_model):
+    audio = _clip(1.1)
+    pcm = float_to_pcm16_bytes(audio)
+    face = {"skinStrength": 0.75, "lowerFaceSmoothing": 0.0, "tongueStrength": 1.25, "eyelidOpenOffset": 0.125}
+    emotions = [(0.0, {"Joy": 0.5}), (0.75, {"Anger": 1.0, "OutOfBreath": 0.25})]
+    header = _header(face=face, mult={"JawOpen": 2.0}, off={"MouthClose": 0.25, "TongueTipUp": 0.5})
+    started = time.time()
+    answers = _run(server.address, _messages(pcm, emotions=emotions, header=header))
+
+    track = EmotionTrack().add(0.0, {"joy": 0.5}).add(0.75, {"anger": 1.0, "outofbreath": 0.25})
+    options = SolveOptions({"jawOpen": 2.0}, {"mouthClose": 0.25, "tongueTipUp": 0.5})
+    offline = small_model.animate(pcm16_to_float(pcm), emotion=track, face_params=face, blinks=False,
+                                  blendshape_params=options)  # fmt: skip
+    expected = np.concatenate([offline.skin_weights, offline.tongue_weights], axis=1)
+    _assert_success(answers, len(offline))
+
+    head = answers[0].animation_data_stream_header
+    names = list(head.skel_animation_header.blend_shapes)
+    assert names == [n[0].upper() + n[1:] for n in ARKIT_NAMES + TONGUE_NAMES]
+    assert names[0] == "EyeBlinkLeft" and names[52] == "TongueTipUp" and len(names) == 68
+    assert (head.audio_header.samples_per_second, head.audio_header.channel_count) == (SR, 1)
+    assert head.audio_header.bits_per_sample == 16
+    assert started - 1 <= head.start_time_code_since_epoch <= time.time()
+
+    frames = [a.animation_data for a in answers[1:-2]]
+    weights = _weights(answers)
+    assert weights.shape == (len(offline), 68)
+    assert np.abs(weights - expected).max() < 1e-5
+    times = [f.skel_animation.blend_shape_weights[0].time_code for f in frames]
+    assert np.allclose(times, offline.times)
+    assert b"".join(f.audio.audio_buffer for f in frames) == pcm  # the echo covers the input exactly once
+    assert len(frames[1].audio.audio_buffer) == 2 * (1066 - 533)
+    assert frames[3].audio.time_code == pytest.approx(1600 / SR)
+
+    aggregate = messages_pb2.EmotionAggregate()
+    assert frames[-1].metadata["emotion_aggregate"].Unpack(aggregate)
+    assert aggregate.a2f_smoothed_output[0].emotion["Anger"] == pytest.approx(1.0)
+    assert aggregate.input_emotions[0].emotion["OutOfBreath"] == pytest.approx(0.25)
+    first = messages_pb2.EmotionAggregate()
+    frames[0].metadata["emotion_aggregate"].Unpack(first)
+    assert first.a2f_smoothed_output[0].emotion["Joy"] == pytest.approx(0.5)
+
+
+def test_44k_input_is_resampled_like_offline(server, small_model):
+    rate = 44100
+    pcm = float_to_pcm16_bytes(_clip(0.7, rate, seed=1))
+    answers = _run(server.address, _messages(pcm, rate=rate))
+    # offline on the same samples resampled by facecast.audio.resample (soxr HQ). soxr's streaming resampler,
+    # which the server runs chunk by chunk, gives the same samples as its one-shot call (checked here), so
+    # the only difference left is ONNX Runtime's batch composition (~1e-7): 1e-5 is the same bound as at 16 kHz.
+    audio16 = resample(pcm16_to_float(pcm), rate, SR)
+    import soxr
+
+    stream = soxr.ResampleStream(rate, SR, 1, dtype="float32", quality="HQ")
+    pieces = [stream.resample_chunk(pcm16_to_float(pcm[i : i + 8820])) for i in range(0, len(pcm), 8820)]
+    streamed = np.concatenate(pieces + [stream.resample_chunk(np.zeros(0, np.float32), last=True)])
+    assert streamed.shape == audio16.shape and np.abs(streamed - audio16).max() < 1e-6
+
+    offline = small_model.animate(audio16, blinks=False)
+    _assert_success(answers, len(offline))
+    expected = np.concatenate([offline.skin_weights, offline.tongue_weights], axis=1)
+    assert np.abs(_weights(answers) - expected).max() < 1e-5
+    head = answers[0].animation_data_stream_header
+    assert head.audio_header.samples_per_second == rate
+    assert b"".join(a.animation_data.audio.audio_buffer for a in answers[1:-2]) == pcm
+
+
+# -- invalid streams end in an error status, and a concurrent stream is unaffected --------------------------------
+
+_BAD = {
+    "audio first": (lambda pcm: iter([_audio(pcm), END]), "first message must be an audio_stream_header"),
+    "no messages": (lambda pcm: iter([]), "ended before an audio_stream_header"),
+    "not pcm": (lambda pcm: _messages(pcm, header=_header(fmt=3)), "only AUDIO_FORMAT_PCM"),
+    "stereo": (lambda pcm: _messages(pcm, header=_header(channels=2)), "channel_count must be 1"),
+    "8-bit": (lambda pcm: _messages(pcm, header=_header(bits=8)), "bits_per_sample must be 16"),
+    "no rate": (lambda pcm: _messages(pcm, header=_header(rate=0)), "samples_per_second"),
+    "empty audio": (lambda pcm: _messages(b""), "no audio was received"),
+    "empty chunks": (lambda pcm: iter([_header(), _audio(b""), END]), "no audio was received"),
+    "odd bytes": (lambda pcm: iter([_header(), _audio(pcm[:3]), END]), "whole 16-bit samples"),
+    "face param range": (lambda pcm: _messages(pcm, header=_header(face={"skinStrength": 5.0})), "skin_strength"),
+    "face param name": (lambda pcm: _messages(pcm, header=_header(face={"noseLength": 1.0})), "noseLength"),
+    "blendshape name": (lambda pcm: _messages(pcm, header=_header(mult={"JawOpn": 2.0})), "JawOpn"),
+    "emotion name": (lambda pcm: _messages(pcm, emotions=[(0.0, {"Happiness": 1.0})]), "Happiness"),
+    "emotion weight": (lambda pcm: _messages(pcm, emotions=[(0.0, {"Joy": 2.0})]), "[0, 1]"),
+    "header twice": (lambda pcm: iter([_header(), _audio(pcm), _header(), END]), "sent twice"),
+    "end twice": (lambda pcm: iter([_header(), _audio(pcm), END, END]), "end_of_audio was sent twice"),
+    "audio after end": (lambda pcm: iter([_header(), _audio(pcm), END, _audio(pcm)]), "after end_of_audio"),
+}
+
+
+@pytest.mark.parametrize("case", list(_BAD))
+def test_invalid_stream_ends_with_error_status(server, good, case):
+    make, needle = _BAD[case]
+    with ThreadPoolExecutor(1) as pool:
+        ok = pool.submit(_run, server.address, _messages(good[0]))
+        answers = _run(server.address, make(good[0]))  # completes: an error status, then a clean close
+        _assert_error(answers, needle)
+        _check_good(ok.result(timeout=60), good)
+
+
+def test_client_cancel_frees_the_session(server, good):
+    release = threading.Event()
+    pcm = float_to_pcm16_bytes(_clip(2.0))
+
+    def requests():
+        yield _header()
+        yield _audio(pcm[: len(pcm) // 2])
+        release.wait(30)  # keep the stream open until the client has cancelled
+
+    with ThreadPoolExecutor(1) as pool, grpc.insecure_channel(server.address) as channel:
+        ok = pool.submit(_run, server.address, _messages(good[0]))
+        call = audio2face_pb2_grpc.A2FControllerServiceStub(channel).ProcessAudioStream(requests())
+        assert next(call).WhichOneof("stream_part") == "animation_data_stream_header"
+        assert next(call).WhichOneof("stream_part") == "animation_data"
+        assert server.active_streams >= 1
+        call.cancel()
+        release.set()
+        with pytest.raises(grpc.RpcError) as info:
+            list(call)
+        assert info.value.code() == grpc.StatusCode.CANCELLED
+        _check_good(ok.result(timeout=60), good)
+    assert _wait(lambda: server.active_streams == 0 and server.scheduler.num_lanes == 0)
+
+
+def test_backpressure_stops_reading_a_client_that_runs_ahead(small_model):
+    srv = serve(ServerConfig(port=0, max_pending_frames=8), model=small_model)
+    try:
+        pcm = float_to_pcm16_bytes(_clip(20.0))
+        with grpc.insecure_channel(srv.address) as channel:
+            call = audio2face_pb2_grpc.A2FControllerServiceStub(channel).ProcessAudioStream(_messages(pcm))
+            next(call)  # the header; then read nothing for a while
+            assert _wait(lambda: srv.scheduler.num_lanes == 1)
+            lane = srv.scheduler.lanes()[0]
+            time.sleep(2.0)
+            held = lane.seconds_received
+            # the server has read its backlog bound, the frames queued for the client and one message, not the
+            # 20 s the client offers (gRPC's client library queues the rest on the client side)
+            assert 0.3 < held < 5.0, held
+            for _ in range(60):  # reading frames lets the server read more audio
+                assert next(call).WhichOneof("stream_part") == "animation_data"
+            assert _wait(lambda: lane.seconds_received > held + 1.0)
+            call.cancel()
+    finally:
+        srv.stop()
+
+
+# -- limits, auth, TLS ---------------------------------------------------------------------------------------------
+
+
+def test_limits(small_model, good):
+    cfg = ServerConfig(port=0, max_streams=2, max_clip_seconds=0.3, idle_timeout_seconds=0.5,
+                       max_message_bytes=16 * 1024)  # fmt: skip
+    srv = serve(cfg, model=small_model)
+    try:
+        gates = [threading.Event(), threading.Event()]
+
+        def held(gate):
+            yield _header()
+            gate.wait(30)
+            yield _audio(good[0][:3200])
+            yield END
+
+        with ThreadPoolExecutor(2) as pool, grpc.insecure_channel(srv.address) as channel:
+            stub = audio2face_pb2_grpc.A2FControllerServiceStub(channel)
+            calls = [stub.ProcessAudioStream(held(g)) for g in gates]
+            for call in calls:
+                next(call)  # both streams are open
+            with pytest.raises(grpc.RpcError) as info:
+                _run(srv.address, _messages(good[0]))
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "2 concurrent streams" in info.value.details()
+            for gate in gates:
+                gate.set()
+            results = [pool.submit(list, call) for call in calls]
+            for result in results:
+                assert result.result(timeout=30)[-1].status.code == status_pb2.Status.SUCCESS
+        # clip length, idle timeout, message size
+        _assert_error(_run(srv.address, _messages(float_to_pcm16_bytes(_clip(0.5)))), "limit of 0.3 s")
+
+        def idle():
+            yield _header()
+            time.sleep(1.5)
+
+        _assert_error(_run(srv.address, idle()), "idle timeout")
+        with pytest.raises(grpc.RpcError) as info:
+            _run(srv.address, iter([_header(), _audio(bytes(40_000)), END]))
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        srv.stop()
+
+
+def test_bearer_token(small_model, good):
+    srv = serve(ServerConfig(port=0, token="s3cret-token"), model=small_model)
+    try:
+        _check_good(_run(srv.address, _messages(good[0]), metadata=[("authorization", "Bearer s3cret-token")]), good)
+        for metadata, reason in ((None, "missing"), ([("authorization", "Bearer nope")], "invalid"),
+                                 ([("authorization", "s3cret-token")], "invalid")):  # fmt: skip
+            with pytest.raises(grpc.RpcError) as info:
+                _run(srv.address, _messages(good[0]), metadata=metadata)
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert reason in info.value.details()
+        with grpc.insecure_channel(srv.address) as channel:
+            stub = a2x_export_config_pb2_grpc.A2XExportConfigServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as info:
+                list(stub.GetConfigs(a2x_export_config_pb2.ConfigsTypeRequest()))
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+            assert health.status == health_pb2.HealthCheckResponse.SERVING  # probes need no token
+    finally:
+        srv.stop()
+
+
+def _self_signed(tmp_path, name: str):
+    pytest.importorskip("cryptography")
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )  # fmt: skip
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())  # fmt: skip
+    (tmp_path / f"{name}.crt").write_bytes(cert_pem)
+    (tmp_path / f"{name}.key").write_bytes(key_pem)
+    return str(tmp_path / f"{name}.crt"), str(tmp_path / f"{name}.key"), cert_pem, key_pem
+
+
+def test_tls_and_mutual_tls(small_model, good, tmp_path):
+    cert, key, cert_pem, _ = _self_signed(tmp_path, "server")
+    options = [("grpc.ssl_target_name_override", "localhost")]
+    srv = serve(ServerConfig(port=0, tls_cert=cert, tls_key=key), model=small_model)
+    try:
+        creds = grpc.ssl_channel_credentials(root_certificates=cert_pem)
+        _check_good(_run(srv.address, _messages(good[0]), credentials=creds, options=options), good)
+        with pytest.raises(grpc.RpcError) as info:
+            _run(srv.address, _messages(good[0]))  # plaintext to a TLS port
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        srv.stop()
+
+    client_cert, _, client_pem, client_key = _self_signed(tmp_path, "client")
+    srv = serve(ServerConfig(port=0, tls_cert=cert, tls_key=key, tls_client_ca=client_cert), model=small_model)
+    try:
+        mutual = grpc.ssl_channel_credentials(cert_pem, private_key=client_key, certificate_chain=client_pem)
+        _check_good(_run(srv.address, _messages(good[0]), credentials=mutual, options=options), good)
+        with pytest.raises(grpc.RpcError) as info:
+            _run(srv.address, _messages(good[0]), credentials=grpc.ssl_channel_credentials(cert_pem), options=options)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        srv.stop()
+
+
+# -- health, configs, settings ---------------------------------------------------------------------------------------
+
+
+def test_health_serving(server):
+    with grpc.insecure_channel(server.address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "nvidia_ace.services.a2f_controller.v1.A2FControllerService"):
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service))
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_get_configs(server, small_model):
+    request_type = a2x_export_config_pb2.ConfigsTypeRequest
+    with grpc.insecure_channel(server.address) as channel:
+        stub = a2x_export_config_pb2_grpc.A2XExportConfigServiceStub(channel)
+        as_json = list(stub.GetConfigs(request_type(config_type=request_type.JSON)))
+        as_yaml = list(stub.GetConfigs(request_type(config_type=request_type.YAML)))
+    assert [c.name for c in as_json] == ["model_config.json", "deployment_config.json"]
+    assert [c.name for c in as_yaml] == ["model_config.yaml", "deployment_config.yaml"]
+    model_config = json.loads(as_json[0].content)
+    defaults = small_model.pipeline.default_params
+    assert model_config["face_params"]["skinStrength"] == defaults.skin_strength
+    assert model_config["blendshape_params"]["bs_weight_multipliers"]["JawOpen"] == 1.0
+    assert model_config["emotions"][7] == "OutOfBreath"
+    deployment = json.loads(as_json[1].content)
+    assert deployment["max_streams"] == 6 and deployment["auth"] == "none" and "token" not in deployment
+    yaml = pytest.importorskip("yaml")
+    assert yaml.safe_load(as_yaml[0].content) == model_config
+    assert yaml.safe_load(as_yaml[1].content) == deployment
+
+
+def test_server_config_validation_and_toml(tmp_path):
+    path = tmp_path / "server.toml"
+    path.write_text('[server]\nport = 0\nmax_streams = 3\nhost = "0.0.0.0"\n')
+    cfg = ServerConfig.from_toml(path)
+    assert (cfg.port, cfg.max_streams, cfg.host) == (0, 3, "0.0.0.0")
+    path.write_text("max_stream = 3\n")
+    with pytest.raises(ConfigError, match="unknown setting.*max_stream"):
+        ServerConfig.from_toml(path)
+    path.write_text("port = 'x'\n")
+    with pytest.raises(ConfigError, match="port must be an integer"):
+        ServerConfig.from_toml(path)
+    with pytest.raises(ConfigError, match="together"):
+        ServerConfig(tls_cert=str(path)).validate()
+    with pytest.raises(ConfigError, match="max_batch"):
+        ServerConfig(max_batch=0).validate()
+    with pytest.raises(ConfigError, match="not a readable file"):
+        ServerConfig(tls_cert="/nonexistent.pem", tls_key="/nonexistent.key").validate()
+    assert ServerConfig().host == "127.0.0.1"
+
+
+def test_cli_flags_override_the_config_file(tmp_path):
+    import argparse
+
+    from facecast.server.cli import config_from_args, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    path = tmp_path / "server.toml"
+    path.write_text("max_streams = 3\nidle_timeout_seconds = 9.0\nport = 1234\n")
+    token = tmp_path / "token"
+    token.write_text("abc\n")
+    args = parser.parse_args(["serve", "--grpc", "0", "--config", str(path), "--max-streams", "7",
+                              "--token-file", str(token)])  # fmt: skip
+    cfg = config_from_args(args)
+    assert (cfg.port, cfg.max_streams, cfg.idle_timeout_seconds) == (0, 7, 9.0)
+    assert cfg.resolved_token() == "abc" and "abc" not in json.dumps(cfg.public_dict())
+    with pytest.raises(ConfigError, match="max_streams"):
+        config_from_args(parser.parse_args(["serve", "--max-streams", "0"]))
