@@ -220,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-int8", action="store_true", help="skip the int8 network")
     p.set_defaults(func=cmd_bench)
 
+    from .train.cli import register as register_training
+    from .web.cli import register as register_web
+
+    register_training(sub)
+    register_web(sub)
+
     p = sub.add_parser("info", help="summarise a model pack")
     p.add_argument("pack", help="model folder or its model.json")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

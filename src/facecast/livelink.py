@@ -88,9 +88,7 @@ def frame_time(seconds: float, fps: float) -> tuple[int, float]:
     return frame, max(exact - frame, 0.0)
 
 
-def encode_packet(
-    device_id: str, subject: str, frame: int, sub_frame: float, fps: float, values: np.ndarray
-) -> bytes:
+def encode_packet(device_id: str, subject: str, frame: int, sub_frame: float, fps: float, values: np.ndarray) -> bytes:
     """One Live Link Face datagram (see the module docstring)."""
     values = np.asarray(values, np.float32).reshape(-1)
     if len(values) != len(UNREAL_BLENDSHAPES):

@@ -74,6 +74,9 @@ def plot_animation(
     ax = axes[-1]
     for i, name in enumerate(names):
         ax.plot(anim.times, anim.weights(name), label=name, color=_COLOURS[i % len(_COLOURS)], linewidth=1.4)
+    low = min(0.0, *(float(anim.weights(n).min()) for n in names)) if len(anim) else 0.0
+    high = max(1.0, *(float(anim.weights(n).max()) for n in names)) if len(anim) else 1.0
+    ax.set_ylim(low - 0.05, high + 0.05)  # weights live in [0, 1]: the same axis for every curve
     ax.set_ylabel("weight")
     ax.set_xlabel("time (s)")
     ax.set_xlim(0.0, end if end > 0 else 1.0)
@@ -82,7 +85,9 @@ def plot_animation(
         a.grid(True, alpha=0.3)
     if title:
         axes[0].set_title(title)
-    fig.tight_layout()
+    fig.subplots_adjust(
+        left=72 / width, right=1 - 16 / width, bottom=48 / height, top=1 - (34 if title else 12) / height, hspace=0.08
+    )  # fixed margins: the layout does not depend on the data
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     path = Path(path)
