@@ -220,11 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-int8", action="store_true", help="skip the int8 network")
     p.set_defaults(func=cmd_bench)
 
+    from .evaluation import register as register_evaluation
     from .train.cli import register as register_training
     from .web.cli import register as register_web
 
     register_training(sub)
     register_web(sub)
+    register_evaluation(sub)
 
     p = sub.add_parser("info", help="summarise a model pack")
     p.add_argument("pack", help="model folder or its model.json")

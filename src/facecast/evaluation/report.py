@@ -1,0 +1,306 @@
+"""``facecast evaluate-lipsync``: facecast beside the peers on recorded and held-out TTS speech; Markdown + JSON.
+
+In Python: ``report = evaluate_lipsync(model)`` (a model folder, a loaded ``Model``, or ``None`` for the built-in
+one) runs every corpus and peer available here; ``report_markdown(report)`` and ``report_json(report)`` format it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from facecast.constants import DEFAULT_FPS
+
+from .align import Aligner, AlignmentError
+from .corpus import (
+    HELD_OUT_VOICE,
+    POCKETSPHINX_TESTDATA,
+    Utterance,
+    alsa_sounds,
+    espeak_available,
+    label_agreement,
+    pocketsphinx_testdata,
+    tts_corpus,
+)
+from .espeak import libespeak_available
+from .metrics import METRICS, MetricConfig, curves_from_weights, evaluate_curves, lip_geometry
+from .peers import PEER_NAMES, FacecastSystem, LipSyncSystem, make_peer
+
+CORPORA = ("recorded", "tts", "alsa")
+_DESCRIPTIONS = {
+    "recorded": "pocketsphinx-testdata cards + librivox (recorded, shipped transcripts, pocketsphinx-aligned)",
+    "tts": "espeak-ng {voice} (held-out voice), phone timings from the synthesizer",
+    "alsa": "alsa-utils voice clips (no transcript: silence/speech by loudness, stillness metrics only; n counts "
+    "speech segments)",
+}
+_STILLNESS = {"speech_gap_sd_mm", "silence_motion_ratio", "silence_offset_ratio", "silence_motion_mm_s"}
+
+
+def load_corpora(names: Sequence[str] = CORPORA, voice: str = HELD_OUT_VOICE) -> tuple[dict, list[str]]:
+    """{corpus: [Utterance]} for the corpora available here, and notes on the ones that are not."""
+    notes, out = [], {}
+    aligner = None
+    if {"recorded", "tts"} & set(names):
+        try:
+            aligner = Aligner()
+        except AlignmentError as exc:
+            notes.append(f"no forced alignment: {exc}")
+    for name in names:
+        utts: list[Utterance] = []
+        if name == "recorded":
+            if not (POCKETSPHINX_TESTDATA / "cards").is_dir():
+                notes.append("recorded: pocketsphinx-testdata is not installed (apt-get install pocketsphinx-testdata)")
+            elif aligner is not None:
+                utts = pocketsphinx_testdata(aligner=aligner)
+                notes += [f"recorded: {u.name} skipped, no alignment found" for u in utts if u.alignment is None]
+                utts = [u for u in utts if u.alignment is not None]
+        elif name == "tts":
+            if libespeak_available():
+                utts = tts_corpus(voice)
+                notes.append(_tts_alignment_note(utts, aligner))
+            elif espeak_available() and aligner is not None:
+                utts = tts_corpus(voice, timing="pocketsphinx", aligner=aligner)
+                notes.append("tts: libespeak-ng not loadable; phone timings forced-aligned by pocketsphinx")
+            else:
+                notes.append("tts: espeak-ng is not installed (apt-get install espeak-ng)")
+                continue
+        elif name == "alsa":
+            utts = alsa_sounds()
+            if not utts:
+                notes.append("alsa: alsa-utils sounds are not installed (apt-get install alsa-utils)")
+        else:
+            raise ValueError(f"unknown corpus {name!r}; choose from {', '.join(CORPORA)}")
+        if utts:
+            out[name] = utts
+    return out, notes
+
+
+def _tts_alignment_note(utts: list[Utterance], aligner: Aligner | None) -> str:
+    """How well pocketsphinx recovers the exact espeak timings: a yardstick for the recorded corpus's labels."""
+    agree = []
+    for utt in utts if aligner is not None else []:
+        try:
+            agree.append(label_agreement(utt.alignment, aligner.align(utt.audio, utt.transcript or "")))
+        except AlignmentError:
+            continue
+    if not agree:
+        return "tts: phone timings from libespeak-ng events (exact)"
+    return (
+        "tts: phone timings from libespeak-ng events (exact); pocketsphinx forced alignment of the same "
+        f"sentences puts {100 * sum(agree) / len(agree):.0f}% of 10 ms frames in the same mouth class "
+        "(SIL/bilabial/open/other), a yardstick for the label noise of the pocketsphinx-aligned recordings"
+    )
+
+
+def _progress(items: list, desc: str):
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm(items, desc=desc, unit="clip")
+    return items
+
+
+def evaluate_systems(
+    corpora: dict[str, list[Utterance]],
+    systems: Sequence[LipSyncSystem],
+    geometry,
+    fps: float = DEFAULT_FPS,
+    config: MetricConfig | None = None,
+    n_boot: int = 200,
+) -> dict:
+    """Run every system on every utterance and score it: {corpus: {...,"metrics": {key: {system: cell}}}}."""
+    config = config or MetricConfig()
+    result = {}
+    for cname, utts in corpora.items():
+        per_system: dict[str, list] = {s.name: [] for s in systems}
+        errors: dict[str, str] = {}
+        for utt in _progress(utts, cname):
+            for system in systems:
+                if system.needs_transcript and not utt.transcript:
+                    continue
+                try:
+                    out = system.animate(utt, fps)
+                except Exception as exc:  # noqa: BLE001 - a peer failing on one clip is reported, not fatal
+                    errors.setdefault(system.name, f"{utt.name}: {exc.__class__.__name__}: {exc}")
+                    continue
+                per_system[system.name].append(
+                    curves_from_weights(geometry, out.weights, out.times, utt.alignment.phones, utt.name)
+                )
+        metrics: dict[str, dict] = {m.key: {} for m in METRICS}
+        for sname, curves in per_system.items():
+            if not curves:
+                continue
+            for key, cell in evaluate_curves(curves, config, n_boot).items():
+                if cname == "alsa" and key not in _STILLNESS:
+                    continue
+                metrics[key][sname] = {**cell, "utterances": len(curves)}
+        result[cname] = {
+            "utterances": len(utts),
+            "seconds": round(sum(u.duration for u in utts), 2),
+            "phones": sum(1 for u in utts for p in u.alignment.phones if p.name not in ("SIL", "NSN", "SPN")),
+            "clips": [u.name for u in utts],
+            "metrics": {k: v for k, v in metrics.items() if v},
+            "errors": errors,
+        }
+    return result
+
+
+def evaluate_lipsync(
+    model=None,
+    corpora: Sequence[str] = CORPORA,
+    peers: Sequence[str] = PEER_NAMES,
+    voice: str = HELD_OUT_VOICE,
+    fps: float = DEFAULT_FPS,
+    n_boot: int = 200,
+    config: MetricConfig | None = None,
+) -> dict:
+    """The whole evaluation: facecast (``model``: a folder, a loaded ``Model``, ``None`` = built-in) and ``peers``
+    on ``corpora``; returns the report as a dict (see :func:`report_markdown`, :func:`report_json`)."""
+    from facecast.characters import AnnyNotFoundError, build_default_character
+    from facecast.model import load_model
+
+    try:
+        char = build_default_character()
+    except AnnyNotFoundError as exc:
+        raise RuntimeError(f"the lip metrics need the default character: {exc}") from None
+    geometry = lip_geometry(char)
+    loaded = model if hasattr(model, "animate") else load_model(model)
+    systems: list[LipSyncSystem] = [FacecastSystem(loaded)]
+    notes, skipped = [], {}
+    for name in peers:
+        try:
+            systems.append(make_peer(name))
+        except ImportError as exc:
+            skipped[name] = f"not installed ({exc})"
+    data, corpus_notes = load_corpora(corpora, voice)
+    notes += corpus_notes
+    if not data:
+        raise RuntimeError("no evaluation speech is installed here; " + "; ".join(corpus_notes))
+    result = evaluate_systems(data, systems, geometry, fps, config, n_boot)
+    for cname in result:
+        result[cname]["description"] = _DESCRIPTIONS[cname].format(voice=voice)
+    return {
+        "model": "built-in" if model is None else str(getattr(getattr(model, "pack", None), "root", model)),
+        "random_weights": bool(getattr(loaded, "random_weights", False)),
+        "fps": fps,
+        "bootstrap": n_boot,
+        "neutral_gap_mm": round(10.0 * geometry.neutral_gap, 3),
+        "systems": [s.name for s in systems],
+        "skipped_systems": skipped,
+        "metrics": [{"key": m.key, "label": m.label, "better": m.better, "n": m.count} for m in METRICS],
+        "corpora": result,
+        "notes": notes,
+    }
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.1e}"
+
+
+def _cell(value: float | None, se: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{_fmt(value)} ± {_fmt(se, 2)}" if se is not None and math.isfinite(se) else _fmt(value)
+
+
+def report_markdown(report: dict) -> str:
+    """The report as Markdown: one table per corpus, metrics x systems, cells ``value ± bootstrap SE``."""
+    systems = report["systems"]
+    lines = [f"# Lip-sync evaluation (facecast model: {report['model']}"
+             + (", RANDOM weights" if report["random_weights"] else "") + ")", ""]  # fmt: skip
+    lines.append(
+        f"Cells: value ± bootstrap standard error over utterances ({report['bootstrap']} resamples); "
+        f"n = phones (or silences) the metric used. Neutral lip gap {report['neutral_gap_mm']} mm."
+    )
+    for cname, corpus in report["corpora"].items():
+        labels = f"{corpus['phones']} phones" if corpus["phones"] else "no phone labels"
+        size = f"{corpus['utterances']} utterances, {corpus['seconds']} s, {labels}."
+        lines += ["", f"## {cname}: {corpus['description']}", "", size, ""]
+        lines.append("| metric | better | n | " + " | ".join(systems) + " |")
+        lines.append("|---|---|---|" + "---|" * len(systems))
+        specs = {m["key"]: m for m in report["metrics"]}
+        for key, cells in corpus["metrics"].items():
+            n = max(c["n"] for c in cells.values())
+            row = [specs[key]["label"], specs[key]["better"], str(n)]
+            for s in systems:
+                c = cells.get(s)
+                if c is None:
+                    row.append("-")
+                    continue
+                text = _cell(c["value"], c["se"])
+                row.append(text if c["n"] == n else f"{text} (n={c['n']})")
+            lines.append("| " + " | ".join(row) + " |")
+        for sname, err in corpus.get("errors", {}).items():
+            lines.append(f"\n{sname} failed on some clips, first: {err}")
+    if report["skipped_systems"] or report["notes"]:
+        lines += ["", "Notes:"]
+        lines += [f"- {name}: {why}" for name, why in report["skipped_systems"].items()]
+        lines += [f"- {note}" for note in report["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _json_safe(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def report_json(report: dict) -> str:
+    """The report as JSON (NaN written as null)."""
+    return json.dumps(_json_safe(report), indent=2)
+
+
+def _names(spec: str, allowed: Sequence[str], what: str) -> list[str]:
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise ValueError(f"unknown {what} {', '.join(bad)}; choose from {', '.join(allowed)}")
+    return names
+
+
+def cmd_evaluate_lipsync(args: argparse.Namespace) -> int:
+    from facecast.fileio import atomic_write
+
+    corpora = _names(args.corpus, CORPORA, "corpus")
+    peers = _names(args.peers, PEER_NAMES, "peer") if args.peers != "none" else []
+    if args.model is None:
+        print("facecast: NOTE: evaluating the built-in model; until a trained default ships its weights are random",
+              file=sys.stderr)  # fmt: skip
+    report = evaluate_lipsync(args.model, corpora, peers, args.voice, args.fps, args.bootstrap)
+    markdown = report_markdown(report)
+    for out in args.out:
+        path = Path(out)
+        text = report_json(report) if path.suffix.lower() == ".json" else markdown
+        atomic_write(path, lambda fh, text=text: fh.write(text.encode()))
+        print(f"wrote {path}", file=sys.stderr)
+    print(report_json(report) if args.json else markdown)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``evaluate-lipsync`` subcommand to the ``facecast`` CLI."""
+    p = subparsers.add_parser(
+        "evaluate-lipsync", help="lip-sync metrics on recorded and held-out TTS speech, facecast beside peers"
+    )
+    p.add_argument("-m", "--model", help="model folder (default: the built-in model)")
+    p.add_argument("--out", action="append", default=[], metavar="FILE",
+                   help="write the report: .json gives JSON, anything else Markdown (repeatable)")  # fmt: skip
+    p.add_argument("--corpus", default=",".join(CORPORA), help=f"comma list of {', '.join(CORPORA)}")
+    p.add_argument("--peers", default=",".join(PEER_NAMES),
+                   help=f"comma list of {', '.join(PEER_NAMES)}, or 'none'")  # fmt: skip
+    p.add_argument("--voice", default=HELD_OUT_VOICE, help=f"espeak-ng voice for the TTS corpus ({HELD_OUT_VOICE})")
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames per second (default 30)")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the standard errors")
+    p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    p.set_defaults(func=cmd_evaluate_lipsync)
+    return p
