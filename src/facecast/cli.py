@@ -221,12 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     from .evaluation import register as register_evaluation
+    from .export.cli import register as register_export
     from .train.cli import register as register_training
     from .web.cli import register as register_web
 
     register_training(sub)
     register_web(sub)
     register_evaluation(sub)
+    register_export(sub)
 
     p = sub.add_parser("info", help="summarise a model pack")
     p.add_argument("pack", help="model folder or its model.json")

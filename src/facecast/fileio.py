@@ -55,12 +55,29 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise FileFormatError([f"{path}: not a valid .npz file ({exc.__class__.__name__}: {exc})"]) from None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(path: Path, write) -> None:
+    """Call ``write(fh)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    A failure leaves ``path`` as it was (absent or the previous version), never half-written. The file gets
+    the usual permissions (0666 minus the umask), not the private mode of temporary files.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -7,8 +7,11 @@ from pathlib import Path
 
 from ..animation import Animation
 from .csv import write_csv
+from .gltf import write_gltf
 from .json import write_json
 from .npz import write_npz_animation
+from .usd import write_usd
+from .video import write_mp4
 
 Writer = Callable[[Animation, Path], Path]
 
@@ -16,6 +19,9 @@ WRITERS: dict[str, tuple[str, Writer]] = {
     "json": (".json", write_json),
     "csv": (".csv", write_csv),
     "npz": (".npz", write_npz_animation),
+    "gltf": (".glb", write_gltf),
+    "usd": (".usdc", write_usd),
+    "mp4": (".mp4", write_mp4),
 }
 """format name -> (file suffix, writer)."""
 

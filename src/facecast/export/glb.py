@@ -32,7 +32,8 @@ class GltfMesh:
     """One triangle mesh (a single primitive): vertices [V, 3], faces [F, 3], optional normals and morph targets.
 
     ``targets`` are position deltas [T, V, 3] named by ``target_names``; ``target_normals`` (optional) the
-    matching normal deltas. ``color`` is an RGBA base colour for a plain PBR material.
+    matching normal deltas. ``color`` is an RGBA base colour for a plain PBR material. ``joints`` [V, 4] and
+    ``joint_weights`` [V, 4] are the skinning attributes of a skinned mesh.
     """
 
     name: str
@@ -43,6 +44,8 @@ class GltfMesh:
     targets: np.ndarray | None = None
     target_normals: np.ndarray | None = None
     color: tuple[float, float, float, float] | None = None
+    joints: np.ndarray | None = None
+    joint_weights: np.ndarray | None = None
 
     @property
     def num_targets(self) -> int:
@@ -51,10 +54,12 @@ class GltfMesh:
 
 @dataclass
 class GltfNode:
-    """A node: rest translation, rotation (quaternion x, y, z, w) and scale, an optional mesh and children."""
+    """A node: rest translation, rotation (quaternion x, y, z, w) and scale, an optional mesh (and skin) and
+    children."""
 
     name: str
     mesh: int | None = None
+    skin: int | None = None
     children: list[int] = field(default_factory=list)
     translation: np.ndarray = field(default_factory=lambda: np.zeros(3))
     rotation: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 0.0, 1.0]))
@@ -63,6 +68,16 @@ class GltfNode:
     def matrix(self) -> np.ndarray:
         """The local 4x4 transform T @ R @ S (column vectors)."""
         return trs_matrix(self.translation, self.rotation, self.scale)
+
+
+@dataclass
+class GltfSkin:
+    """A skin: its joint nodes, their inverse bind matrices [J, 4, 4] (column vectors) and the skeleton root."""
+
+    joints: list[int]
+    inverse_bind: np.ndarray | None = None
+    skeleton: int | None = None
+    name: str = ""
 
 
 @dataclass
@@ -87,6 +102,7 @@ class GltfScene:
     roots: list[int]
     animations: list[GltfAnimation] = field(default_factory=list)
     extras: dict = field(default_factory=dict)
+    skins: list[GltfSkin] = field(default_factory=list)
 
     def parents(self) -> dict[int, int]:
         """child node -> parent node."""
@@ -186,7 +202,7 @@ class _Encoder:
         array = np.ascontiguousarray(array)
         component = {np.dtype(np.float32): FLOAT, np.dtype(np.uint16): UNSIGNED_SHORT,
                      np.dtype(np.uint32): UNSIGNED_INT}[array.dtype]  # fmt: skip
-        width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[kind]
+        width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}[kind]
         entry = {"bufferView": self.view(array.tobytes(), target), "componentType": component,
                  "count": int(array.size // width), "type": kind}  # fmt: skip
         if bounds:
@@ -234,6 +250,9 @@ def _mesh_json(enc: _Encoder, mesh: GltfMesh, material: int, sparse: bool) -> di
     attributes = {"POSITION": enc.accessor(verts, "VEC3", ARRAY_BUFFER, bounds=True)}
     if mesh.normals is not None:
         attributes["NORMAL"] = enc.accessor(np.asarray(mesh.normals, np.float32), "VEC3", ARRAY_BUFFER)
+    if mesh.joints is not None and mesh.joint_weights is not None:
+        attributes["JOINTS_0"] = enc.accessor(np.asarray(mesh.joints, np.uint16), "VEC4", ARRAY_BUFFER)
+        attributes["WEIGHTS_0"] = enc.accessor(np.asarray(mesh.joint_weights, np.float32), "VEC4", ARRAY_BUFFER)
     index_type = np.uint16 if len(verts) < 65536 else np.uint32
     primitive = {
         "attributes": attributes,
@@ -261,6 +280,8 @@ def _node_json(node: GltfNode) -> dict:
     out: dict = {"name": node.name}
     if node.mesh is not None:
         out["mesh"] = node.mesh
+    if node.skin is not None:
+        out["skin"] = node.skin
     if node.children:
         out["children"] = list(node.children)
     if np.any(np.asarray(node.translation) != 0):
@@ -269,6 +290,18 @@ def _node_json(node: GltfNode) -> dict:
         out["rotation"] = [float(v) for v in node.rotation]
     if np.any(np.asarray(node.scale) != 1):
         out["scale"] = [float(v) for v in node.scale]
+    return out
+
+
+def _skin_json(enc: _Encoder, skin: GltfSkin) -> dict:
+    out: dict = {"joints": list(skin.joints)}
+    if skin.name:
+        out["name"] = skin.name
+    if skin.skeleton is not None:
+        out["skeleton"] = skin.skeleton
+    if skin.inverse_bind is not None:  # glTF stores matrices column-major
+        ibm = np.asarray(skin.inverse_bind, np.float32).transpose(0, 2, 1)
+        out["inverseBindMatrices"] = enc.accessor(ibm.reshape(-1), "MAT4")
     return out
 
 
@@ -284,7 +317,9 @@ def _animation_json(enc: _Encoder, scene: GltfScene, anim: GltfAnimation) -> dic
         for node, values in track.items():
             values = np.asarray(values, np.float32)
             if len(values) != len(times):
-                raise ValueError(f"animation {anim.name!r}: node {node} {path} has {len(values)} rows, not {len(times)}")
+                raise ValueError(
+                    f"animation {anim.name!r}: node {node} {path} has {len(values)} rows, not {len(times)}"
+                )
             if path == "weights":
                 mesh = scene.nodes[node].mesh
                 if mesh is None or values.shape[1] != scene.meshes[mesh].num_targets:
@@ -316,6 +351,8 @@ def encode_glb(scene: GltfScene, sparse: bool = True, generator: str = "facecast
     }
     if scene.extras:
         doc["asset"]["extras"] = scene.extras
+    if scene.skins:
+        doc["skins"] = [_skin_json(enc, skin) for skin in scene.skins]
     animations = [_animation_json(enc, scene, a) for a in scene.animations]
     if animations:
         doc["animations"] = animations

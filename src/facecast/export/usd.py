@@ -1,0 +1,241 @@
+"""Animation as USD (``pip install usd-core``): a UsdSkel rig with blend shapes, or a per-frame point cache.
+
+Skeletal layout (the default)::
+
+    /facecast_head                 SkelRoot (default prim), skel:skeleton -> Skeleton
+      Skeleton                     joints root, root/jaw, root/eye_right, root/eye_left; skel:animationSource
+        Animation                  SkelAnimation: blendShapes (52 ARKit + 16 tongue, Apple camelCase),
+                                   blendShapeWeights, translations, rotations time-sampled per frame; scales
+      Geom/<part>                  Mesh (points, normals), rigidly bound to one joint (constant jointIndices)
+        <shape>                    BlendShape: sparse offsets + pointIndices, only the shapes that move the part
+
+The jaw joint rests at an estimated hinge and carries the lower teeth and tongue; its animated translation and
+rotation reproduce the rigid jaw transform ``M @ [x, y, z, 1]`` exactly. The eye joints rest at the eye pivots and
+rotate x then y (degrees from the animation, plus the ``eyeLook*`` rotations of characters that pose their
+eyeballs by rotation; those eye meshes get no blend shapes). Skin and upper teeth hang on ``root``, which never
+moves. UsdSkel applies blend shapes before skinning, so evaluating the file reproduces
+:func:`facecast.characters.apply_weights`. Units are the character's centimetres (``metersPerUnit`` 0.01), y up;
+``timeCodesPerSecond`` = ``framesPerSecond`` = the animation's fps and frame i sits at time code i (``t_i * fps``,
+snapped to the whole frame; unsnapped only for irregular frame times).
+
+``geometry=True`` writes a point cache instead: plain meshes under ``/facecast_head`` whose ``points`` are
+time-sampled every frame (the posed geometry), for tools without UsdSkel. Audio is not referenced.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..animation import Animation
+from ..constants import ARKIT_NAMES, TONGUE_NAMES
+from .csv import arkit_matrix
+from .gltf import (
+    EYE_PARTS,
+    JAW_PARTS,
+    estimate_jaw_pivot,
+    eye_angles,
+    eye_quaternions,
+    jaw_tracks,
+    rigid_eyes,
+    tongue_matrix,
+    vertex_normals,
+)
+
+ROOT = "/facecast_head"
+JOINTS = ("root", "root/jaw", "root/eye_right", "root/eye_left")
+SUFFIXES = (".usd", ".usda", ".usdc")
+
+
+def _pxr():
+    try:
+        from pxr import Gf, Sdf, Usd, UsdGeom, UsdSkel, Vt
+    except ImportError:
+        raise RuntimeError("writing USD needs the usd-core package: pip install usd-core") from None
+    return Gf, Sdf, Usd, UsdGeom, UsdSkel, Vt
+
+
+def time_codes(anim: Animation) -> np.ndarray:
+    """The USD time code of every frame: ``t * fps``, snapped to whole frames when every frame is within 1 % of
+    one (A2F frame times sit on whole audio samples, e.g. 533/16000 s rather than 1/30 s)."""
+    codes = np.asarray(anim.times, np.float64) * float(anim.fps)
+    snapped = np.round(codes)
+    return snapped if np.all(np.abs(codes - snapped) < 0.01) else np.round(codes, 6)
+
+
+def _new_stage(anim: Animation):
+    _, _, Usd, UsdGeom, _, _ = _pxr()
+    stage = Usd.Stage.CreateInMemory()
+    UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y)
+    UsdGeom.SetStageMetersPerUnit(stage, 0.01)
+    codes = time_codes(anim)
+    stage.SetTimeCodesPerSecond(float(anim.fps))
+    stage.SetFramesPerSecond(float(anim.fps))
+    stage.SetStartTimeCode(float(codes[0]))
+    stage.SetEndTimeCode(float(codes[-1]))
+    return stage
+
+
+def _define_mesh(stage, path: str, vertices: np.ndarray, faces: np.ndarray):
+    _, _, _, UsdGeom, _, Vt = _pxr()
+    mesh = UsdGeom.Mesh.Define(stage, path)
+    faces = np.asarray(faces, np.int32)
+    mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(np.asarray(vertices, np.float32)))
+    mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(len(faces), 3, np.int32)))
+    mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(faces.reshape(-1)))
+    mesh.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
+    normals = mesh.CreateNormalsAttr(Vt.Vec3fArray.FromNumpy(vertex_normals(vertices, faces)))
+    mesh.SetNormalsInterpolation(UsdGeom.Tokens.vertex)
+    extent = np.stack([vertices.min(axis=0), vertices.max(axis=0)]).astype(np.float32)
+    mesh.CreateExtentAttr(Vt.Vec3fArray.FromNumpy(extent))
+    return mesh, normals
+
+
+def _part_shapes(character: Any, name: str) -> tuple[list[str], np.ndarray]:
+    names = list(ARKIT_NAMES)
+    deltas = np.asarray(character.arkit_deltas[name], np.float32)
+    if name == "tongue" and getattr(character, "tongue_deltas", None) is not None:
+        names += list(TONGUE_NAMES)
+        deltas = np.concatenate([deltas, np.asarray(character.tongue_deltas, np.float32)])
+    return names, deltas
+
+
+def _joint_of(part: str) -> int:
+    if part in JAW_PARTS:
+        return 1
+    if part in EYE_PARTS:
+        return 2 + EYE_PARTS.index(part)
+    return 0
+
+
+def _skel_stage(anim: Animation, character: Any):
+    Gf, _, _, UsdGeom, UsdSkel, Vt = _pxr()
+    stage = _new_stage(anim)
+    root = UsdSkel.Root.Define(stage, ROOT)
+    stage.SetDefaultPrim(root.GetPrim())
+    skel = UsdSkel.Skeleton.Define(stage, f"{ROOT}/Skeleton")
+    parts = character.parts
+    lower = parts["lower_teeth"].vertices if "lower_teeth" in parts else np.zeros((1, 3))
+    pivots = np.zeros((4, 3))
+    pivots[1] = estimate_jaw_pivot(np.asarray(lower, np.float64))
+    pivots[2:] = np.asarray(getattr(character, "eye_pivots", np.zeros((2, 3))), np.float64)
+
+    def translate(p: np.ndarray) -> Gf.Matrix4d:
+        return Gf.Matrix4d(1.0).SetTranslate(Gf.Vec3d(*map(float, p)))
+
+    skel.CreateJointsAttr(list(JOINTS))
+    skel.CreateBindTransformsAttr(Vt.Matrix4dArray([translate(p) for p in pivots]))
+    skel.CreateRestTransformsAttr(Vt.Matrix4dArray([translate(p) for p in pivots]))
+
+    shape_names = list(ARKIT_NAMES) + list(TONGUE_NAMES)
+    skel_anim = UsdSkel.Animation.Define(stage, f"{ROOT}/Skeleton/Animation")
+    skel_anim.CreateJointsAttr(list(JOINTS))
+    skel_anim.CreateBlendShapesAttr(shape_names)
+    skel_anim.CreateScalesAttr(Vt.Vec3hArray([Gf.Vec3h(1, 1, 1)] * len(JOINTS)))
+    UsdSkel.BindingAPI.Apply(skel.GetPrim()).CreateAnimationSourceRel().SetTargets([skel_anim.GetPath()])
+    UsdSkel.BindingAPI.Apply(root.GetPrim()).CreateSkeletonRel().SetTargets([skel.GetPath()])
+
+    n = len(anim)
+    translations = np.tile(pivots, (n, 1, 1))
+    rotations = np.tile([0.0, 0.0, 0.0, 1.0], (n, len(JOINTS), 1))
+    translations[:, 1], rotations[:, 1] = jaw_tracks(np.asarray(anim.jaw, np.float64).reshape(n, 4, 4), pivots[1])
+    arkit = arkit_matrix(anim)
+    for e in range(2):
+        rotations[:, 2 + e] = eye_quaternions(eye_angles(character, arkit, anim.eyes, e))
+    weights = np.concatenate([arkit, tongue_matrix(anim)], axis=1).astype(np.float32)
+    t_attr = skel_anim.CreateTranslationsAttr()
+    r_attr = skel_anim.CreateRotationsAttr()
+    w_attr = skel_anim.CreateBlendShapeWeightsAttr()
+    for i, code in enumerate(time_codes(anim)):
+        t_attr.Set(Vt.Vec3fArray.FromNumpy(translations[i].astype(np.float32)), float(code))
+        r_attr.Set(Vt.QuatfArray([Gf.Quatf(float(q[3]), float(q[0]), float(q[1]), float(q[2])) for q in rotations[i]]),
+                   float(code))  # fmt: skip
+        w_attr.Set(Vt.FloatArray.FromNumpy(weights[i]), float(code))
+
+    UsdGeom.Scope.Define(stage, f"{ROOT}/Geom")
+    for name, part in parts.items():
+        path = f"{ROOT}/Geom/{name}"
+        mesh, _ = _define_mesh(stage, path, np.asarray(part.vertices, np.float32), part.faces)
+        binding = UsdSkel.BindingAPI.Apply(mesh.GetPrim())
+        binding.CreateJointIndicesPrimvar(True, 1).Set(Vt.IntArray([_joint_of(name)]))
+        binding.CreateJointWeightsPrimvar(True, 1).Set(Vt.FloatArray([1.0]))
+        binding.CreateGeomBindTransformAttr(Gf.Matrix4d(1.0))
+        if name in EYE_PARTS and rigid_eyes(character):
+            continue  # eyeballs turn with their joint only
+        names, deltas = _part_shapes(character, name)
+        used, targets = [], []
+        for shape, delta in zip(names, deltas, strict=True):
+            moved = np.flatnonzero(np.any(delta != 0, axis=1))
+            if moved.size == 0:
+                continue
+            blend = UsdSkel.BlendShape.Define(stage, f"{path}/{shape}")
+            blend.CreateOffsetsAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(delta[moved])))
+            blend.CreatePointIndicesAttr(Vt.IntArray.FromNumpy(moved.astype(np.int32)))
+            used.append(shape)
+            targets.append(blend.GetPath())
+        if used:
+            binding.CreateBlendShapesAttr(used)
+            binding.CreateBlendShapeTargetsRel().SetTargets(targets)
+    return stage
+
+
+def _point_cache_stage(anim: Animation, character: Any):
+    _, _, _, UsdGeom, _, Vt = _pxr()
+    from ..characters import apply_weights
+
+    stage = _new_stage(anim)
+    root = UsdGeom.Xform.Define(stage, ROOT)
+    stage.SetDefaultPrim(root.GetPrim())
+    n = len(anim)
+    tongue = tongue_matrix(anim) if "tongue" in character.parts else None
+    meshes = {name: _define_mesh(stage, f"{ROOT}/{name}", np.asarray(p.vertices, np.float32), p.faces)
+              for name, p in character.parts.items()}  # fmt: skip
+    codes = time_codes(anim)
+    for start in range(0, n, 64):
+        block = slice(start, min(n, start + 64))
+        posed = apply_weights(character, arkit_matrix(anim)[block], None if tongue is None else tongue[block],
+                              np.asarray(anim.jaw)[block], np.asarray(anim.eyes)[block])  # fmt: skip
+        for name, (mesh, normals) in meshes.items():
+            faces = character.parts[name].faces
+            for i in range(block.stop - block.start):
+                code = float(codes[start + i])
+                mesh.GetPointsAttr().Set(Vt.Vec3fArray.FromNumpy(posed[name][i]), code)
+                normals.Set(Vt.Vec3fArray.FromNumpy(vertex_normals(posed[name][i], faces)), code)
+    return stage
+
+
+def write_usd(anim: Animation, path: str | Path, character: Any = None, geometry: bool = False) -> Path:
+    """Write ``anim`` on ``character`` (default: the built-in CC0 head) as USD, atomically; returns the path.
+
+    The suffix picks the encoding (``.usda`` text, ``.usdc``/``.usd`` binary crate). ``geometry=True`` writes
+    the per-frame point cache instead of the UsdSkel rig.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ValueError(f"{path}: USD files end in {', '.join(SUFFIXES)}")
+    if len(anim) == 0:
+        raise ValueError("cannot write an empty animation as USD")
+    _pxr()
+    if character is None:
+        from ..characters import build_default_character
+
+        character = build_default_character()
+    stage = _point_cache_stage(anim, character) if geometry else _skel_stage(anim, character)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        if not stage.GetRootLayer().Export(str(tmp)):
+            raise RuntimeError(f"{path}: USD could not write the file")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_usd_point_cache(anim: Animation, path: str | Path, character: Any = None) -> Path:
+    """:func:`write_usd` with ``geometry=True``."""
+    return write_usd(anim, path, character, geometry=True)

@@ -1,0 +1,40 @@
+"""Animation as an MP4 preview (H.264 + AAC): the character rendered by :mod:`facecast.render`, with the clip's
+audio when the animation carries it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..animation import Animation
+from ..constants import SAMPLE_RATE
+from .csv import arkit_matrix
+
+
+def write_mp4(anim: Animation, path: str | Path, character: Any = None, size: int = 384) -> Path:
+    """Render ``anim`` on ``character`` (default: the built-in CC0 head) to an MP4 with the animation's 16 kHz
+    audio (silent video when it has none); returns the path. Needs PyAV (``pip install av``)."""
+    if len(anim) == 0:
+        raise ValueError("cannot render an empty animation")
+    try:
+        from ..render import write_preview_mp4
+    except ImportError as exc:
+        raise RuntimeError(f"MP4 previews need facecast.render, which could not be imported ({exc})") from None
+    if character is None:
+        from ..characters import build_default_character
+
+        character = build_default_character()
+    from .gltf import tongue_matrix
+
+    return write_preview_mp4(
+        path,
+        character,
+        arkit_matrix(anim),
+        tongue_weights=tongue_matrix(anim) if anim.tongue_weights is not None else None,
+        jaw=anim.jaw,
+        eyes=anim.eyes,
+        audio=anim.audio,
+        sample_rate=SAMPLE_RATE,
+        fps=anim.fps,
+        size=size,
+    )
