@@ -37,21 +37,71 @@ class PCABasis:
         return (flat.reshape(len(coeffs), -1, 3) + self.mean).astype(np.float32)
 
 
+def _principal_axes(delta: np.ndarray, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Singular values and right singular vectors of ``delta`` [m, D], largest first.
+
+    With fewer poses than coordinates (the usual case) this diagonalises the m x m Gram matrix, accumulated in
+    column blocks, instead of running an SVD over all D coordinates.
+    """
+    m, d = delta.shape
+    if m >= d:
+        _, s, vt = np.linalg.svd(delta, full_matrices=False)
+        return s, vt
+    gram = np.zeros((m, m))
+    for lo in range(0, d, chunk):
+        block = delta[:, lo : lo + chunk].astype(np.float64)
+        gram += block @ block.T
+    evals, u = np.linalg.eigh(gram)
+    order = np.argsort(evals)[::-1]
+    evals, u = np.clip(evals[order], 0.0, None), u[:, order]
+    s = np.sqrt(evals)
+    rank = int(np.sum(s > s[0] * 1e-7)) if s[0] > 0 else 0
+    vt = np.zeros((m, d), np.float32)
+    for lo in range(0, d, chunk):
+        block = delta[:, lo : lo + chunk].astype(np.float64)
+        vt[:rank, lo : lo + chunk] = (u[:, :rank].T @ block) / s[:rank, None]
+    s[rank:] = 0.0
+    return s, vt
+
+
+def _randomized_axes(delta: np.ndarray, k: int, oversample: int = 16, power: int = 3, seed: int = 0):
+    """Top ``k`` singular values/vectors of ``delta`` [m, D] by a randomized range finder (Halko et al.).
+
+    Used when a component count is forced and the matrix is large: O(m D k) instead of a full SVD.
+    """
+    rng = np.random.default_rng(seed)
+    delta = np.asarray(delta, np.float32)
+    omega = rng.standard_normal((delta.shape[1], k + oversample)).astype(np.float32)
+    q, _ = np.linalg.qr(delta @ omega)
+    for _ in range(power):
+        q, _ = np.linalg.qr(delta.T @ q)
+        q, _ = np.linalg.qr(delta @ q)
+    small = q.T.astype(np.float64) @ delta.astype(np.float64)
+    _, s, vt = np.linalg.svd(small, full_matrices=False)
+    # the total variance is needed for the explained ratio: add the energy outside the found subspace as one value
+    total = float(np.einsum("ij,ij->", delta, delta, dtype=np.float64))
+    rest = max(total - float((s**2).sum()), 0.0)
+    return np.append(s, np.sqrt(rest)), np.vstack([vt.astype(np.float32), np.zeros((1, delta.shape[1]), np.float32)])
+
+
 def fit_pca(poses: np.ndarray, mean: np.ndarray, variance: float = 0.9995, components: int | None = None) -> PCABasis:
     """PCA of ``poses`` [N, V, 3] around ``mean`` [V, 3] (not the data mean).
 
     Keeps the fewest components whose cumulative variance exceeds ``variance``, or exactly ``components``
     when given (padded with zero rows beyond the data's rank).
     """
-    poses = np.asarray(poses, np.float64)
+    poses = np.asarray(poses, np.float32)
     mean = np.asarray(mean, np.float32)
     if poses.ndim != 3 or poses.shape[1:] != mean.shape:
         raise ValueError(f"poses {poses.shape} do not match the mean {mean.shape}")
     if not 0.0 < variance <= 1.0:
         raise ValueError(f"variance must be in (0, 1], got {variance}")
     m = len(poses)
-    delta = poses.reshape(m, -1) - mean.reshape(1, -1).astype(np.float64)
-    _, s, vt = np.linalg.svd(delta, full_matrices=False)
+    delta = poses.reshape(m, -1) - mean.reshape(1, -1)
+    if components is not None and min(delta.shape) > 4 * int(components) and min(delta.shape) > 2000:
+        s, vt = _randomized_axes(delta, int(components))
+    else:
+        s, vt = _principal_axes(delta)
     evals = s * s / max(m - 1, 1)
     total = float(evals.sum())
     if total <= 0.0:
