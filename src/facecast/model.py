@@ -20,6 +20,14 @@ from .pack import ModelPack, load_pack
 from .pipeline import FacePipeline, SolveOptions
 from .stream import StreamSession
 
+
+def builtin_pack() -> Path:
+    """The model used when none is given: the trained default model, else the random Claire-layout pack."""
+    from .default_model import default_pack, packaged_available
+
+    return default_pack() if packaged_available() else random_claire_pack()
+
+
 EmotionSpec = EmotionTrack | Mapping[str, float] | Sequence[str] | np.ndarray | None
 """Explicit emotion: a track of keyframes, ``{name: weight}``, CLI strings ``NAME=WEIGHT[@TIME]``, or [10]."""
 
@@ -227,7 +235,7 @@ def load_model(
     facecast's torch module; needs torch). ``precision="int8"`` runs a statically quantised copy of the network
     (built once into the cache; about 2x faster on CPUs with VNNI, at a measured accuracy cost).
     """
-    root = Path(path) if path is not None else random_claire_pack()
+    root = Path(path) if path is not None else builtin_pack()
     pack = load_pack(root)
     if precision not in ("fp32", "int8"):
         raise ValueError(f"unknown precision {precision!r}; choose fp32 or int8")
