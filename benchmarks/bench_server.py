@@ -50,7 +50,7 @@ def child(args: argparse.Namespace) -> None:
     from facecast import load_model
     from facecast.server import ServerConfig, serve
 
-    model = load_model(None if args.pack == "default" else args.pack, device="cpu")
+    model = load_model(None if args.pack == "default" else args.pack, device="cpu", threads=args.threads)
     if args.null_network:
         model.backend = NullBackend(model.info.result_size)
     cfg = ServerConfig(port=0, max_streams=args.max_streams, max_batch=args.max_batch,
@@ -129,7 +129,7 @@ async def run_clients(address: str, n: int, args: argparse.Namespace, lookahead:
     tasks = []
     for i in range(n):
         pcm = clip(args.seconds, seed=i)
-        tasks.append(one_client(address, pcm, args.chunk_ms, lookahead, 30.0))
+        tasks.append(asyncio.create_task(one_client(address, pcm, args.chunk_ms, lookahead, 30.0)))
         await asyncio.sleep(args.chunk_ms / 1000 / max(n, 1))  # spread the clients' chunk phases
     return await asyncio.gather(*tasks)
 
@@ -137,6 +137,8 @@ async def run_clients(address: str, n: int, args: argparse.Namespace, lookahead:
 def sweep_point(n: int, args: argparse.Namespace, pack: str, lookahead: int) -> dict:
     command = [sys.executable, __file__, "--child", "--pack", pack, "--max-streams", str(max(n, 1)),
                "--max-batch", str(args.max_batch), "--batch-wait-ms", str(args.batch_wait_ms)]  # fmt: skip
+    if args.threads:
+        command += ["--threads", str(args.threads)]
     if args.null_network:
         command.append("--null-network")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -177,6 +179,7 @@ def main() -> None:
     parser.add_argument("--null-network", action="store_true", help="measure the server without the network")
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
+    parser.add_argument("--threads", type=int, help="inference threads in the server (default: all cores)")
     parser.add_argument("--max-latency-ms", type=float, default=500.0, help="a later frame breaks real time")
     parser.add_argument("--keep-going", action="store_true", help="do not stop the sweep at the first break")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -222,6 +225,7 @@ def main() -> None:
         "max_latency_ms": args.max_latency_ms,
         "max_batch": args.max_batch,
         "batch_wait_ms": args.batch_wait_ms,
+        "inference_threads": args.threads or os.cpu_count(),
         "points": points,
         "most_streams_held": max(held) if held else 0,
         "first_broken": min(broken) if broken else None,

@@ -213,6 +213,32 @@ def test_44k_input_is_resampled_like_offline(server, small_model):
     assert b"".join(a.animation_data.audio.audio_buffer for a in answers[1:-2]) == pcm
 
 
+def test_late_emotion_keys_apply_to_later_frames(server):
+    pcm = float_to_pcm16_bytes(_clip(1.2))
+    step = int(SR * CHUNK_SECONDS) * 2
+    first_frame = threading.Event()
+
+    def requests():
+        yield _header()
+        for i in range(0, len(pcm), step):
+            if i == 8 * step:  # the chunk that starts at 0.8 s carries a key, sent once frames are coming back
+                assert first_frame.wait(30)
+            yield _audio(pcm[i : i + step], [(0.8, {"Joy": 1.0})] if i == 8 * step else [])
+        yield END
+
+    joy = []
+    with grpc.insecure_channel(server.address) as channel:
+        for answer in audio2face_pb2_grpc.A2FControllerServiceStub(channel).ProcessAudioStream(requests()):
+            if answer.WhichOneof("stream_part") == "animation_data":
+                first_frame.set()
+                aggregate = messages_pb2.EmotionAggregate()
+                answer.animation_data.metadata["emotion_aggregate"].Unpack(aggregate)
+                joy.append(aggregate.a2f_smoothed_output[0].emotion["Joy"])
+    assert joy[0] == 0.0  # computed before the key arrived: no key yet, neutral
+    assert joy[-1] == pytest.approx(1.0)  # computed after: the key holds to the end of the clip
+    assert len(joy) == 36
+
+
 # -- invalid streams end in an error status, and a concurrent stream is unaffected --------------------------------
 
 _BAD = {
@@ -274,20 +300,39 @@ def test_backpressure_stops_reading_a_client_that_runs_ahead(small_model):
     srv = serve(ServerConfig(port=0, max_pending_frames=8), model=small_model)
     try:
         pcm = float_to_pcm16_bytes(_clip(20.0))
-        with grpc.insecure_channel(srv.address) as channel:
+        # without BDP probing the client's receive window stays at 64 KiB (about 40 frames), so the bound is exact
+        with grpc.insecure_channel(srv.address, options=[("grpc.http2.bdp_probe", 0)]) as channel:
             call = audio2face_pb2_grpc.A2FControllerServiceStub(channel).ProcessAudioStream(_messages(pcm))
             next(call)  # the header; then read nothing for a while
             assert _wait(lambda: srv.scheduler.num_lanes == 1)
             lane = srv.scheduler.lanes()[0]
             time.sleep(2.0)
             held = lane.seconds_received
-            # the server has read its backlog bound, the frames queued for the client and one message, not the
+            # the server has read the frames in the client's window, its backlog bound and one message, not the
             # 20 s the client offers (gRPC's client library queues the rest on the client side)
-            assert 0.3 < held < 5.0, held
+            assert 0.3 < held < 3.0, held
             for _ in range(60):  # reading frames lets the server read more audio
                 assert next(call).WhichOneof("stream_part") == "animation_data"
             assert _wait(lambda: lane.seconds_received > held + 1.0)
             call.cancel()
+    finally:
+        srv.stop()
+
+
+def test_a_client_that_stops_reading_is_dropped(small_model):
+    srv = serve(ServerConfig(port=0, max_pending_frames=4, idle_timeout_seconds=0.5), model=small_model)
+    try:
+        pcm = float_to_pcm16_bytes(_clip(20.0))
+        # without BDP probing the client's receive window stays at 64 KiB, so the server's writes block early
+        with grpc.insecure_channel(srv.address, options=[("grpc.http2.bdp_probe", 0)]) as channel:
+            call = audio2face_pb2_grpc.A2FControllerServiceStub(channel).ProcessAudioStream(_messages(pcm))
+            next(call)
+            assert _wait(lambda: srv.active_streams == 1)
+            assert _wait(lambda: srv.active_streams == 0 and srv.scheduler.num_lanes == 0, timeout=20)
+            with pytest.raises(grpc.RpcError) as info:
+                list(call)
+            assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert "read no answer" in info.value.details()
     finally:
         srv.stop()
 
@@ -418,6 +463,65 @@ def test_tls_and_mutual_tls(small_model, good, tmp_path):
         srv.stop()
 
 
+# -- the shared scheduler ----------------------------------------------------------------------------------------------
+
+
+class _Lane:
+    """A fake stream: ``total`` frames ready at once; windows carry (lane, frame) so results can be traced."""
+
+    def __init__(self, index: int, total: int) -> None:
+        self.index, self.total, self.taken, self.done = index, total, 0, []
+        self.finished = threading.Event()
+
+    def pending(self) -> int:
+        return self.total - self.taken
+
+    def take(self, count: int):
+        from facecast.server.session import Job
+
+        frames = np.arange(self.taken, self.taken + count)
+        self.taken += count
+        windows = np.stack([np.full(count, self.index), frames, frames, frames], axis=1).astype(np.float32)
+        return Job(self, frames, frames, windows, np.zeros((count, 2), np.float32))
+
+    def finish(self, job, result) -> None:
+        assert (result[:, 0] == self.index).all()
+        self.done.extend(result[:, 1].astype(int).tolist())
+        if len(self.done) == self.total:
+            self.finished.set()
+
+    def fail(self, exc) -> None:
+        raise AssertionError(exc)
+
+
+def test_scheduler_batches_round_robin_in_order():
+    from facecast.server.scheduler import BatchScheduler
+
+    batches = []
+
+    def run_batch(windows, emotion):
+        batches.append(windows[:, 0].astype(int).tolist())
+        return windows.copy()
+
+    scheduler = BatchScheduler(run_batch, max_batch=8, max_wait=0.0)
+    lanes = [_Lane(0, 10), _Lane(1, 2), _Lane(2, 10)]
+    for lane in lanes:
+        scheduler.add(lane)
+    scheduler.start()
+    try:
+        for lane in lanes:
+            assert lane.finished.wait(10)
+    finally:
+        scheduler.stop()
+    # one window per lane per turn: the short lane gets its share, nobody waits for a long lane to drain
+    assert batches[0] == [0, 0, 0, 1, 1, 2, 2, 2]
+    assert sorted(batches[1]) == [0] * 4 + [2] * 4 and batches[1][0] == 0  # next batch starts after lane 2
+    assert sum(len(b) for b in batches) == 22 and max(len(b) for b in batches) <= 8
+    for lane in lanes:
+        assert lane.done == list(range(lane.total))  # each lane's frames are finished in order
+    assert scheduler.stats.windows == 22 and scheduler.stats.largest_batch == 8
+
+
 # -- health, configs, settings ---------------------------------------------------------------------------------------
 
 
@@ -450,6 +554,11 @@ def test_get_configs(server, small_model):
     yaml = pytest.importorskip("yaml")
     assert yaml.safe_load(as_yaml[0].content) == model_config
     assert yaml.safe_load(as_yaml[1].content) == deployment
+
+
+def test_port_in_use_is_a_clear_error(server, small_model):
+    with pytest.raises(ConfigError, match="cannot listen on 127.0.0.1"):
+        serve(ServerConfig(port=server.port), model=small_model)
 
 
 def test_server_config_validation_and_toml(tmp_path):

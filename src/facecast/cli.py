@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .evaluation import register as register_evaluation
     from .export.cli import register as register_export
+    from .server.cli import register as register_server
     from .synth.cli import register as register_synth
     from .train.cli import register as register_training
     from .web.cli import register as register_web
@@ -234,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_evaluation(sub)
     register_export(sub)
     register_synth(sub)
+    register_server(sub)
 
     p = sub.add_parser("info", help="summarise a model pack")
     p.add_argument("pack", help="model folder or its model.json")

@@ -55,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--tls-client-ca", metavar="PEM", help="require client certificates signed by this CA (mTLS)")
     p.add_argument("--token", help="require 'authorization: Bearer TOKEN' metadata")
     p.add_argument("--token-file", metavar="FILE", help="read the bearer token from a file")
+    from ..web.cli import add_http_arguments
+
+    add_http_arguments(p)
     p.set_defaults(func=cmd_serve)
     return p
 
@@ -78,12 +81,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if config.token or config.token_file:
         extras.append("bearer token")
     print(f"facecast: serving ACE Audio2Face-3D gRPC on {server.address} ({', '.join(extras)})", file=sys.stderr)
+    from ..web.cli import start_http
+
+    viewer = start_http(args, server.model)
+    if viewer is not None:
+        print(f"facecast: live viewer on {viewer.url}", file=sys.stderr)
     previous = signal.signal(signal.SIGTERM, lambda *_: server.stop())
     try:
         server.wait()
     except KeyboardInterrupt:
         print("facecast: stopping", file=sys.stderr)
     finally:
+        if viewer is not None:
+            viewer.stop()
         server.stop()
         signal.signal(signal.SIGTERM, previous)
     return 0

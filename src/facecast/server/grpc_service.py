@@ -42,6 +42,10 @@ class _Internal(RuntimeError):
     """A server-side failure while computing a stream's frames."""
 
 
+class _Stalled(RuntimeError):
+    """The client stopped reading answers for longer than the idle timeout."""
+
+
 class A2FControllerServicer(audio2face_pb2_grpc.A2FControllerServiceServicer):
     """``ProcessAudioStream``: header, audio with emotions, end of audio in; header, frames, event, status out."""
 
@@ -62,9 +66,15 @@ class A2FControllerServicer(audio2face_pb2_grpc.A2FControllerServiceServicer):
         call = _StreamCall(self, context)
         try:
             await call.run()
+        except _Stalled:
+            # free the slot now: the status can only leave once the client reads (or goes away)
+            call.release()
+            timeout = self.config.idle_timeout_seconds
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"the client read no answer for {timeout:g} s (idle timeout)"
+            )
         finally:
-            call.close()
-            self.active -= 1
+            call.release()
 
 
 class _StreamCall:
@@ -81,14 +91,21 @@ class _StreamCall:
         self.stream: ServerStream | None = None
         self.reader: asyncio.Task | None = None
         self.written = 0
+        self.released = False
 
     async def run(self) -> None:
         try:
             await self._serve()
         except ProtocolError as exc:
-            await self.context.write(status_message(False, str(exc)))
+            await self._write(status_message(False, str(exc)))
         except _Internal as exc:
-            await self.context.write(status_message(False, f"internal server error: {exc}"))
+            await self._write(status_message(False, f"internal server error: {exc}"))
+
+    async def _write(self, message) -> None:
+        try:
+            await asyncio.wait_for(self.context.write(message), self.config.idle_timeout_seconds)
+        except asyncio.TimeoutError:
+            raise _Stalled() from None
 
     async def _serve(self) -> None:
         first = await self._read()
@@ -102,7 +119,7 @@ class _StreamCall:
         stream = ServerStream(model, settings, self.config.fps, self.config.max_clip_seconds, self._deliver)
         self.stream = stream
         self.service.scheduler.add(stream)
-        await self.context.write(header_message(settings.sample_rate, stream.pose_names, time.time()))
+        await self._write(header_message(settings.sample_rate, stream.pose_names, time.time()))
         self.reader = asyncio.create_task(self._read_loop())
         await self._write_frames()
         try:  # let the client close its side, so that anything it sent after end_of_audio is reported
@@ -111,16 +128,20 @@ class _StreamCall:
             pass
         while not self.queue.empty():
             self._check(self.queue.get_nowait())
-        await self.context.write(end_event())
-        await self.context.write(status_message(True, f"processed {self.written} frames"))
+        await self._write(end_event())
+        await self._write(status_message(True, f"processed {self.written} frames"))
 
-    def close(self) -> None:
-        """Free the stream: stop reading, drop frames still being computed."""
+    def release(self) -> None:
+        """Free the stream and its slot (once): stop reading, drop frames still being computed."""
+        if self.released:
+            return
+        self.released = True
         if self.reader is not None and not self.reader.done():
             self.reader.cancel()
         if self.stream is not None:
             self.stream.closed = True
             self.service.scheduler.remove(self.stream)
+        self.service.active -= 1
 
     # -- writer ------------------------------------------------------------------------------------------------
 
@@ -131,7 +152,7 @@ class _StreamCall:
             self._check(item)
             if isinstance(item, list):
                 for message in item:
-                    await self.context.write(message)
+                    await self._write(message)
                     self.written += 1
                 self._update_capacity()
 

@@ -155,7 +155,18 @@ class BatchScheduler:
                     last = i
         if last >= 0:
             self._next = (self._next + last + 1) % n
-        return [lane.take(q) for lane, q in zip(order, quota, strict=True) if q > 0]
+        jobs = []
+        for lane, q in zip(order, quota, strict=True):
+            if q == 0:
+                continue
+            try:
+                jobs.append(lane.take(q))
+            except Exception as exc:  # a broken lane is dropped; the others go on
+                log.exception("taking windows from a stream failed")
+                self._lanes.remove(lane)
+                self._next = 0
+                lane.fail(exc)
+        return jobs
 
     def _schedule_loop(self) -> None:
         while True:

@@ -4,6 +4,11 @@ The event-loop thread pushes audio and emotion keys (:meth:`ServerStream.push`, 
 scheduler thread takes ready windows (:meth:`~ServerStream.take`); the finisher thread turns network results into
 answer messages (:meth:`~ServerStream.finish`). Windows, emotion rows and the face pipeline are exactly those of
 :meth:`facecast.Model.animate` (``blinks=False``), so a stream gives the offline frames.
+
+Timed emotions become keys of one :class:`~facecast.emotion.EmotionTrack` (linear between keys, held outside them).
+A frame is computed once the audio up to its time plus the look-ahead has arrived, with the keys received by then.
+Keys sent up front (the ACE sample clients send them with the first audio chunk) give exactly the offline result;
+a key that arrives later changes only the frames computed after it arrived.
 """
 
 from __future__ import annotations
