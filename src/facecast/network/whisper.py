@@ -177,7 +177,9 @@ class WhisperLayer(nn.Module):
 class WhisperEncoder(nn.Module):
     """Whisper audio encoder truncated to ``num_layers`` layers, front end included."""
 
-    def __init__(self, num_layers: int = TINY.n_layers, dims: WhisperDims = TINY, num_samples: int | None = None) -> None:
+    def __init__(
+        self, num_layers: int = TINY.n_layers, dims: WhisperDims = TINY, num_samples: int | None = None
+    ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"the Whisper encoder needs at least one layer, got {num_layers}")

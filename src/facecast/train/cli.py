@@ -19,6 +19,13 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def _need_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise RuntimeError("training needs torch and onnx: pip install torch==2.13.0 onnx matplotlib") from None
+
+
 def cmd_preprocess(args: argparse.Namespace) -> int:
     from .config import load_config
     from .pipeline import run_preprocess
@@ -34,13 +41,15 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    _need_torch()
     from .config import load_config
     from .pipeline import run_train
 
     cfg = load_config(args.config)
     result = run_train(cfg, resume=args.resume_from or args.resume)
     if _rank() == 0:
-        print(f"trained {result.steps} steps on {result.summary['world_size']} process(es) in {result.summary['seconds']:.0f} s")
+        summary = result.summary
+        print(f"trained {result.steps} steps on {summary['world_size']} process(es) in {summary['seconds']:.0f} s")
         for label, path in (("checkpoint", result.checkpoint), ("metrics", result.metrics), ("loss plot", result.plot)):
             if path is not None:
                 print(f"  {label:<10} {path}")
@@ -48,6 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    _need_torch()
     from .config import load_config
     from .pipeline import run_eval
 
@@ -64,6 +74,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    _need_torch()
     from .config import load_config
     from .pipeline import run_deploy
 

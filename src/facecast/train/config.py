@@ -116,6 +116,9 @@ class TrainSection:
     muted_noise_scale: float = 0.1
     exclude_shots: list[str] = field(default_factory=list)
     """Shots kept out of training (for evaluation)."""
+    standardize_outputs: bool = True
+    """Train ``std * net + mean`` per result channel (folded into the output layers afterwards): same loss,
+    faster start; false trains the raw network as NVIDIA's framework does."""
     checkpoint_every: int = 500
     log_every: int = 10
     device: str = "auto"

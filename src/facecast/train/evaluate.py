@@ -2,6 +2,7 @@
 
 Metrics (the spec's section 13 substitutes), computed against the PCA-reconstructed ground truth:
 
+- ``mse``: mean squared error of the network result (all channels), the training MSE without augmentation;
 - ``r2``: R² of the network result (all channels) against the targets, as NVIDIA's framework logs it;
 - ``r2_skin``: R² of the skin PCA coefficients alone;
 - ``mean_vertex_error``: mean Euclidean distance over skin vertices and frames;
@@ -44,7 +45,9 @@ def lip_distances(vertices: np.ndarray, upper: list[int], lower: list[int]) -> n
     return (vertices[:, upper, 1] - vertices[:, lower, 1]).mean(axis=1)
 
 
-def lip_closure_error(pred: np.ndarray, true: np.ndarray, upper: list[int], lower: list[int], threshold: float) -> float:
+def lip_closure_error(
+    pred: np.ndarray, true: np.ndarray, upper: list[int], lower: list[int], threshold: float
+) -> float:
     """Mean |predicted - true| lip distance over the frames whose true distance is below ``threshold``;
     NaN when no frame is closed."""
     d_true, d_pred = lip_distances(true, upper, lower), lip_distances(pred, upper, lower)
@@ -113,6 +116,7 @@ def evaluate(
         pv, tv = data.skin.reconstruct(pred[:, :ks]), data.skin.reconstruct(true[:, :ks])
         out = {
             "frames": int(len(true)),
+            "mse": float(np.mean((pred.astype(np.float64) - true) ** 2)),
             "r2": r2(pred, true),
             "r2_skin": r2(pred[:, :ks], true[:, :ks]),
             "mean_vertex_error": mean_vertex_error(pv, tv),

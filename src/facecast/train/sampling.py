@@ -46,7 +46,9 @@ def table_layout(cfg: TrainConfig, data: TrainingData) -> list[TableShot]:
     for name in cfg.train.exclude_shots:
         if name not in names:
             raise ValueError(f"train.exclude_shots: no shot {name!r} in the training data")
-    layout = [TableShot(s.name, s.emotion, s.start, s.frames, s.name not in cfg.train.exclude_shots) for s in data.shots]
+    layout = [
+        TableShot(s.name, s.emotion, s.start, s.frames, s.name not in cfg.train.exclude_shots) for s in data.shots
+    ]
     row = int(data.targets.shape[0])
     muted = [(m.source_shot, m.source_frame, m.frames, m.emotion) for m in cfg.train.muted_shots]
     if cfg.train.muted_frames_per_emotion > 0:
@@ -170,7 +172,9 @@ def collate(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
     return {key: torch.from_numpy(np.stack([item[key] for item in items])) for key in items[0]}
 
 
-def frame_windows(data: TrainingData, shot_name: str, buffer_len: int, buffer_ofs: int, frame_offset: float = 0.0) -> np.ndarray:
+def frame_windows(
+    data: TrainingData, shot_name: str, buffer_len: int, buffer_ofs: int, frame_offset: float = 0.0
+) -> np.ndarray:
     """Unshifted audio windows [F, buffer_len] of every frame of a shot (for evaluation)."""
     info = data.shot(shot_name)
     audio = data.shot_audio(info)

@@ -143,7 +143,7 @@ def make_speech(seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, l
         tt = t[lo:hi] - s
         env = a * np.sin(np.pi * tt / d) ** 2
         tone = sum(np.sin(2 * np.pi * k * f0 * tt + k) / k for k in range(1, 7)) / 2.5
-        audio[lo:hi] += 0.3 * env * tone
+        audio[lo:hi] += 0.8 * env * tone
     return audio.astype(np.float32), syllables
 
 

@@ -7,7 +7,6 @@ checkpoints, metrics and plots. Checkpoints are ``torch.save`` of plain state di
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -26,14 +25,21 @@ from ..network.regression import NetworkConfig, RegressionNetwork
 from . import losses as L
 from .config import NetworkSection, TrainConfig
 from .encoders import init_encoder
+from .metrics import METRIC_FIELDS, MetricsWriter, plot_metrics
 from .preprocess import TrainingData
-from .sampling import SequenceDataset, TableShot, batches_per_epoch, collate, layout_from_json, layout_to_json, table_layout
+from .sampling import (
+    SequenceDataset,
+    TableShot,
+    batches_per_epoch,
+    collate,
+    layout_from_json,
+    layout_to_json,
+    table_layout,
+)
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "facecast-train-1"
-METRIC_FIELDS = ("step", "epoch", "lr", "loss", "mse", "motion", "emotion_reg", "lip_distance", "quiet_jitter", "r2",
-                 "seconds")  # fmt: skip
 
 
 def network_config(section: NetworkSection, data: TrainingData) -> NetworkConfig:
@@ -48,17 +54,45 @@ def network_config(section: NetworkSection, data: TrainingData) -> NetworkConfig
     )
 
 
-class TrainModule(nn.Module):
-    """The network plus the learnable implicit emotion table (one row per training frame), trained together."""
+def fold_output_scaling(network: RegressionNetwork, scale: torch.Tensor, shift: torch.Tensor) -> RegressionNetwork:
+    """Fold ``y = scale * net(x) + shift`` (per result channel) into the two output layers, in place."""
+    k, kt = network.cfg.num_shapes_skin, network.cfg.num_shapes_tongue
+    tongue = slice(k, k + kt)
+    rest = torch.cat((torch.arange(k), torch.arange(k + kt, scale.numel())))
+    with torch.no_grad():
+        for layer, idx in ((network.out_mapping1, rest), (network.out_mapping1_tongue, tongue)):
+            layer.weight.mul_(scale[idx, None])
+            layer.bias.mul_(scale[idx]).add_(shift[idx])
+    return network
 
-    def __init__(self, network: RegressionNetwork, rows: int, sigma: float = 0.01) -> None:
+
+class TrainModule(nn.Module):
+    """The network plus the learnable implicit emotion table (one row per training frame), trained together.
+
+    The network's output is rescaled per channel (``scale * y + shift``, from the target statistics) while
+    training: an optimisation aid that leaves the loss unchanged and folds into the output layers afterwards
+    (:func:`fold_output_scaling`), so the exported graph is NVIDIA's architecture.
+    """
+
+    def __init__(
+        self, network: RegressionNetwork, rows: int, scale: torch.Tensor, shift: torch.Tensor, sigma: float = 0.01
+    ) -> None:
         super().__init__()
         self.network = network
         self.emotion_table = nn.Parameter(torch.randn(rows, network.cfg.implicit_emotion_len) * sigma)
+        self.register_buffer("out_scale", scale.float().clone())
+        self.register_buffer("out_shift", shift.float().clone())
 
     def forward(self, x: torch.Tensor, explicit: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         implicit = self.emotion_table[rows]
-        return self.network(x, torch.cat((implicit, explicit), dim=-1)), implicit
+        out = self.network(x, torch.cat((implicit, explicit), dim=-1))
+        return out * self.out_scale + self.out_shift, implicit
+
+    def folded_network(self) -> RegressionNetwork:
+        """A copy of the network with the output scaling folded in (what evaluation and export use)."""
+        net = RegressionNetwork(self.network.cfg)
+        net.load_state_dict(self.network.state_dict())
+        return fold_output_scaling(net.eval(), self.out_scale.cpu(), self.out_shift.cpu())
 
 
 @dataclass
@@ -84,6 +118,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise ValueError(f"{path}: not a facecast training checkpoint")
     network = RegressionNetwork(NetworkConfig(**json.loads(state["network_config"])))
     network.load_state_dict(state["model"])
+    fold_output_scaling(network, state["out_scale"], state["out_shift"])
     return Checkpoint(
         network=network.eval(),
         emotion_table=state["emotion_table"].numpy(),
@@ -132,76 +167,6 @@ def _save_atomic(obj: dict, path: Path) -> None:
             tmp.unlink()
 
 
-def plot_metrics(csv_path: Path, png_path: Path) -> Path | None:
-    """Loss curves (total, MSE, R²) from the metrics CSV as a PNG; None when matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log.warning("matplotlib is not installed: no loss plot (pip install matplotlib)")
-        return None
-    with open(csv_path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        return None
-    steps = [int(r["step"]) for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, keys, title in (
-        (axes[0], ("loss",), "training loss (normalised, annealed)"),
-        (axes[1], ("mse", "motion", "lip_distance"), "raw losses"),
-        (axes[2], ("r2",), "R² of the PCA targets"),
-    ):
-        for key in keys:
-            values = [float(r[key]) for r in rows]
-            ax.plot(steps, values, label=key)
-        if title == "raw losses":
-            ax.set_yscale("log")
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        ax.legend()
-    fig.tight_layout()
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, png_path)
-    return png_path
-
-
-class MetricsWriter:
-    """CSV rows (and TensorBoard scalars when the tensorboard package is installed), rank 0 only."""
-
-    def __init__(self, out_dir: Path, resume_step: int | None) -> None:
-        self.path = out_dir / "metrics.csv"
-        kept: list[dict] = []
-        if resume_step is not None and self.path.is_file():
-            with open(self.path, newline="") as fh:
-                kept = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
-        with open(self.path, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, METRIC_FIELDS)
-            writer.writeheader()
-            writer.writerows(kept)
-        self.tb = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(out_dir / "tensorboard"))
-        except ImportError:
-            pass
-
-    def write(self, row: dict) -> None:
-        with open(self.path, "a", newline="") as fh:
-            csv.DictWriter(fh, METRIC_FIELDS).writerow(row)
-        if self.tb is not None:
-            for key in METRIC_FIELDS[2:]:
-                self.tb.add_scalar(key, row[key], row["step"])
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
 @dataclass
 class TrainResult:
     """What a finished run produced."""
@@ -239,14 +204,18 @@ class Trainer:
         init_encoder(network, cfg.network.encoder_checkpoint)
         network.freeze_encoder(cfg.network.freeze_encoder)
         rows = self.layout[-1].row + self.layout[-1].frames
-        self.module = TrainModule(network, rows).to(self.device)
+        scale, shift = self._output_scaling(tr.standardize_outputs)
+        self.module = TrainModule(network, rows, scale, shift).to(self.device)
         self.model: nn.Module = self.module
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
+            self.model = nn.parallel.DistributedDataParallel(self.module, device_ids=ids, broadcast_buffers=False)
         trainable = [p for p in network.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(
-            [{"params": trainable, "lr": tr.lr}, {"params": [self.module.emotion_table], "lr": tr.lr * tr.emotion_lr_mult}]
+            [
+                {"params": trainable, "lr": tr.lr},
+                {"params": [self.module.emotion_table], "lr": tr.lr * tr.emotion_lr_mult},
+            ]
         )
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=1, gamma=tr.lr_gamma)
         decay = tr.losses.normalizer_decay
@@ -255,6 +224,16 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.next_batch = 0
+
+    def _output_scaling(self, enabled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel (std, mean) of the training targets, or (1, 0) when disabled."""
+        d = self.data.result_size
+        if not enabled:
+            return torch.ones(d), torch.zeros(d)
+        rows = [self.data.shot_targets(self.data.shot(s.name)) for s in self.layout if s.train and not s.muted]
+        targets = torch.from_numpy(np.concatenate(rows)).double()
+        std = targets.std(dim=0, unbiased=False)
+        return std.clamp_min(1e-6 * float(std.max()) + 1e-12).float(), targets.mean(dim=0).float()
 
     def _geometry_tensors(self) -> None:
         """PCA rows of the lip and eyelid vertices, for decoding only what the losses need."""
@@ -269,12 +248,18 @@ class Trainer:
             idx = torch.tensor(verts["upper"] + verts["lower"])
             n = len(verts["upper"])
             basis, base = comps[:, idx].to(self.device), mean[idx].to(self.device)
-            setattr(self, attr, (basis, base, torch.arange(n, device=self.device), torch.arange(n, 2 * n, device=self.device)))
+            setattr(
+                self,
+                attr,
+                (basis, base, torch.arange(n, device=self.device), torch.arange(n, 2 * n, device=self.device)),
+            )
 
     # ------------------------------------------------------------------------------------------------
     # losses
 
-    def losses(self, batch: dict[str, torch.Tensor], pred: torch.Tensor, implicit: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def losses(
+        self, batch: dict[str, torch.Tensor], pred: torch.Tensor, implicit: torch.Tensor
+    ) -> tuple[torch.Tensor, dict]:
         """Total loss and the raw value of each term for one batch."""
         lc = self.cfg.train.losses
         target = batch["y"]
@@ -320,6 +305,8 @@ class Trainer:
             "next_batch": self.next_batch,
             "model": self.module.network.state_dict(),
             "emotion_table": self.module.emotion_table.detach().cpu(),
+            "out_scale": self.module.out_scale.cpu(),
+            "out_shift": self.module.out_shift.cpu(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "normalizers": {k: n.state_dict() for k, n in self.normalizers.items()},
@@ -349,6 +336,8 @@ class Trainer:
         self.module.network.load_state_dict(state["model"])
         with torch.no_grad():
             self.module.emotion_table.copy_(state["emotion_table"])
+            self.module.out_scale.copy_(state["out_scale"])
+            self.module.out_shift.copy_(state["out_shift"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         for key, norm in self.normalizers.items():
@@ -447,9 +436,10 @@ class Trainer:
             mine = torch.stack([sum(t.sum() for t in tensors), sum((t * t).sum() for t in tensors)]).cpu()
         if self.world == 1:
             return [mine.tolist()]
+        mine = mine.to(self.device)  # NCCL gathers CUDA tensors only
         gathered = [torch.zeros_like(mine) for _ in range(self.world)]
         dist.all_gather(gathered, mine)
-        return [g.tolist() for g in gathered]
+        return [g.cpu().tolist() for g in gathered]
 
     def _finish(self, writer: MetricsWriter | None, checkpoint: Path | None, seconds: float) -> TrainResult:
         fingerprints = self._fingerprint()
@@ -493,6 +483,7 @@ __all__ = [
     "TrainModule",
     "TrainResult",
     "anneal_exponent",
+    "fold_output_scaling",
     "init_distributed",
     "latest_checkpoint",
     "load_checkpoint",

@@ -1,0 +1,120 @@
+"""Training on the synthetic dataset: exact resume, loss falling, evaluation, deploy -> load_model -> animate."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from facecast.train import run_deploy, run_eval, run_train
+from facecast.train.evaluate import evaluate
+from facecast.train.pipeline import run_preprocess
+from facecast.train.sampling import SequenceDataset, shifted_targets, table_layout
+from facecast.train.synthetic import make_synthetic_dataset, quick_config
+from facecast.train.trainer import Trainer, load_checkpoint
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic") / "data")
+
+
+def test_samples_time_shift_and_muted_shots(synthetic, tmp_path):
+    cfg = quick_config(synthetic, tmp_path, muted_frames_per_emotion=12)
+    data = run_preprocess(cfg)
+    layout = table_layout(cfg, data)
+    muted = [s for s in layout if s.muted]
+    assert {s.emotion for s in muted} == {s.emotion for s in data.shots} and all(s.frames == 12 for s in muted)
+    assert muted[0].row == data.targets.shape[0]  # muted rows follow every real frame
+    ds = SequenceDataset(cfg, data, layout)
+    assert len(ds) == sum(s.frames - 1 for s in layout)
+    item = ds[3]
+    assert item["x"].shape == (2, 8320) and item["y"].shape == (2, data.result_size)
+    assert np.array_equal(ds[3]["x"], item["x"])  # rebuilt identically (seeded per epoch and index)
+    ds.set_epoch(1)
+    assert not np.array_equal(ds[3]["x"], item["x"])  # a new time shift in a new epoch
+    neutral_muted = next(s for s in muted if s.emotion == "neutral")
+    first = int(ds.offsets[ds.shots.index(neutral_muted)])
+    sample = ds[first]
+    assert np.all(sample["y"][:, : data.num_shapes_skin] == 0)  # neutral muted shots rest at the neutral
+    assert np.abs(sample["x"]).max() < 1e-3 and np.all(sample["explicit"] == 0)
+    targets = np.arange(10, dtype=np.float32)[:, None]
+    assert shifted_targets(targets, np.array([4, 5]), 0.25)[:, 0].tolist() == [4.25, 5.25]
+    assert shifted_targets(targets, np.array([0, 9]), -0.5)[:, 0].tolist() == [0.0, 8.5]
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    root = make_synthetic_dataset(tmp_path / "data", num_shots=1, seconds=0.7)  # 21 frames: 20 samples
+    common = {"max_steps": 12, "checkpoint_every": 6, "batch_size": 4, "muted_frames_per_emotion": 0,
+              "log_every": 3}  # fmt: skip
+    cfg_a = quick_config(root, tmp_path / "a", **common)
+    data = run_preprocess(cfg_a)
+    full = Trainer(cfg_a, data)
+    assert full.batches == 5  # the 12 steps cross two epoch boundaries (and two StepLR steps)
+    result = full.fit()
+    assert result.steps == 12 and (tmp_path / "a" / "train" / "checkpoints" / "step_0000006.pt").is_file()
+    cfg_b = quick_config(root, tmp_path / "b", **common)
+    resumed = Trainer(cfg_b, data)
+    resumed.fit(resume=tmp_path / "a" / "train" / "checkpoints" / "step_0000006.pt")
+    assert resumed.step == 12 and resumed.epoch == full.epoch == 2
+    for key, value in full.module.state_dict().items():
+        assert torch.allclose(value, resumed.module.state_dict()[key], atol=1e-6, rtol=0), key
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(full.optimizer.param_groups[0]["lr"])
+    rows = list(csv.DictReader(open(tmp_path / "b" / "train" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [9, 12]
+    assert full.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.99**2)
+    # a resumed run in the same folder drops metric rows written after its checkpoint
+    again = Trainer(cfg_a, data)
+    again.fit(resume=tmp_path / "a" / "train" / "checkpoints" / "step_0000006.pt")
+    rows = list(csv.DictReader(open(tmp_path / "a" / "train" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [3, 6, 9, 12]
+
+
+def test_train_eval_deploy_and_animate(synthetic, tmp_path):
+    from facecast import load_model
+
+    cfg = quick_config(synthetic, tmp_path, max_steps=200, checkpoint_every=100, log_every=20)
+    data = run_preprocess(cfg)
+    untrained = Trainer(cfg, data).module.folded_network()  # the same seeded initial weights
+    result = run_train(cfg)
+    assert result.steps == 200 and result.checkpoint.is_file()
+    rows = list(csv.DictReader(open(result.metrics)))
+    assert len(rows) == 10 and float(rows[-1]["mse"]) < float(rows[0]["mse"])
+    assert result.plot is not None and result.plot.stat().st_size > 1000
+    assert len(result.summary["rank_fingerprints"]) == 1
+
+    report = run_eval(cfg)
+    overall = report["overall"]
+    ckpt = load_checkpoint(result.checkpoint)
+    start = evaluate(untrained, data, ckpt.layout, ckpt.emotion_table)["overall"]
+    assert overall["mse"] < 0.5 * start["mse"], (start, overall)  # the training loss fell well below its start
+    assert overall["r2_skin"] > 0.5 and np.isfinite(overall["lip_closure_error"])
+    assert overall["mean_vertex_error"] < 0.7 * start["mean_vertex_error"], (start, overall)
+    assert overall["lip_vertex_error"] < 0.5 * start["lip_vertex_error"], (start, overall)
+
+    out = run_deploy(cfg)
+    info = json.loads((out / "network_info.json").read_text())
+    assert info["params"]["num_shapes_skin"] == ckpt.network.cfg.num_shapes_skin
+    with np.load(out / "model_data.npz") as data:
+        assert len(data.files) == 8
+    config = json.loads((out / "model_config.json").read_text())["config"]
+    assert config["source_shot"] == ckpt.layout[0].name and config["source_frame"] == 0
+    assert (out / "bs_skin.npz").is_file() and (out / "trt_info.json").is_file()
+
+    model = load_model(out, device="cpu")
+    shot = "synth_joy_01"
+    anim = model.animate(str(synthetic / "audio" / f"{shot}.wav"), blinks=False, geometry=True)
+    assert anim.skin_weights.shape[1] == 52 and np.all(np.isfinite(anim.skin_weights))
+    lips = json.loads((synthetic / "geom" / "skin" / "lip_dist_vertex_list.json").read_text())
+    truth = np.load(synthetic / "cache" / "skin" / shot / f"{shot}.npy")
+    n = min(len(truth), len(anim.skin_geometry))
+
+    def opening(v):
+        return (v[:n, lips["upper"], 1] - v[:n, lips["lower"], 1]).mean(axis=1)
+
+    assert np.corrcoef(opening(truth), opening(anim.skin_geometry))[0, 1] > 0.8
