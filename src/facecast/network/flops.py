@@ -20,6 +20,11 @@ def count_flops(path: str | os.PathLike, batch: int = 1) -> dict[str, int]:
     model = onnx.load(str(path))
     heavy = [n for n in model.graph.node if n.op_type in ("Conv", "MatMul", "Gemm")]
     constants = {t.name: list(t.dims) for t in model.graph.initializer}
+    for node in model.graph.node:  # weights folded into Constant nodes (e.g. a fixed DFT basis)
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    constants[node.output[0]] = list(attr.t.dims)
     wanted = {name for n in heavy for name in [n.output[0], n.input[0]] if name not in constants}
     existing = {o.name for o in model.graph.output}
     for name in sorted(wanted - existing):
