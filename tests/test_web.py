@@ -22,8 +22,8 @@ from facecast.export.json import animation_dict, write_json
 
 pytest.importorskip("websockets", minversion="13", reason="the viewer needs websockets>=13 (pip install websockets)")
 
+from facecast.export.json_read import read_animation_json  # noqa: E402
 from facecast.web import ViewerApp, serve_http  # noqa: E402
-from facecast.web.animation_file import read_animation_json  # noqa: E402
 from facecast.web.character_data import build_payload  # noqa: E402
 from facecast.web.live import LiveEmotion  # noqa: E402
 

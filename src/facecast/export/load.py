@@ -14,8 +14,8 @@ import numpy as np
 from ..animation import Animation
 from ..constants import EMOTION_NAMES, SAMPLE_RATE
 from ..engine import NetworkOutput
-from ..fileio import FileFormatError, read_json, read_npz
-from .json import FORMAT
+from ..fileio import FileFormatError, read_npz
+from .json_read import read_animation_json
 
 
 def _empty_raw(times: np.ndarray, fps: float, emotion: np.ndarray) -> NetworkOutput:
@@ -39,39 +39,7 @@ def _array(value, shape_tail: tuple[int, ...], n: int, what: str, path: Path) ->
 
 
 def _from_json(path: Path) -> Animation:
-    doc = read_json(path)
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise FileFormatError([f'{path}: not a facecast animation (expected "format": "{FORMAT}")'])
-    try:
-        fps, times = float(doc["fps"]), np.asarray(doc["time"], np.float64)
-        n = len(times)
-        skin, tongue = doc.get("skin"), doc.get("tongue")
-        emotion = doc.get("emotion") or {}
-        emo = np.zeros((n, len(EMOTION_NAMES)), np.float32)
-        if emotion.get("weights") is not None:
-            emo = _array(emotion["weights"], (len(EMOTION_NAMES),), n, "emotion", path)
-        jaw = _array(doc["jaw"], (16,), n, "jaw", path).reshape(n, 4, 4).transpose(0, 2, 1)
-        return Animation(
-            fps=fps,
-            times=times,
-            skin_names=tuple(skin["names"]) if skin else (),
-            skin_weights=_array(skin["weights"], (len(skin["names"]),), n, "skin weights", path) if skin else None,
-            tongue_names=tuple(tongue["names"]) if tongue else (),
-            tongue_weights=_array(tongue["weights"], (len(tongue["names"]),), n, "tongue weights", path)
-            if tongue
-            else None,
-            jaw=np.ascontiguousarray(jaw),
-            eyes=_array(doc["eyes"], (6,), n, "eyes", path),
-            emotion=emo,
-            blink=_array(doc["blink"], (), n, "blink", path) if doc.get("blink") is not None else np.zeros(n),
-            raw=_empty_raw(times, fps, emo),
-            actor=str(doc.get("actor", "")),
-            random_weights=bool(doc.get("random_weights", False)),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, FileFormatError):
-            raise
-        raise FileFormatError([f"{path}: malformed facecast animation ({exc.__class__.__name__}: {exc})"]) from None
+    return read_animation_json(path)
 
 
 def _from_npz(path: Path) -> Animation:

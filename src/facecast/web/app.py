@@ -32,7 +32,7 @@ from facecast.export.json import animation_dict
 from facecast.fileio import FileFormatError
 from facecast.model import Model
 
-from .animation_file import read_animation_json
+from ..export.json_read import read_animation_json
 from .character_data import CharacterPayload, build_payload
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")

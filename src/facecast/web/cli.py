@@ -69,7 +69,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from facecast.audio import load_audio
     from facecast.plot import plot_animation
 
-    from .animation_file import read_animation_json
+    from ..export.json_read import read_animation_json
     from .app import AUDIO_SUFFIXES
 
     width, height = _size(args.size)
