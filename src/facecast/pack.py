@@ -397,6 +397,14 @@ def _check_emotion_db(path: Path, info: NetworkInfo, db: dict[str, np.ndarray]) 
     if missing:
         return [f"{path}: array {n} is missing" for n in missing]
     problems = []
+    for name in ("emo_spec_names", "emo_spec_start", "emo_spec_size"):
+        if db[name].ndim != 1:
+            problems.append(f"{path}: {name} must be a 1-D array, got shape {db[name].shape}")
+    for name in ("emo_spec_start", "emo_spec_size"):
+        if db[name].dtype.kind not in "iu":
+            problems.append(f"{path}: {name} must hold integers, got {db[name].dtype}")
+    if problems:
+        return problems
     emo = db["emo_db"]
     if emo.ndim != 2 or emo.shape[1] != info.implicit_emotion_len:
         problems.append(f"{path}: emo_db has shape {emo.shape}, expected [frames, {info.implicit_emotion_len}]")
