@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 grpc = pytest.importorskip("grpc")
@@ -90,7 +90,21 @@ stream = st.one_of(
 )
 
 
+_GOOD = [
+    messages_pb2.AudioWithEmotionStream(
+        audio_stream_header=messages_pb2.AudioWithEmotionStreamHeader(
+            audio_header=audio_pb2.AudioHeader(channel_count=1, samples_per_second=16000, bits_per_sample=16)
+        )
+    ),
+    messages_pb2.AudioWithEmotionStream(
+        audio_with_emotion=messages_pb2.AudioWithEmotion(audio_buffer=np.zeros(8000, np.int16).tobytes())
+    ),
+    messages_pb2.AudioWithEmotionStream(end_of_audio=messages_pb2.AudioWithEmotionStream.EndOfAudio()),
+]
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(parts=_GOOD)  # always run one well-formed stream, so both outcomes are exercised
 @given(parts=stream)
 def test_fuzz_grpc_streams(server, parts):
     CASES["streams"] += 1
