@@ -246,7 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print one line and exit with code 2."""
-    args = build_parser().parse_args(argv)
+    return run_command(build_parser().parse_args(argv))
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command (``args.func``); user errors print one line and give exit code 2, no traceback."""
     try:
         return args.func(args)
     except USER_ERRORS as exc:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
-
 
 def _list_voices() -> int:
     from .tts import available_voices, backend_status
@@ -78,17 +76,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``synth`` standalone; user errors print one line and exit with code 2."""
+    from ..cli import run_command
+
     parser = argparse.ArgumentParser(prog="facecast", description="facecast synthetic corpus")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["synth", *(argv if argv is not None else sys.argv[1:])])
-    try:
-        return args.func(args)
-    except USER_ERRORS as exc:
-        print(f"facecast: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("facecast: interrupted", file=sys.stderr)
-        return 130
+    return run_command(parser.parse_args(["synth", *(argv if argv is not None else sys.argv[1:])]))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
-
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
 
 
 def _rank() -> int:
@@ -133,12 +130,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a training command; user errors print one line and exit with code 2."""
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except USER_ERRORS as exc:
-        print(f"facecast: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("facecast: interrupted", file=sys.stderr)
-        return 130
+    from ..cli import run_command
+
+    return run_command(build_parser().parse_args(argv))
