@@ -134,19 +134,32 @@ async def run_clients(address: str, n: int, args: argparse.Namespace, lookahead:
     return await asyncio.gather(*tasks)
 
 
-def sweep_point(n: int, args: argparse.Namespace, pack: str, lookahead: int) -> dict:
-    command = [sys.executable, __file__, "--child", "--pack", pack, "--max-streams", str(max(n, 1)),
-               "--max-batch", str(args.max_batch), "--batch-wait-ms", str(args.batch_wait_ms)]  # fmt: skip
-    if args.threads:
-        command += ["--threads", str(args.threads)]
-    if args.null_network:
+def start_child(
+    pack: str,
+    max_streams: int,
+    max_batch: int,
+    batch_wait_ms: float,
+    threads: int | None = None,
+    null_network: bool = False,
+) -> tuple[subprocess.Popen, str]:
+    """Start the server child process; returns it and its 127.0.0.1 address."""
+    command = [sys.executable, __file__, "--child", "--pack", pack, "--max-streams", str(max(max_streams, 1)),
+               "--max-batch", str(max_batch), "--batch-wait-ms", str(batch_wait_ms)]  # fmt: skip
+    if threads:
+        command += ["--threads", str(threads)]
+    if null_network:
         command.append("--null-network")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("PORT "):
+        proc.kill()
+        raise RuntimeError(f"server child failed to start: {line!r}")
+    return proc, f"127.0.0.1:{int(line.split()[1])}"
+
+
+def sweep_point(n: int, args: argparse.Namespace, pack: str, lookahead: int) -> dict:
+    proc, address = start_child(pack, n, args.max_batch, args.batch_wait_ms, args.threads, args.null_network)
     try:
-        line = proc.stdout.readline()
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"server child failed to start: {line!r}")
-        address = f"127.0.0.1:{int(line.split()[1])}"
         started = time.perf_counter()
         results = asyncio.run(run_clients(address, n, args, lookahead))
         wall = time.perf_counter() - started

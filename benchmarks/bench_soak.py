@@ -14,8 +14,6 @@ import asyncio
 import importlib.util
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -76,21 +74,12 @@ def main() -> None:
     parser.add_argument("--pack", default="default", help="model folder, or 'default'")
     parser.add_argument("--null-network", action="store_true", help="server overhead only (no inference)")
     args = parser.parse_args()
-    command = [sys.executable, str(HERE / "bench_server.py"), "--child", "--pack", args.pack,
-               "--max-streams", str(args.streams), "--max-batch", "32", "--batch-wait-ms", "5"]  # fmt: skip
-    if args.null_network:
-        command.append("--null-network")
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    proc, address = bench_server.start_child(args.pack, args.streams, 32, 5.0, null_network=args.null_network)
     try:
-        line = proc.stdout.readline()
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"server child failed to start: {line!r}")
         from facecast import load_model
 
         info = load_model(None if args.pack == "default" else args.pack, device="cpu").info
-        report = asyncio.run(
-            soak(f"127.0.0.1:{int(line.split()[1])}", args, proc.pid, info.buffer_len - info.buffer_ofs)
-        )
+        report = asyncio.run(soak(address, args, proc.pid, info.buffer_len - info.buffer_ofs))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)

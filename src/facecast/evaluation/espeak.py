@@ -20,6 +20,7 @@ import numpy as np
 from facecast.audio import resample
 from facecast.constants import SAMPLE_RATE
 
+from ..synth.espeak import _CALLBACK, EspeakUnavailable, find_library
 from .align import Alignment, Phone, Word
 from .phones import NOISE, SILENCE
 
@@ -42,26 +43,6 @@ _EVENT_WORD, _EVENT_END, _EVENT_PHONEME = 1, 5, 7
 _SYNCHRONOUS = 2  # AUDIO_OUTPUT_SYNCHRONOUS
 _PHONEME_EVENTS, _PHONEME_IPA = 0x1, 0x2
 _POS_CHARACTER = 1
-
-
-class _EventId(ctypes.Union):
-    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
-
-
-class _Event(ctypes.Structure):
-    _fields_ = [
-        ("type", ctypes.c_int),
-        ("unique_identifier", ctypes.c_uint),
-        ("text_position", ctypes.c_int),
-        ("length", ctypes.c_int),
-        ("audio_position", ctypes.c_int),
-        ("sample", ctypes.c_int),
-        ("user_data", ctypes.c_void_p),
-        ("id", _EventId),
-    ]
-
-
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 class _Engine:
@@ -107,15 +88,10 @@ class _Engine:
 
 def _load_library() -> tuple[ctypes.CDLL, bytes | None]:
     try:
-        return ctypes.CDLL("libespeak-ng.so.1"), None
-    except OSError:
-        pass
-    try:
-        import espeakng_loader
-
-        return ctypes.CDLL(espeakng_loader.get_library_path()), str(espeakng_loader.get_data_path()).encode()
-    except (ImportError, OSError) as exc:
-        raise RuntimeError("no libespeak-ng: apt-get install espeak-ng, or pip install espeakng-loader") from exc
+        path, data = find_library()
+    except EspeakUnavailable as exc:
+        raise RuntimeError(str(exc)) from exc
+    return ctypes.CDLL(path), None if data is None else data.encode()
 
 
 _ENGINE: _Engine | None = None
