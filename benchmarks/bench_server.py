@@ -50,7 +50,8 @@ def child(args: argparse.Namespace) -> None:
     from facecast import load_model
     from facecast.server import ServerConfig, serve
 
-    model = load_model(None if args.pack == "default" else args.pack, device="cpu", threads=args.threads)
+    model = load_model(None if args.pack == "default" else args.pack, device="cpu", threads=args.threads,
+                       precision=args.precision)  # fmt: skip
     if args.null_network:
         model.backend = NullBackend(model.info.result_size)
     cfg = ServerConfig(port=0, max_streams=args.max_streams, max_batch=args.max_batch,
@@ -141,10 +142,12 @@ def start_child(
     batch_wait_ms: float,
     threads: int | None = None,
     null_network: bool = False,
+    precision: str = "fp32",
 ) -> tuple[subprocess.Popen, str]:
     """Start the server child process; returns it and its 127.0.0.1 address."""
     command = [sys.executable, __file__, "--child", "--pack", pack, "--max-streams", str(max(max_streams, 1)),
-               "--max-batch", str(max_batch), "--batch-wait-ms", str(batch_wait_ms)]  # fmt: skip
+               "--max-batch", str(max_batch), "--batch-wait-ms", str(batch_wait_ms),
+               "--precision", precision]  # fmt: skip
     if threads:
         command += ["--threads", str(threads)]
     if null_network:
@@ -158,7 +161,9 @@ def start_child(
 
 
 def sweep_point(n: int, args: argparse.Namespace, pack: str, lookahead: int) -> dict:
-    proc, address = start_child(pack, n, args.max_batch, args.batch_wait_ms, args.threads, args.null_network)
+    proc, address = start_child(
+        pack, n, args.max_batch, args.batch_wait_ms, args.threads, args.null_network, args.precision
+    )
     try:
         started = time.perf_counter()
         results = asyncio.run(run_clients(address, n, args, lookahead))
@@ -193,6 +198,7 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
     parser.add_argument("--threads", type=int, help="inference threads in the server (default: all cores)")
+    parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="network precision")
     parser.add_argument("--max-latency-ms", type=float, default=500.0, help="a later frame breaks real time")
     parser.add_argument("--keep-going", action="store_true", help="do not stop the sweep at the first break")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -202,6 +208,7 @@ def main() -> None:
         child(args)
         return
 
+    from facecast.model import builtin_pack
     from facecast.pack import load_pack
 
     load_before = [round(x, 2) for x in os.getloadavg()]
@@ -211,8 +218,7 @@ def main() -> None:
             from facecast.testing import make_pack
 
             pack = str(make_pack(Path(tmp) / "pack", num_layers=1, seed=1))
-        info = load_pack(pack).network_info if pack != "default" else None
-        lookahead = info.lookahead_samples if info else 4160
+        lookahead = load_pack(builtin_pack() if pack == "default" else pack).network_info.lookahead_samples
         points = []
         for n in [int(s) for s in args.streams.split(",") if s.strip()]:
             point = sweep_point(n, args, pack, lookahead)
@@ -231,7 +237,7 @@ def main() -> None:
                 "load_average_after": [round(x, 2) for x in os.getloadavg()],
             },
         "pack": "1-layer test pack" if args.pack is None else args.pack,
-        "network": "null (server overhead only)" if args.null_network else "onnxruntime",
+        "network": "null (server overhead only)" if args.null_network else f"onnxruntime {args.precision}",
         "audio_seconds_per_stream": args.seconds,
         "chunk_ms": args.chunk_ms,
         "lookahead_ms": 1000 * lookahead / SR,

@@ -581,6 +581,28 @@ def test_server_config_validation_and_toml(tmp_path):
     assert ServerConfig().host == "127.0.0.1"
 
 
+def test_int8_server_matches_offline_int8(small_pack, good):
+    """``precision = "int8"`` serves the quantised network: the same weights as offline int8, not fp32's."""
+    from facecast import load_model
+
+    pcm, fp32_weights = good
+    quantised = load_model(small_pack, device="cpu", precision="int8")
+    offline = quantised.animate(pcm16_to_float(pcm), blinks=False)
+    expected = np.concatenate([offline.skin_weights, offline.tongue_weights], axis=1)
+    srv = serve(ServerConfig(port=0, model=str(small_pack), device="cpu", precision="int8"))
+    try:
+        answers = _run(srv.address, _messages(pcm))
+    finally:
+        srv.stop()
+    _assert_success(answers, len(expected))
+    to_int8, to_fp32 = np.abs(_weights(answers) - expected).max(), np.abs(_weights(answers) - fp32_weights).max()
+    assert to_int8 < 1e-6 < to_fp32, (to_int8, to_fp32)  # the int8 network ran, exactly as offline
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        ServerConfig(precision="fp16").validate()
+    with pytest.raises(ConfigError, match="onnxruntime"):
+        ServerConfig(precision="int8", backend="torch").validate()
+
+
 def test_cli_flags_override_the_config_file(tmp_path):
     import argparse
 
@@ -593,9 +615,9 @@ def test_cli_flags_override_the_config_file(tmp_path):
     token = tmp_path / "token"
     token.write_text("abc\n")
     args = parser.parse_args(["serve", "--grpc", "0", "--config", str(path), "--max-streams", "7",
-                              "--token-file", str(token)])  # fmt: skip
+                              "--token-file", str(token), "--precision", "int8"])  # fmt: skip
     cfg = config_from_args(args)
-    assert (cfg.port, cfg.max_streams, cfg.idle_timeout_seconds) == (0, 7, 9.0)
+    assert (cfg.port, cfg.max_streams, cfg.idle_timeout_seconds, cfg.precision) == (0, 7, 9.0, "int8")
     assert cfg.resolved_token() == "abc" and "abc" not in json.dumps(cfg.public_dict())
     with pytest.raises(ConfigError, match="max_streams"):
         config_from_args(parser.parse_args(["serve", "--max-streams", "0"]))

@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+PRECISIONS = ("fp32", "int8")
 
 
 class Backend(Protocol):

@@ -10,7 +10,7 @@ import numpy as np
 
 from .animation import Animation
 from .audio import load_audio
-from .backends import Backend, OnnxRuntimeBackend
+from .backends import PRECISIONS, Backend, OnnxRuntimeBackend
 from .blinks import BlinkParams
 from .constants import DEFAULT_FPS, SAMPLE_RATE
 from .defaults import is_random_pack, random_claire_pack
@@ -237,8 +237,8 @@ def load_model(
     """
     root = Path(path) if path is not None else builtin_pack()
     pack = load_pack(root)
-    if precision not in ("fp32", "int8"):
-        raise ValueError(f"unknown precision {precision!r}; choose fp32 or int8")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     if backend == "onnxruntime":
         network = pack.network_path
         if precision == "int8":

@@ -98,7 +98,7 @@ class RunningServer:
         token = cfg.resolved_token()
         if self.model is None:
             self.model = load_model(cfg.model, device=cfg.device, backend=cfg.backend, threads=cfg.threads,
-                                    batch_size=cfg.max_batch)  # fmt: skip
+                                    batch_size=cfg.max_batch, precision=cfg.precision)  # fmt: skip
         self.scheduler = BatchScheduler(self.model.backend.run, cfg.max_batch, cfg.batch_wait_ms / 1000.0).start()
         self._loop = _LOOP.acquire()
         try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facecast.backends import DEVICES
+from facecast.backends import DEVICES, PRECISIONS
 from facecast.engine import fps_fraction
 
 
@@ -32,6 +32,8 @@ class ServerConfig:
     backend: str = "onnxruntime"
     threads: int | None = None
     """Inference threads (default: all cores)."""
+    precision: str = "fp32"
+    """``fp32`` (exact parity) or ``int8`` (statically quantised on first use, ONNX Runtime on CPU only)."""
     fps: float = 30.0
     """Output frame rate of every stream."""
     max_streams: int = 10
@@ -69,6 +71,10 @@ class ServerConfig:
             raise ConfigError(f"backend must be onnxruntime or torch, got {self.backend!r}")
         if self.threads is not None:
             _int(self.threads, "threads", 1, 1024)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision == "int8" and self.backend != "onnxruntime":
+            raise ConfigError("precision int8 needs the onnxruntime backend")
         try:
             fps_fraction(_float(self.fps, "fps", 1.0, 240.0))
         except ValueError as exc:
