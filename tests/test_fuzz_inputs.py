@@ -1,4 +1,4 @@
-"""Hostile inputs: audio files, model packs and CLI arguments end in a clear error or a correct result.
+"""Hostile inputs: audio files, model packs, config files and CLI arguments end in a clear error or a correct result.
 
 Property-based (hypothesis). Each test counts its cases in ``FUZZ_COUNTS``; ``tests/conftest.py`` prints the
 totals at the end of the run.
@@ -209,7 +209,88 @@ def test_fuzz_cli_arguments(small_pack, tmp_path_factory, capsys, argv):
     assert "Traceback" not in captured.err
 
 
+# ------------------------------------------------------------------------------------------------------------
+# Config files (server TOML, training TOML)
+
+SERVER_KEYS = ["host", "port", "model", "device", "backend", "threads", "precision", "fps", "max_streams",
+               "max_batch", "batch_wait_ms", "max_pending_frames", "max_message_bytes", "max_clip_seconds",
+               "idle_timeout_seconds", "tls_cert", "tls_key", "tls_client_ca", "token", "token_file",
+               "bogus"]  # fmt: skip
+TRAIN_KEYS = {"dataset": ["root", "actor", "fps", "frame_tolerance", "bogus"],
+              "preprocess": ["cache_dir", "skin_components", "prune_stride"],
+              "network": ["encoder", "num_layers", "buffer_len", "buffer_ofs", "freeze_encoder"],
+              "train": ["batch_size", "max_steps", "lr", "device", "time_shift", "seed"],
+              "deploy": ["out_dir", "source_shot", "source_frame"], "bogus": ["x"]}  # fmt: skip
+TOML_VALUES = st.one_of(
+    st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=True), st.booleans(),
+    st.sampled_from(['"cpu"', '"int8"', '"whisper"', '"0.0.0.0"', '""', '"../../etc/passwd"', '"auto"', "[]",
+                     "[1, 2]", '{a = 1}', "nan", "inf", "-inf", '"\\u0000"']),
+)  # fmt: skip
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return (
+            "nan" if value != value else ("inf" if value > 0 else "-inf") if abs(value) == float("inf") else repr(value)
+        )
+    return str(value)
+
+
+@FAST
+@given(
+    pairs=st.lists(st.tuples(st.sampled_from(SERVER_KEYS), TOML_VALUES), max_size=6),
+    table=st.booleans(),
+    garbage=st.one_of(st.none(), st.binary(max_size=40)),
+)
+def test_fuzz_server_config_files(tmp_path_factory, pairs, table, garbage):
+    """Random server TOML: a validated ServerConfig or a ConfigError naming the problem, nothing else."""
+    _count("config_server")
+    from facecast.server import ConfigError, ServerConfig
+
+    path = tmp_path_factory.mktemp("cfg") / "server.toml"
+    lines = ["[server]"] if table else []
+    lines += [f"{key} = {_toml_value(value)}" for key, value in dict(pairs).items()]
+    data = "\n".join(lines).encode()
+    path.write_bytes(data if garbage is None else data + b"\n" + garbage)
+    try:
+        cfg = ServerConfig.from_toml(path)
+    except ConfigError as exc:
+        assert str(exc) and "Traceback" not in str(exc)
+        return
+    assert cfg.validate() is cfg and 0 <= cfg.port <= 65535 and cfg.max_streams >= 1
+
+
+@FAST
+@given(
+    entries=st.lists(st.tuples(st.sampled_from(sorted(TRAIN_KEYS)), st.integers(0, 5), TOML_VALUES), max_size=8),
+    garbage=st.one_of(st.none(), st.binary(max_size=40)),
+)
+def test_fuzz_training_config_files(tmp_path_factory, entries, garbage):
+    """Random training TOML: a TrainConfig or a ConfigError with the file name, nothing else."""
+    _count("config_train")
+    from facecast.train.config import ConfigError, load_config
+
+    path = tmp_path_factory.mktemp("cfg") / "train.toml"
+    tables: dict[str, dict[str, str]] = {}
+    for section, pick, value in entries:
+        keys = TRAIN_KEYS[section]
+        tables.setdefault(section, {})[keys[pick % len(keys)]] = _toml_value(value)
+    text = "\n".join(f"[{name}]\n" + "\n".join(f"{k} = {v}" for k, v in body.items()) for name, body in tables.items())
+    path.write_bytes(text.encode() if garbage is None else text.encode() + b"\n" + garbage)
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        assert str(exc)
+        return
+    assert cfg.train.batch_size >= 1 and cfg.network.buffer_ofs <= cfg.network.buffer_len
+
+
 def test_report_fuzz_counts():
     """Runs last in this module: the counts must show every fuzzer ran."""
     print("fuzz cases:", json.dumps(FUZZ_COUNTS))
-    assert all(FUZZ_COUNTS.get(k, 0) > 0 for k in ("audio_wav", "audio_random_bytes", "packs", "cli_args"))
+    assert all(
+        FUZZ_COUNTS.get(k, 0) > 0
+        for k in ("audio_wav", "audio_random_bytes", "packs", "cli_args", "config_server", "config_train")
+    )
