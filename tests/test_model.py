@@ -36,6 +36,33 @@ def test_animate_composes_the_stages(small_model, clip):
     assert np.allclose(anim.weights("jawOpen"), anim.skin_weights[:, 17])
 
 
+@pytest.mark.parametrize("upper_smoothing", [0.0, 0.05])
+def test_weights_only_path_equals_solving_the_vertices(small_model, clip, upper_smoothing):
+    """Without geometry the pipeline solves from the PCA rows (linear maps); the weights must equal the solve of
+    the post-processed vertices, over chunked calls, with smoothing, region strengths, offsets and blinks."""
+    face = {"lower_face_smoothing": 0.03, "upper_face_smoothing": upper_smoothing, "skin_strength": 1.3,
+            "lower_face_strength": 0.8, "upper_face_strength": 1.2, "lip_open_offset": 0.1, "tongue_strength": 1.4,
+            "tongue_height_offset": 0.2, "eyelid_open_offset": 0.05}  # fmt: skip
+    blinks = BlinkParams(rate=50, min_interval=0.2, seed=5)
+    options = SolveOptions({"jawOpen": 1.5}, {"mouthClose": 0.1})
+    raw = small_model.infer(clip)
+    pipe, params = small_model.pipeline, small_model.pipeline.face_params(face)
+    fast, slow = pipe.new_state(), pipe.new_state()
+    parts_fast, parts_slow = [], []
+    for lo, hi in ((0, 7), (7, 8), (8, 25), (25, len(raw))):
+        rows = np.arange(lo, hi)
+        part = type(raw)(raw.frame_index[rows], raw.target_samples[rows], raw.result[rows], raw.emotion[rows],
+                         raw.num_shapes_skin, raw.num_shapes_tongue, raw.fps)  # fmt: skip
+        parts_fast.append(pipe.process(part, fast, params, blinks, options, geometry=False))
+        parts_slow.append(pipe.process(part, slow, params, blinks, options, geometry=True))
+    for name in ("skin_weights", "tongue_weights", "jaw", "eyes"):
+        a = np.concatenate([getattr(p, name) for p in parts_fast])
+        b = np.concatenate([getattr(p, name) for p in parts_slow])
+        assert np.abs(a - b).max() < 1e-5, name
+    assert parts_fast[0].skin_geometry is None and parts_slow[0].skin_geometry is not None
+    assert np.abs(np.concatenate([p.skin_weights for p in parts_fast])).max() > 1e-3  # the solve is not trivial
+
+
 def test_blinks_are_added_to_the_eyelids(small_model, clip):
     on = small_model.animate(clip, blinks=BlinkParams(rate=60, min_interval=0.2, seed=3), geometry=True)
     off = small_model.animate(clip, blinks=False, geometry=True)

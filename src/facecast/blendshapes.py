@@ -358,30 +358,47 @@ class BlendshapeSolver:
         gathered = flat if self._coords is None else np.take(flat, self._coords, axis=1)
         return (gathered - self._n0) @ self._d
 
+    def linear_rhs(
+        self, basis: NDArray[np.floating], offset: NDArray[np.floating]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """For targets that are linear in some rows, ``flat = rows @ basis + offset`` ([R, 3V], [3V]): the map
+        (G [R, num_active], g [num_active]) with :meth:`rhs` = ``rows @ G + g``, so a caller can solve straight
+        from the rows (:meth:`solve_rhs_raw`) without building the vertices."""
+        basis = np.asarray(basis, np.float64).reshape(len(basis), -1)
+        offset = np.asarray(offset, np.float64).reshape(-1)
+        if basis.shape[1] != self.num_vertices * 3 or offset.shape[0] != self.num_vertices * 3:
+            raise ValueError(f"basis and offset must have {self.num_vertices * 3} columns")
+        if self._coords is not None:
+            basis, offset = basis[:, self._coords], offset[self._coords]
+        return basis @ self._d, (offset - self._n0) @ self._d
+
     def solve_raw(self, frames: NDArray[np.floating], state: SolverState) -> NDArray[np.float64]:
         """Raw QP solutions [N, num_active] (before multipliers/offsets), updating ``state``."""
-        n_frames = frames.shape[0]
-        raw = np.empty((n_frames, self.num_active))
         chunk = max(1, _CHUNK_VALUES // max(1, self._d.shape[0]))
+        parts = [self.solve_rhs_raw(self.rhs(frames[lo : lo + chunk]), state) for lo in range(0, len(frames), chunk)]
+        return np.concatenate(parts) if parts else np.empty((0, self.num_active))
+
+    def solve_rhs_raw(self, b_all: NDArray[np.floating], state: SolverState) -> NDArray[np.float64]:
+        """:meth:`solve_raw` from the data parts of b (:meth:`rhs`, [N, num_active]) instead of the targets."""
+        b_all = np.asarray(b_all, np.float64)
+        if not np.isfinite(b_all).all():
+            raise ValueError("target contains non-finite values")
+        raw = np.empty((b_all.shape[0], self.num_active))
         qp, lower, upper = self._qp, self._lower, self._upper
         temporal = self._temporal
         cancel = self._cancel_first.size > 0
-        for start in range(0, n_frames, chunk):
-            b_all = self.rhs(frames[start : start + chunk])
-            if not np.isfinite(b_all).all():
-                raise ValueError("target contains non-finite values")
-            hb_all = qp.unconstrained(b_all)
-            for i in range(b_all.shape[0]):
-                b, hb = b_all[i], hb_all[i]
-                if temporal:
-                    b = b + temporal * state.w_prev
-                    hb = hb + self._h_temporal @ state.w_prev
-                x, part = qp.solve(b, lower, upper, state.partition, hb)
-                state.partition = part
-                if cancel:
-                    x = self._cancel_resolve(x, part, b, hb, state)
-                state.w_prev = x
-                raw[start + i] = x
+        hb_all = qp.unconstrained(b_all)
+        for i in range(b_all.shape[0]):
+            b, hb = b_all[i], hb_all[i]
+            if temporal:
+                b = b + temporal * state.w_prev
+                hb = hb + self._h_temporal @ state.w_prev
+            x, part = qp.solve(b, lower, upper, state.partition, hb)
+            state.partition = part
+            if cancel:
+                x = self._cancel_resolve(x, part, b, hb, state)
+            state.w_prev = x
+            raw[i] = x
         return raw
 
     def _cancel_resolve(

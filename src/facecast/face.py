@@ -98,8 +98,8 @@ class FaceModelData:
 class FaceStreamState:
     """Per-stream state: the two cascaded skin filters per region and the saccade clock."""
 
-    lower: Array | None = None  # [2, 3Vs]: l1, l2 (None until the first frame)
-    upper: Array | None = None  # [2, 3Vs]: u1, u2
+    lower: Array | None = None  # [2, Ks + 2]: l1, l2 of the basis rows (None until the first frame)
+    upper: Array | None = None  # [2, Ks + 2]: u1, u2
     live_time: np.float32 = field(default_factory=lambda: F32(0.0))  # saccade clock, in 30 fps table rows
 
     def reset(self) -> None:
@@ -216,12 +216,15 @@ class FacePostProcessor:
         """Reset ``self.state``: the next frame starts a new stream."""
         self.state.reset()
 
-    def skin(
+    def skin_rows(
         self, coeffs: ArrayLike, blink_offset: ArrayLike | None = None, state: FaceStreamState | None = None
-    ) -> Array:
-        """Skin PCA coefficients [N, Ks] -> vertices [N, Vs, 3] (spec 5.5).
+    ) -> tuple[Array, Array]:
+        """Skin PCA coefficients [N, Ks] -> the smoothed basis rows (upper, lower), each [N, Ks + 2].
 
-        ``blink_offset`` (scalar or [N], each in [0, 1]) overrides ``params.blink_offset`` per frame.
+        Spec 5.5 steps 1-3 in coefficient space: the SDK smooths the deltas ``d = rows @ basis``; its filters are
+        linear and treat every column alike, so smoothing the Ks + 2 rows first and applying the basis after
+        gives the same deltas (to float rounding) at a fraction of the work. The vertices are
+        ``(upper @ basis) * w_upper + (lower @ basis) * w_lower + neutral`` (:meth:`skin`).
         """
         p, ks = self._params, self.data.num_skin_shapes
         c = _frames(coeffs, ks, "skin coefficients")
@@ -232,14 +235,52 @@ class FacePostProcessor:
         rows[:, :ks] = c * F32(p.skin_strength)
         rows[:, ks] = F32(-p.eyelid_open_offset) + blink * F32(p.blink_strength)
         rows[:, ks + 1] = F32(p.lip_open_offset)
-        d = rows @ self._skin_basis  # [N, 3Vs], step 2 of spec 5.5
-        _check_state(st, d.shape[1])
-        lower2, st.lower = _smooth2(d, self._alpha_lower, st.lower)
-        upper2, st.upper = _smooth2(d, self._alpha_upper, st.upper)
-        out = upper2 * self._w_upper
-        out += lower2 * self._w_lower
+        _check_state(st, ks + 2)
+        lower, st.lower = _smooth2(rows, self._alpha_lower, st.lower)
+        if self._alpha_upper == self._alpha_lower:
+            st.upper = st.lower
+            return lower, lower
+        upper, st.upper = _smooth2(rows, self._alpha_upper, st.upper)
+        return upper, lower
+
+    @property
+    def skin_basis(self) -> Array:
+        """[Ks + 2, 3 Vs]: the skin PCA basis with the eye-close and lip-open deltas as its last two rows."""
+        return self._skin_basis
+
+    @property
+    def skin_region_weights(self) -> tuple[Array, Array]:
+        """Per-coordinate weights [3 Vs] of the upper and lower face (strengths times the face mask)."""
+        return self._w_upper, self._w_lower
+
+    @property
+    def skin_neutral(self) -> Array:
+        """The neutral skin, flattened [3 Vs]."""
+        return self._skin_neutral
+
+    @property
+    def tongue_basis(self) -> Array:
+        """[Kt, 3 Vt]: the tongue PCA basis (times ``tongue_strength`` it maps coefficients to deltas)."""
+        return self._tongue_basis
+
+    @property
+    def tongue_offset(self) -> Array:
+        """[3 Vt]: the tongue neutral with the height and depth offsets."""
+        return self._tongue_base
+
+    def skin(
+        self, coeffs: ArrayLike, blink_offset: ArrayLike | None = None, state: FaceStreamState | None = None
+    ) -> Array:
+        """Skin PCA coefficients [N, Ks] -> vertices [N, Vs, 3] (spec 5.5).
+
+        ``blink_offset`` (scalar or [N], each in [0, 1]) overrides ``params.blink_offset`` per frame.
+        """
+        upper, lower = self.skin_rows(coeffs, blink_offset, state)
+        d_upper = upper @ self._skin_basis  # step 2 of spec 5.5, after the (linear) smoothing
+        out = d_upper * self._w_upper
+        out += (d_upper if lower is upper else lower @ self._skin_basis) * self._w_lower
         out += self._skin_neutral
-        return out.reshape(n, len(self.data.shapes_mean_skin), 3)
+        return out.reshape(len(upper), len(self.data.shapes_mean_skin), 3)
 
     def tongue(self, coeffs: ArrayLike) -> Array:
         """Tongue PCA coefficients [N, Kt] -> vertices [N, Vt, 3] (spec 5.6).
@@ -372,7 +413,7 @@ def _smooth2(x: Array, alpha: float, prev: Array | None) -> tuple[Array, Array |
 def _check_state(st: FaceStreamState, width: int) -> None:
     for s in (st.lower, st.upper):
         if s is not None and s.shape[-1] != width:
-            raise ValueError(f"stream state holds {s.shape[-1]} skin values, this model has {width}")
+            raise ValueError(f"stream state holds {s.shape[-1]} skin rows, this model has {width}")
 
 
 def _blink_offsets(value: ArrayLike, n: int) -> Array:

@@ -52,8 +52,20 @@ class _Solver:
         self.clamp = config.clamp
 
     def solve(self, geometry: np.ndarray, state: SolverState, options: SolveOptions | None) -> np.ndarray:
-        raw = self.solver.solve_raw(geometry.reshape(len(geometry), -1, 3), state)
-        weights = np.zeros((len(geometry), len(self.names)))
+        """Weights [N, P] for target geometry [N, V, 3]."""
+        return self._finish(self.solver.solve_raw(geometry.reshape(len(geometry), -1, 3), state), options)
+
+    def solve_rows(
+        self, rows: list[np.ndarray], maps: list[np.ndarray], offset: np.ndarray, state: SolverState,
+        options: SolveOptions | None,
+    ) -> np.ndarray:  # fmt: skip
+        """Weights [N, P] for targets ``sum(rows[i] @ basis[i]) + offset``, given their maps
+        (:meth:`BlendshapeSolver.linear_rhs`): the same solve without building the vertices."""
+        b = offset + sum(r.astype(np.float64) @ g for r, g in zip(rows, maps, strict=True))
+        return self._finish(self.solver.solve_rhs_raw(b, state), options)
+
+    def _finish(self, raw: np.ndarray, options: SolveOptions | None) -> np.ndarray:
+        weights = np.zeros((len(raw), len(self.names)))
         weights[:, self.solver.active_index] = raw
         mult, off = self.multipliers.copy(), self.offsets.copy()
         clamp = self.clamp
@@ -70,6 +82,27 @@ class _Solver:
         return out.astype(np.float32)
 
 
+@dataclass
+class _RowMaps:
+    """The solvers' right-hand sides as linear maps of the post-processor's rows, for one processor."""
+
+    skin_upper: np.ndarray
+    skin_lower: np.ndarray
+    skin_offset: np.ndarray
+    tongue: np.ndarray
+    tongue_offset: np.ndarray
+
+    @classmethod
+    def build(cls, proc: FacePostProcessor, skin: _Solver, tongue: _Solver) -> _RowMaps:
+        basis = proc.skin_basis
+        w_upper, w_lower = proc.skin_region_weights
+        upper, offset = skin.solver.linear_rhs(basis * w_upper, proc.skin_neutral)
+        lower, _ = skin.solver.linear_rhs(basis * w_lower, np.zeros_like(proc.skin_neutral))
+        strength = np.float32(proc.params.tongue_strength)
+        tongue_map, tongue_offset = tongue.solver.linear_rhs(proc.tongue_basis * strength, proc.tongue_offset)
+        return cls(upper, lower, offset, tongue_map, tongue_offset)
+
+
 class FacePipeline:
     """Face post-processing and blendshape solve for one model pack."""
 
@@ -80,6 +113,7 @@ class FacePipeline:
         self.skin = _Solver(pack.skin_blendshapes) if pack.skin_blendshapes is not None else None
         self.tongue = _Solver(pack.tongue_blendshapes) if pack.tongue_blendshapes is not None else None
         self._processors: dict[tuple, FacePostProcessor] = {}
+        self._row_maps: dict[tuple, _RowMaps] = {}
 
     def face_params(self, overrides: Mapping[str, float] | None = None) -> FaceParams:
         """The model's parameters with per-call overrides (snake_case or the NIM's camelCase), validated."""
@@ -92,6 +126,7 @@ class FacePipeline:
         if proc is None:
             if len(self._processors) > 16:
                 self._processors.clear()
+                self._row_maps.clear()
             proc = FacePostProcessor(self.model_data, params, fps)
             self._processors[key] = proc
         return proc
@@ -120,9 +155,14 @@ class FacePipeline:
             generate_blinks(n, raw.fps, blinks, start_frame=start) if blinks is not None else np.zeros(n, np.float32)
         )
         blink_offset = np.clip(blink + np.float32(params.blink_offset), 0.0, 1.0).astype(np.float32)
-        pose = proc.process(raw.result, blink_offset, state.face)
-        skin_w = self.skin.solve(pose.skin, state.skin_solver, solve) if self.skin and n else None
-        tongue_w = self.tongue.solve(pose.tongue, state.tongue_solver, solve) if self.tongue and n else None
+        if geometry or not (self.skin and self.tongue and n):
+            pose = proc.process(raw.result, blink_offset, state.face)
+            skin_w = self.skin.solve(pose.skin, state.skin_solver, solve) if self.skin and n else None
+            tongue_w = self.tongue.solve(pose.tongue, state.tongue_solver, solve) if self.tongue and n else None
+            jaw, eyes = pose.jaw, pose.eyes
+        else:  # weights only: solve straight from the PCA rows, never building the vertices
+            skin_w, tongue_w, jaw, eyes = self._solve_from_rows(proc, raw.result, blink_offset, state, solve)
+            pose = None
         if n == 0:
             skin_w = np.zeros((0, len(self.skin.names)), np.float32) if self.skin else None
             tongue_w = np.zeros((0, len(self.tongue.names)), np.float32) if self.tongue else None
@@ -134,12 +174,38 @@ class FacePipeline:
             skin_weights=skin_w,
             tongue_names=self.tongue.names if self.tongue else (),
             tongue_weights=tongue_w,
-            jaw=pose.jaw,
-            eyes=pose.eyes,
+            jaw=jaw,
+            eyes=eyes,
             emotion=raw.explicit_emotion,
             blink=blink_offset,
             raw=raw,
-            skin_geometry=pose.skin if geometry or self.skin is None else None,
-            tongue_geometry=pose.tongue if geometry or self.tongue is None else None,
+            skin_geometry=pose.skin if pose is not None and (geometry or self.skin is None) else None,
+            tongue_geometry=pose.tongue if pose is not None and (geometry or self.tongue is None) else None,
             actor=self.pack.actor,
         )
+
+    def _solve_from_rows(
+        self,
+        proc: FacePostProcessor,
+        result: np.ndarray,
+        blink_offset: np.ndarray,
+        state: PipelineState,
+        solve: SolveOptions | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Skin and tongue weights, jaw and eyes for network rows, with the solves fed from the PCA rows."""
+        key = (proc.fps, proc.params)
+        maps = self._row_maps.get(key)
+        if maps is None:
+            maps = self._row_maps[key] = _RowMaps.build(proc, self.skin, self.tongue)
+        ks, kt = self.model_data.num_skin_shapes, self.model_data.num_tongue_shapes
+        jaw_end = ks + kt + 15
+        upper, lower = proc.skin_rows(result[:, :ks], blink_offset, state.face)
+        if lower is upper:
+            skin_w = self.skin.solve_rows([upper], [maps.skin_upper + maps.skin_lower], maps.skin_offset,
+                                          state.skin_solver, solve)  # fmt: skip
+        else:
+            skin_w = self.skin.solve_rows([upper, lower], [maps.skin_upper, maps.skin_lower], maps.skin_offset,
+                                          state.skin_solver, solve)  # fmt: skip
+        tongue_w = self.tongue.solve_rows([result[:, ks : ks + kt]], [maps.tongue], maps.tongue_offset,
+                                          state.tongue_solver, solve)  # fmt: skip
+        return skin_w, tongue_w, proc.jaw(result[:, ks + kt : jaw_end]), proc.eyes(result[:, jaw_end:], state.face)
