@@ -77,6 +77,23 @@ def test_batched_engine_matches_naive_loop(small_pack, fps, batch):
     assert np.allclose(out.explicit_emotion[:, 6], 0.7)
 
 
+def test_split_sessions_equal_one_session(small_pack):
+    """The CPU backend splits a batch over single-threaded sessions run concurrently: same rows, same order."""
+    pack = load_pack(small_pack)
+    rng = np.random.default_rng(4)
+    windows = (rng.standard_normal((11, pack.network_info.buffer_len)) * 0.2).astype(np.float32)
+    emotion = rng.uniform(0, 1, (11, pack.network_info.emotion_len)).astype(np.float32)
+    one = OnnxRuntimeBackend(pack.network_path, "cpu", threads=1)
+    split = OnnxRuntimeBackend(pack.network_path, "cpu", threads=3)
+    assert (one.workers, split.workers) == (1, 3)
+    ref = one.run(windows, emotion)
+    for rows in (slice(0, 11), slice(0, 2), slice(5, 6), slice(0, 0)):
+        out = split.run(windows[rows], emotion[rows])
+        assert out.shape == ref[rows].shape and np.allclose(out, ref[rows], rtol=0, atol=1e-5)
+    with pytest.raises(Exception, match="emotion|dimension|shape|Got invalid"):  # a worker's error reaches the caller
+        split.run(windows[:4], emotion[:4, :3])
+
+
 def test_emotion_track_is_sampled_per_frame(small_pack):
     pack = load_pack(small_pack)
     engine = Engine(OnnxRuntimeBackend(pack.network_path, "cpu"), pack.network_info, pack.implicit_emotion)

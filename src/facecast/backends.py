@@ -8,6 +8,7 @@ provider; :class:`TorchBackend` runs facecast's torch module (training, export c
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -53,39 +54,94 @@ def _providers(device: str, available: list[str], cache_dir: Path | None) -> lis
 
 
 class OnnxRuntimeBackend:
-    """ONNX Runtime session over a regression ``network.onnx`` with the official interface."""
+    """ONNX Runtime session(s) over a regression ``network.onnx`` with the official interface.
 
-    def __init__(self, network_path: str | os.PathLike, device: str = "auto", threads: int | None = None) -> None:
+    On the CPU the backend holds one single-threaded session per thread (``threads``, default all cores) and
+    splits each batch between them, run concurrently: for networks of this size that beats one session whose
+    intra-op threads share every small GEMM (``benchmarks/bench_engine.py`` measures both). GPU providers get
+    one session.
+    """
+
+    def __init__(
+        self,
+        network_path: str | os.PathLike,
+        device: str = "auto",
+        threads: int | None = None,
+        workers: int | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         self.path = Path(network_path)
+        providers = _providers(device, ort.get_available_providers(), self.path.parent)
+        total = max(1, threads or (os.cpu_count() or 1))
+        on_cpu = (providers[0][0] if isinstance(providers[0], tuple) else providers[0]) == "CPUExecutionProvider"
+        count = (workers or total) if on_cpu else 1
+        if count < 1:
+            raise BackendError(f"workers must be at least 1, got {count}")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.intra_op_num_threads = max(1, total // count)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        providers = _providers(device, ort.get_available_providers(), self.path.parent)
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+            self.sessions = [ort.InferenceSession(str(self.path), options, providers=providers) for _ in range(count)]
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BackendError(f"{self.path}: ONNX Runtime cannot load this network ({exc})") from None
-        inputs = {i.name: i for i in self.session.get_inputs()}
-        outputs = [o.name for o in self.session.get_outputs()]
+        self.session = first = self.sessions[0]
+        inputs = {i.name: i for i in first.get_inputs()}
+        outputs = [o.name for o in first.get_outputs()]
         if set(inputs) != {"input", "emotion"} or outputs != ["result"]:
             raise BackendError(
                 f"{self.path}: expected inputs input/emotion and output result, got {sorted(inputs)} -> {outputs}"
             )
         self.buffer_len = inputs["input"].shape[-1]
         self.emotion_len = inputs["emotion"].shape[-1]
-        self.providers = self.session.get_providers()
+        width = first.get_outputs()[0].shape[-1]
+        self.result_size = width if isinstance(width, int) else None
+        self.providers = first.get_providers()
         self.name = f"onnxruntime:{self.providers[0].replace('ExecutionProvider', '').lower()}"
 
+    @property
+    def workers(self) -> int:
+        """Sessions that share each batch."""
+        return len(self.sessions)
+
     def run(self, audio: np.ndarray, emotion: np.ndarray) -> np.ndarray:
-        feeds = {
-            "input": np.ascontiguousarray(audio, dtype=np.float32)[:, None, :],
-            "emotion": np.ascontiguousarray(emotion, dtype=np.float32)[:, None, :],
-        }
-        return self.session.run(["result"], feeds)[0][:, 0, :]
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        emotion = np.ascontiguousarray(emotion, dtype=np.float32)
+        parts = min(self.workers, len(audio))
+        if parts == 0:  # ONNX Runtime cannot run an empty batch
+            if self.result_size is None:
+                one_row = (np.zeros((1, audio.shape[-1]), np.float32), np.zeros((1, emotion.shape[-1]), np.float32))
+                self.result_size = self._run(self.session, *one_row).shape[-1]
+            return np.zeros((0, self.result_size), np.float32)
+        if parts <= 1:
+            return self._run(self.session, audio, emotion)
+        bounds = np.linspace(0, len(audio), parts + 1).round().astype(int)
+        results: list = [None] * parts
+
+        def work(i: int) -> None:
+            lo, hi = bounds[i], bounds[i + 1]
+            try:
+                results[i] = self._run(self.sessions[i], audio[lo:hi], emotion[lo:hi])
+            except BaseException as exc:  # re-raised in the caller's thread
+                results[i] = exc
+
+        helpers = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(1, parts)]
+        for t in helpers:
+            t.start()
+        work(0)
+        for t in helpers:
+            t.join()
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return np.concatenate(results)
+
+    @staticmethod
+    def _run(session, audio: np.ndarray, emotion: np.ndarray) -> np.ndarray:
+        feeds = {"input": audio[:, None, :], "emotion": emotion[:, None, :]}
+        return session.run(["result"], feeds)[0][:, 0, :]
 
 
 class TorchBackend:

@@ -51,12 +51,16 @@ def bench_network(pack_dir: Path, seconds: float, naive_frames: int, repeats: in
 
     from .backends import OnnxRuntimeBackend
     from .network.flops import count_flops
-    from .stream import StreamSession
 
     pack = load_pack(pack_dir)
     info = pack.network_info
     audio = _speech(seconds)
-    contenders = {"engine_fp32": Engine(OnnxRuntimeBackend(pack.network_path, "cpu"), info, pack.implicit_emotion)}
+    contenders = {
+        "engine_fp32": Engine(OnnxRuntimeBackend(pack.network_path, "cpu"), info, pack.implicit_emotion),
+        "engine_fp32_one_session": Engine(
+            OnnxRuntimeBackend(pack.network_path, "cpu", workers=1), info, pack.implicit_emotion
+        ),
+    }
     if int8:
         from .quantize import accuracy, calibration_data, int8_network
 
@@ -88,15 +92,11 @@ def bench_network(pack_dir: Path, seconds: float, naive_frames: int, repeats: in
     # streaming: 10 ms chunks pushed as fast as possible; a frame's latency is the look-ahead, the wait for the
     # rest of its chunk, and the compute of the push that produced it
     chunk = 160
-    session = StreamSession(contenders["engine_fp32"])
-    lat = []
-    for start in range(0, len(audio), chunk):
-        t = time.perf_counter()
-        out = session.push(audio[start : start + chunk])
-        dt = time.perf_counter() - t
-        lat.extend([dt] * len(out))
-    look = session.lookahead_seconds + chunk / 16000
-    lat_ms = (look + np.array(lat)) * 1000 if lat else np.zeros(1)
+    latency = {
+        name: _stream_latency(contenders[name], audio, chunk) for name in ("engine_fp32", "engine_fp32_one_session")
+    }
+    lat_ms = latency["engine_fp32"]
+    end_to_end = _end_to_end_seconds(pack_dir, audio)
     flops = sum(count_flops(pack.network_path).values())
     result = {
         "pack": str(pack.root),
@@ -106,11 +106,15 @@ def bench_network(pack_dir: Path, seconds: float, naive_frames: int, repeats: in
         "audio_seconds": seconds,
         **{f"{k}_frames_per_s": round(v, 1) for k, v in best.items()},
         "engine_fp32_speedup_vs_naive": round(best["engine_fp32"] / best["naive_fp32"], 3),
+        "split_sessions_speedup_vs_one_session": round(best["engine_fp32"] / best["engine_fp32_one_session"], 3),
+        "end_to_end_seconds_per_audio_minute_fp32": round(end_to_end * 60.0 / seconds, 2),
         "real_time_factor_fp32_30fps": round(best["engine_fp32"] / 30.0, 2),
         "engine_fp32_gflops": round(best["engine_fp32"] * flops / 1e9, 1),
-        "streaming_lookahead_ms": round(session.lookahead_seconds * 1000, 1),
+        "streaming_lookahead_ms": round(1000 * (info.buffer_len - info.buffer_ofs) / 16000, 1),
         "streaming_latency_ms_p50": round(float(np.percentile(lat_ms, 50)), 1),
         "streaming_latency_ms_p99": round(float(np.percentile(lat_ms, 99)), 1),
+        "streaming_latency_ms_p50_one_session": round(float(np.percentile(latency["engine_fp32_one_session"], 50)), 1),
+        "streaming_latency_ms_p99_one_session": round(float(np.percentile(latency["engine_fp32_one_session"], 99)), 1),
     }
     if int8:
         result["engine_int8_speedup_vs_naive"] = round(best["engine_int8"] / best["naive_fp32"], 3)
@@ -118,6 +122,37 @@ def bench_network(pack_dir: Path, seconds: float, naive_frames: int, repeats: in
         held_out = calibration_data(info, pack.implicit_emotion, count=60, seed=123)
         result["int8_accuracy"] = {k: round(v, 5) for k, v in accuracy(pack.network_path, q_path, *held_out).items()}
     return result
+
+
+def _stream_latency(engine: Engine, audio: np.ndarray, chunk: int) -> np.ndarray:
+    """Per-frame latency (ms) of 10 ms chunks pushed as fast as possible: the look-ahead, the wait for the rest of
+    the frame's chunk, and the compute of the push that produced it."""
+    from .stream import StreamSession
+
+    session = StreamSession(engine)
+    lat: list[float] = []
+    for start in range(0, len(audio), chunk):
+        t = time.perf_counter()
+        out = session.push(audio[start : start + chunk])
+        lat.extend([time.perf_counter() - t] * len(out))
+    look = session.lookahead_seconds + chunk / 16000
+    return (look + np.array(lat)) * 1000 if lat else np.zeros(1)
+
+
+def _end_to_end_seconds(pack_dir: Path, audio: np.ndarray) -> float:
+    """Seconds for ``facecast animate``'s work on a WAV of ``audio``: decode, network, face, solve (best of 2)."""
+    import tempfile
+
+    import soundfile as sf
+
+    from .model import load_model
+
+    model = load_model(pack_dir, device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.wav"
+        sf.write(path, audio, 16000, subtype="PCM_16")
+        model.animate_file(path)
+        return min(_timed(lambda: model.animate_file(path)) for _ in range(2))
 
 
 def bench_solver(frames: int = 1000, scipy_frames: int = 100, vertices: int = 5000) -> dict:
@@ -150,12 +185,19 @@ def bench_solver(frames: int = 1000, scipy_frames: int = 100, vertices: int = 50
         c = solve_triangular(r, b, trans="T")
         ref.append(lsq_linear(r, c, bounds=(0, 1), method="bvls", tol=1e-12).x)
     scipy_fps = scipy_frames / (time.perf_counter() - t)
+    b_all = solver.rhs(targets)
+    state = solver.new_state()
+    t = time.perf_counter()
+    from_rhs = solver.solve_rhs_raw(b_all, state)
+    rhs_fps = frames / (time.perf_counter() - t)
     return {
         "poses": 52,
         "mask_vertices": vertices,
         "facecast_frames_per_s": round(ours_fps, 1),
         "scipy_bvls_frames_per_s": round(scipy_fps, 1),
         "speedup": round(ours_fps / scipy_fps, 2),
+        "facecast_from_linear_rhs_frames_per_s": round(rhs_fps, 1),
+        "from_linear_rhs_max_abs_diff": float(np.abs(from_rhs - solver.solve_raw(targets, solver.new_state())).max()),
         "max_abs_weight_diff": float(np.abs(np.array(ref) - ours[:scipy_frames]).max()),
     }
 
