@@ -130,3 +130,23 @@ def test_auto_emotion_uses_an_a2e_network(small_model, clip, tmp_path):
     joy = anim.emotion[:, 6]
     assert joy.max() > 0.05  # "happy" dominates on loud audio
     assert np.allclose(anim.emotion[:, [0, 2, 5, 7, 8]], 0)  # never produced by A2E
+
+
+def test_animate_file_blocks_equal_animate(small_model, clip, tmp_path):
+    """A file animated block by block (bounded memory) gives the frames of animating it whole."""
+    import soundfile as sf
+
+    from facecast.animation import Animation
+
+    path = tmp_path / "clip.wav"
+    sf.write(path, clip, 16000, subtype="FLOAT")
+    whole = small_model.animate(clip, blinks=False)
+    blocks = list(small_model.animate_file_blocks(path, blinks=False, block_seconds=0.25))
+    assert len(blocks) >= 5 and sum(len(b) for b in blocks) == len(whole)
+    joined = Animation.concatenate(blocks)
+    from_file = small_model.animate_file(path, blinks=False, block_seconds=0.25, keep_audio=True)
+    for anim in (joined, from_file):
+        assert np.allclose(anim.times, whole.times)
+        assert np.abs(anim.skin_weights - whole.skin_weights).max() < 1e-5
+        assert np.abs(anim.tongue_weights - whole.tongue_weights).max() < 1e-5
+    assert np.array_equal(from_file.audio, clip)

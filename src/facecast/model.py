@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -129,23 +129,44 @@ class Model:
         block_seconds: float = 30.0,
         keep_audio: bool = False,
     ) -> Animation:
-        """Animate a file of any length in bounded memory: decoded, resampled and animated block by block.
+        """Animate a file of any length, decoded, resampled and animated block by block.
 
         Gives the same frames as :meth:`animate` on the whole file (the stream is exact); only the compact
-        per-frame results are held, not the audio (unless ``keep_audio``).
+        per-frame results are held, not the audio (unless ``keep_audio``). To keep memory flat whatever the
+        length, consume :meth:`animate_file_blocks` instead.
         """
+        parts, audio = [], []
+        for block, samples in self._file_blocks(path, fps, emotion, face_params, blinks, blendshape_params,
+                                                block_seconds):  # fmt: skip
+            parts.append(block)
+            if keep_audio and samples is not None:
+                audio.append(samples)
+        anim = Animation.concatenate(parts)
+        anim.audio = np.concatenate(audio) if keep_audio and audio else None
+        return anim
+
+    def animate_file_blocks(
+        self,
+        path: str | os.PathLike,
+        fps: float = DEFAULT_FPS,
+        emotion: EmotionSpec = None,
+        face_params: Mapping[str, float] | None = None,
+        blinks: BlinkParams | bool | None = True,
+        blendshape_params: SolveOptions | None = None,
+        block_seconds: float = 30.0,
+    ) -> Iterator[Animation]:
+        """:meth:`animate_file` as consecutive :class:`Animation` blocks, in memory that does not grow with the
+        file's length (write each block out and drop it); the blocks concatenate to :meth:`animate_file`."""
+        for block, _ in self._file_blocks(path, fps, emotion, face_params, blinks, blendshape_params, block_seconds):
+            yield block
+
+    def _file_blocks(self, path, fps, emotion, face_params, blinks, blendshape_params, block_seconds):
         from .audio import stream_audio
 
         stream = self.animation_stream(fps, emotion, SAMPLE_RATE, face_params, blinks, blendshape_params)
-        parts, audio = [], []
-        for block in stream_audio(path, SAMPLE_RATE, block_seconds):
-            parts.append(stream.push(block))
-            if keep_audio:
-                audio.append(block)
-        parts.append(stream.close())
-        anim = Animation.concatenate(parts)
-        anim.audio = np.concatenate(audio) if keep_audio else None
-        return anim
+        for samples in stream_audio(path, SAMPLE_RATE, block_seconds):
+            yield stream.push(samples), samples
+        yield stream.close(), None
 
     def stream(
         self, fps: float = DEFAULT_FPS, emotion: EmotionSpec = None, sample_rate: int = SAMPLE_RATE
