@@ -92,6 +92,8 @@ class ServerConfig:
             raise ConfigError("tls_client_ca (mTLS) needs tls_cert and tls_key too")
         for name in ("tls_cert", "tls_key", "tls_client_ca", "token_file"):
             value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"{name} must be a file path, got {value!r}")
             if value is not None and not Path(value).is_file():
                 raise ConfigError(f"{name}: {value} is not a readable file")
         if self.token is not None and self.token_file is not None:
