@@ -522,6 +522,17 @@ def test_scheduler_batches_round_robin_in_order():
     assert scheduler.stats.windows == 22 and scheduler.stats.largest_batch == 8
 
 
+def test_scheduler_trims_the_heap_periodically():
+    """The finisher thread trims the heap (glibc ``malloc_trim``) every ``trim_every`` seconds."""
+    from facecast.server.scheduler import BatchScheduler
+
+    scheduler = BatchScheduler(lambda w, e: w, max_batch=4, max_wait=0.0, trim_every=0.05).start()
+    try:
+        assert _wait(lambda: scheduler.stats.heap_trims >= 2, timeout=5)
+    finally:
+        scheduler.stop()
+
+
 # -- health, configs, settings ---------------------------------------------------------------------------------------
 
 

@@ -19,6 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .heap import trim_heap
+
 log = logging.getLogger("facecast.server")
 
 RunBatch = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -46,6 +48,7 @@ class SchedulerStats:
     busy_seconds: float = 0.0
     largest_batch: int = 0
     batch_sizes: dict[int, int] = field(default_factory=dict)
+    heap_trims: int = 0
 
     @property
     def mean_batch(self) -> float:
@@ -55,12 +58,16 @@ class SchedulerStats:
 class BatchScheduler:
     """Batches ready windows from many lanes into single backend calls."""
 
-    def __init__(self, run_batch: RunBatch, max_batch: int = 32, max_wait: float = 0.005) -> None:
+    def __init__(
+        self, run_batch: RunBatch, max_batch: int = 32, max_wait: float = 0.005, trim_every: float = 30.0
+    ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.run_batch = run_batch
         self.max_batch = int(max_batch)
         self.max_wait = float(max_wait)
+        self.trim_every = float(trim_every)
+        """Seconds between heap trims (:func:`facecast.server.heap.trim_heap`) by the finisher thread."""
         self.stats = SchedulerStats()
         self._lanes: list[Lane] = []
         self._next = 0  # index in _lanes where the next batch starts
@@ -207,7 +214,12 @@ class BatchScheduler:
         stats.batch_sizes[size] = stats.batch_sizes.get(size, 0) + 1
 
     def _finish_loop(self) -> None:
+        last_trim = time.monotonic()
         while True:
+            if time.monotonic() - last_trim >= self.trim_every:
+                trim_heap()
+                self.stats.heap_trims += 1
+                last_trim = time.monotonic()
             try:
                 item = self._finish_queue.get(timeout=0.1)
             except queue.Empty:
