@@ -273,10 +273,12 @@ def cmd_evaluate_lipsync(args: argparse.Namespace) -> int:
 
     corpora = _names(args.corpus, CORPORA, "corpus")
     peers = _names(args.peers, PEER_NAMES, "peer") if args.peers != "none" else []
-    if args.model is None:
-        print("facecast: NOTE: evaluating the built-in model; until a trained default ships its weights are random",
-              file=sys.stderr)  # fmt: skip
-    report = evaluate_lipsync(args.model, corpora, peers, args.voice, args.fps, args.bootstrap)
+    from facecast.model import load_model
+
+    model = load_model(args.model, precision=args.precision)
+    if model.random_weights:
+        print("facecast: NOTE: this model has RANDOM weights; its lip-sync figures are meaningless", file=sys.stderr)
+    report = evaluate_lipsync(model, corpora, peers, args.voice, args.fps, args.bootstrap)
     markdown = report_markdown(report)
     for out in args.out:
         path = Path(out)
@@ -293,6 +295,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "evaluate-lipsync", help="lip-sync metrics on recorded and held-out TTS speech, facecast beside peers"
     )
     p.add_argument("-m", "--model", help="model folder (default: the built-in model)")
+    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="network precision (default fp32)")
     p.add_argument("--out", action="append", default=[], metavar="FILE",
                    help="write the report: .json gives JSON, anything else Markdown (repeatable)")  # fmt: skip
     p.add_argument("--corpus", default=",".join(CORPORA), help=f"comma list of {', '.join(CORPORA)}")
