@@ -463,76 +463,6 @@ def test_tls_and_mutual_tls(small_model, good, tmp_path):
         srv.stop()
 
 
-# -- the shared scheduler ----------------------------------------------------------------------------------------------
-
-
-class _Lane:
-    """A fake stream: ``total`` frames ready at once; windows carry (lane, frame) so results can be traced."""
-
-    def __init__(self, index: int, total: int) -> None:
-        self.index, self.total, self.taken, self.done = index, total, 0, []
-        self.finished = threading.Event()
-
-    def pending(self) -> int:
-        return self.total - self.taken
-
-    def take(self, count: int):
-        from facecast.server.session import Job
-
-        frames = np.arange(self.taken, self.taken + count)
-        self.taken += count
-        windows = np.stack([np.full(count, self.index), frames, frames, frames], axis=1).astype(np.float32)
-        return Job(self, frames, frames, windows, np.zeros((count, 2), np.float32))
-
-    def finish(self, job, result) -> None:
-        assert (result[:, 0] == self.index).all()
-        self.done.extend(result[:, 1].astype(int).tolist())
-        if len(self.done) == self.total:
-            self.finished.set()
-
-    def fail(self, exc) -> None:
-        raise AssertionError(exc)
-
-
-def test_scheduler_batches_round_robin_in_order():
-    from facecast.server.scheduler import BatchScheduler
-
-    batches = []
-
-    def run_batch(windows, emotion):
-        batches.append(windows[:, 0].astype(int).tolist())
-        return windows.copy()
-
-    scheduler = BatchScheduler(run_batch, max_batch=8, max_wait=0.0)
-    lanes = [_Lane(0, 10), _Lane(1, 2), _Lane(2, 10)]
-    for lane in lanes:
-        scheduler.add(lane)
-    scheduler.start()
-    try:
-        for lane in lanes:
-            assert lane.finished.wait(10)
-    finally:
-        scheduler.stop()
-    # one window per lane per turn: the short lane gets its share, nobody waits for a long lane to drain
-    assert batches[0] == [0, 0, 0, 1, 1, 2, 2, 2]
-    assert sorted(batches[1]) == [0] * 4 + [2] * 4 and batches[1][0] == 0  # next batch starts after lane 2
-    assert sum(len(b) for b in batches) == 22 and max(len(b) for b in batches) <= 8
-    for lane in lanes:
-        assert lane.done == list(range(lane.total))  # each lane's frames are finished in order
-    assert scheduler.stats.windows == 22 and scheduler.stats.largest_batch == 8
-
-
-def test_scheduler_trims_the_heap_periodically():
-    """The finisher thread trims the heap (glibc ``malloc_trim``) every ``trim_every`` seconds."""
-    from facecast.server.scheduler import BatchScheduler
-
-    scheduler = BatchScheduler(lambda w, e: w, max_batch=4, max_wait=0.0, trim_every=0.05).start()
-    try:
-        assert _wait(lambda: scheduler.stats.heap_trims >= 2, timeout=5)
-    finally:
-        scheduler.stop()
-
-
 # -- health, configs, settings ---------------------------------------------------------------------------------------
 
 
@@ -572,26 +502,6 @@ def test_port_in_use_is_a_clear_error(server, small_model):
         serve(ServerConfig(port=server.port), model=small_model)
 
 
-def test_server_config_validation_and_toml(tmp_path):
-    path = tmp_path / "server.toml"
-    path.write_text('[server]\nport = 0\nmax_streams = 3\nhost = "0.0.0.0"\n')
-    cfg = ServerConfig.from_toml(path)
-    assert (cfg.port, cfg.max_streams, cfg.host) == (0, 3, "0.0.0.0")
-    path.write_text("max_stream = 3\n")
-    with pytest.raises(ConfigError, match="unknown setting.*max_stream"):
-        ServerConfig.from_toml(path)
-    path.write_text("port = 'x'\n")
-    with pytest.raises(ConfigError, match="port must be an integer"):
-        ServerConfig.from_toml(path)
-    with pytest.raises(ConfigError, match="together"):
-        ServerConfig(tls_cert=str(path)).validate()
-    with pytest.raises(ConfigError, match="max_batch"):
-        ServerConfig(max_batch=0).validate()
-    with pytest.raises(ConfigError, match="not a readable file"):
-        ServerConfig(tls_cert="/nonexistent.pem", tls_key="/nonexistent.key").validate()
-    assert ServerConfig().host == "127.0.0.1"
-
-
 def test_int8_server_matches_offline_int8(small_pack, good):
     """``precision = "int8"`` serves the quantised network: the same weights as offline int8, not fp32's."""
     from facecast import load_model
@@ -612,23 +522,3 @@ def test_int8_server_matches_offline_int8(small_pack, good):
         ServerConfig(precision="fp16").validate()
     with pytest.raises(ConfigError, match="onnxruntime"):
         ServerConfig(precision="int8", backend="torch").validate()
-
-
-def test_cli_flags_override_the_config_file(tmp_path):
-    import argparse
-
-    from facecast.server.cli import config_from_args, register
-
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command"))
-    path = tmp_path / "server.toml"
-    path.write_text("max_streams = 3\nidle_timeout_seconds = 9.0\nport = 1234\n")
-    token = tmp_path / "token"
-    token.write_text("abc\n")
-    args = parser.parse_args(["serve", "--grpc", "0", "--config", str(path), "--max-streams", "7",
-                              "--token-file", str(token), "--precision", "int8"])  # fmt: skip
-    cfg = config_from_args(args)
-    assert (cfg.port, cfg.max_streams, cfg.idle_timeout_seconds, cfg.precision) == (0, 7, 9.0, "int8")
-    assert cfg.resolved_token() == "abc" and "abc" not in json.dumps(cfg.public_dict())
-    with pytest.raises(ConfigError, match="max_streams"):
-        config_from_args(parser.parse_args(["serve", "--max-streams", "0"]))

@@ -15,6 +15,7 @@ import numpy as np
 from .animation import Animation
 from .blendshapes import BlendshapeConfig, BlendshapeSolver, SolverState
 from .blinks import BlinkParams, generate_blinks
+from .constants import JAW_RESULT_SIZE
 from .engine import NetworkOutput
 from .face import FaceModelData, FaceParams, FacePostProcessor, FaceStreamState
 from .pack import BlendshapeSet, ModelPack
@@ -88,6 +89,8 @@ class _RowMaps:
 
     skin_upper: np.ndarray
     skin_lower: np.ndarray
+    skin_both: np.ndarray
+    """``skin_upper + skin_lower``: the map when both face regions are smoothed alike."""
     skin_offset: np.ndarray
     tongue: np.ndarray
     tongue_offset: np.ndarray
@@ -100,7 +103,7 @@ class _RowMaps:
         lower, _ = skin.solver.linear_rhs(basis * w_lower, np.zeros_like(proc.skin_neutral))
         strength = np.float32(proc.params.tongue_strength)
         tongue_map, tongue_offset = tongue.solver.linear_rhs(proc.tongue_basis * strength, proc.tongue_offset)
-        return cls(upper, lower, offset, tongue_map, tongue_offset)
+        return cls(upper, lower, upper + lower, offset, tongue_map, tongue_offset)
 
 
 class FacePipeline:
@@ -198,14 +201,11 @@ class FacePipeline:
         if maps is None:
             maps = self._row_maps[key] = _RowMaps.build(proc, self.skin, self.tongue)
         ks, kt = self.model_data.num_skin_shapes, self.model_data.num_tongue_shapes
-        jaw_end = ks + kt + 15
+        jaw_end = ks + kt + JAW_RESULT_SIZE
         upper, lower = proc.skin_rows(result[:, :ks], blink_offset, state.face)
-        if lower is upper:
-            skin_w = self.skin.solve_rows([upper], [maps.skin_upper + maps.skin_lower], maps.skin_offset,
-                                          state.skin_solver, solve)  # fmt: skip
-        else:
-            skin_w = self.skin.solve_rows([upper, lower], [maps.skin_upper, maps.skin_lower], maps.skin_offset,
-                                          state.skin_solver, solve)  # fmt: skip
+        rows, skin_maps = ([upper], [maps.skin_both]) if lower is upper else (
+            [upper, lower], [maps.skin_upper, maps.skin_lower])  # fmt: skip
+        skin_w = self.skin.solve_rows(rows, skin_maps, maps.skin_offset, state.skin_solver, solve)
         tongue_w = self.tongue.solve_rows([result[:, ks : ks + kt]], [maps.tongue], maps.tongue_offset,
                                           state.tongue_solver, solve)  # fmt: skip
         return skin_w, tongue_w, proc.jaw(result[:, ks + kt : jaw_end]), proc.eyes(result[:, jaw_end:], state.face)
