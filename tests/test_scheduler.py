@@ -28,7 +28,8 @@ class _Lane:
         frames = np.arange(self.taken, self.taken + count)
         self.taken += count
         windows = np.stack([np.full(count, self.index), frames, frames, frames], axis=1).astype(np.float32)
-        return Job(self, frames, frames, windows, np.zeros((count, 2), np.float32))
+        emotion = np.zeros((count, 2), np.float32)
+        return Job(self, frames, frames, (windows, emotion), emotion)
 
     def finish(self, job, result) -> None:
         assert (result[:, 0] == self.index).all()

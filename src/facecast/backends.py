@@ -68,6 +68,7 @@ class OnnxRuntimeBackend:
         device: str = "auto",
         threads: int | None = None,
         workers: int | None = None,
+        chunk_path: str | os.PathLike | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -83,10 +84,7 @@ class OnnxRuntimeBackend:
         options.intra_op_num_threads = max(1, total // count)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        try:
-            self.sessions = [ort.InferenceSession(str(self.path), options, providers=providers) for _ in range(count)]
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise BackendError(f"{self.path}: ONNX Runtime cannot load this network ({exc})") from None
+        self.sessions = self._load(ort, self.path, options, providers, count)
         self.session = first = self.sessions[0]
         inputs = {i.name: i for i in first.get_inputs()}
         outputs = [o.name for o in first.get_outputs()]
@@ -100,6 +98,22 @@ class OnnxRuntimeBackend:
         self.result_size = width if isinstance(width, int) else None
         self.providers = first.get_providers()
         self.name = f"onnxruntime:{self.providers[0].replace('ExecutionProvider', '').lower()}"
+        self.chunk_path = Path(chunk_path) if chunk_path is not None else None
+        self.chunk_sessions = []
+        if self.chunk_path is not None:
+            self.chunk_sessions = self._load(ort, self.chunk_path, options, providers, count)
+            names = {i.name for i in self.chunk_sessions[0].get_inputs()}
+            if names != {"input", "offsets", "emotion"}:
+                raise BackendError(f"{self.chunk_path}: expected inputs input/offsets/emotion, got {sorted(names)}")
+        else:
+            self.run_chunks = None  # type: ignore[assignment]  (no chunk graph: the engine runs windows)
+
+    @staticmethod
+    def _load(ort, path: Path, options, providers, count: int) -> list:
+        try:
+            return [ort.InferenceSession(str(path), options, providers=providers) for _ in range(count)]
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise BackendError(f"{path}: ONNX Runtime cannot load this network ({exc})") from None
 
     @property
     def workers(self) -> int:
@@ -109,21 +123,39 @@ class OnnxRuntimeBackend:
     def run(self, audio: np.ndarray, emotion: np.ndarray) -> np.ndarray:
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         emotion = np.ascontiguousarray(emotion, dtype=np.float32)
-        parts = min(self.workers, len(audio))
-        if parts == 0:  # ONNX Runtime cannot run an empty batch
+        if len(audio) == 0:  # ONNX Runtime cannot run an empty batch
             if self.result_size is None:
                 one_row = (np.zeros((1, audio.shape[-1]), np.float32), np.zeros((1, emotion.shape[-1]), np.float32))
                 self.result_size = self._run(self.session, *one_row).shape[-1]
             return np.zeros((0, self.result_size), np.float32)
+        return self._split(self.sessions, self._run, audio, emotion)
+
+    def run_chunks(self, audio: np.ndarray, offsets: np.ndarray, emotion: np.ndarray) -> np.ndarray:
+        """Chunks [B, L], window offsets [B, K] and emotion [B, K, E] -> [B, K, D] (see facecast.chunking)."""
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        emotion = np.ascontiguousarray(emotion, dtype=np.float32)
+        if len(audio) == 0:
+            return np.zeros((0, offsets.shape[1], self.result_size or 0), np.float32)
+        return self._split(self.chunk_sessions, self._run_chunk, audio, offsets, emotion)
+
+    @staticmethod
+    def _run_chunk(session, audio: np.ndarray, offsets: np.ndarray, emotion: np.ndarray) -> np.ndarray:
+        return session.run(["result"], {"input": audio, "offsets": offsets, "emotion": emotion})[0]
+
+    @staticmethod
+    def _split(sessions: list, fn, *inputs: np.ndarray) -> np.ndarray:
+        """Run ``fn(session, *inputs)`` with the batch split between the sessions, concurrently."""
+        parts = min(len(sessions), len(inputs[0]))
         if parts <= 1:
-            return self._run(self.session, audio, emotion)
-        bounds = np.linspace(0, len(audio), parts + 1).round().astype(int)
+            return fn(sessions[0], *inputs)
+        bounds = np.linspace(0, len(inputs[0]), parts + 1).round().astype(int)
         results: list = [None] * parts
 
         def work(i: int) -> None:
             lo, hi = bounds[i], bounds[i + 1]
             try:
-                results[i] = self._run(self.sessions[i], audio[lo:hi], emotion[lo:hi])
+                results[i] = fn(sessions[i], *(x[lo:hi] for x in inputs))
             except BaseException as exc:  # re-raised in the caller's thread
                 results[i] = exc
 
@@ -157,6 +189,8 @@ class TorchBackend:
         self.dtype = torch.float16 if half else torch.float32
         self.network = network.to(self.device, self.dtype).eval()
         self.name = f"torch:{self.device.type}"
+        if not getattr(network.cfg, "chunk_frames", 0):
+            self.run_chunks = None  # type: ignore[assignment]  (not trained for chunks: the engine runs windows)
 
     def run(self, audio: np.ndarray, emotion: np.ndarray) -> np.ndarray:
         torch = self.torch
@@ -164,3 +198,12 @@ class TorchBackend:
             x = torch.as_tensor(audio, device=self.device, dtype=self.dtype)[:, None, :]
             e = torch.as_tensor(emotion, device=self.device, dtype=self.dtype)[:, None, :]
             return self.network(x, e)[:, 0, :].float().cpu().numpy()
+
+    def run_chunks(self, audio: np.ndarray, offsets: np.ndarray, emotion: np.ndarray) -> np.ndarray:
+        """Chunks [B, L], window offsets [B, K] and emotion [B, K, E] -> [B, K, D] (see facecast.chunking)."""
+        torch = self.torch
+        with torch.inference_mode():
+            x = torch.as_tensor(audio, device=self.device, dtype=self.dtype)
+            o = torch.as_tensor(offsets, device=self.device, dtype=torch.int64)
+            e = torch.as_tensor(emotion, device=self.device, dtype=self.dtype)
+            return self.network.forward_chunks(x, o, e).float().cpu().numpy()

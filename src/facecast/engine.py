@@ -13,6 +13,7 @@ from fractions import Fraction
 import numpy as np
 
 from .backends import Backend
+from .chunking import block_length
 from .constants import DEFAULT_FPS, EMOTION_NAMES, SAMPLE_RATE
 from .pack import NetworkInfo
 
@@ -162,12 +163,18 @@ class Engine:
         implicit_emotion: np.ndarray | None = None,
         input_strength: float = 1.0,
         batch_size: int = 32,
+        frames_per_pass: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if frames_per_pass < 1:
+            raise ValueError(f"frames_per_pass must be at least 1, got {frames_per_pass}")
+        if frames_per_pass > 1 and not callable(getattr(backend, "run_chunks", None)):
+            raise ValueError("frames_per_pass > 1 needs a network trained for chunks (this model has none)")
         self.backend = backend
         self.info = info
         self.batch_size = batch_size
+        self.frames_per_pass = int(frames_per_pass)
         self.input_strength = float(input_strength)
         implicit = np.zeros(info.implicit_emotion_len, np.float32) if implicit_emotion is None else implicit_emotion
         self.implicit_emotion = np.asarray(implicit, dtype=np.float32).reshape(-1)
@@ -179,7 +186,21 @@ class Engine:
 
     @property
     def lookahead_samples(self) -> int:
+        """Audio needed after a frame's time: its window's look-ahead (see :meth:`latency_samples` for blocks)."""
         return self.info.buffer_len - self.info.buffer_ofs
+
+    def latency_samples(self, fps: float) -> int:
+        """The longest wait from a frame's time until it can be computed: look-ahead plus, with chunks, the
+        rest of its block."""
+        return self.lookahead_samples + int(frame_targets(self.frames_per_pass - 1, 1, fps)[0])
+
+    def with_options(self, input_strength: float | None = None, frames_per_pass: int | None = None) -> Engine:
+        """This engine, or a copy sharing its backend with other settings."""
+        strength = self.input_strength if input_strength is None else float(input_strength)
+        per_pass = self.frames_per_pass if frames_per_pass is None else int(frames_per_pass)
+        if strength == self.input_strength and per_pass == self.frames_per_pass:
+            return self
+        return Engine(self.backend, self.info, self.implicit_emotion, strength, self.batch_size, per_pass)
 
     def infer(self, windows: np.ndarray, emotion: np.ndarray) -> np.ndarray:
         """Run the backend over [N, buffer_len] windows and [N, 26] emotions in batches -> [N, D]."""
@@ -200,9 +221,11 @@ class Engine:
         """Run frames ``frames`` of a clip whose first held sample (``audio[0]``) is sample ``origin``."""
         frames = np.asarray(frames, dtype=np.int64)
         targets = frame_targets(int(frames[0]), len(frames), fps) if len(frames) else np.zeros(0, np.int64)
-        emotion = np.empty((len(frames), self.info.emotion_len), np.float32)
-        emotion[:, : self.info.implicit_emotion_len] = self.implicit_emotion
-        emotion[:, self.info.implicit_emotion_len :] = explicit_rows(explicit, targets / SAMPLE_RATE)
+        emotion = self.emotion_rows(targets, explicit)
+        if self.frames_per_pass > 1 and len(frames):
+            result = self._run_blocks(audio, int(frames[0]), len(frames), fps, explicit, origin)
+            return NetworkOutput(frames, targets, result, emotion, self.info.num_shapes_skin,
+                                 self.info.num_shapes_tongue, float(fps))  # fmt: skip
         result = np.empty((len(frames), self.info.result_size), np.float32)
         for lo in range(0, len(frames), self.batch_size):
             hi = min(lo + self.batch_size, len(frames))
@@ -219,6 +242,43 @@ class Engine:
             self.info.num_shapes_tongue,
             float(fps),
         )
+
+    def emotion_rows(self, targets: np.ndarray, explicit: ExplicitEmotion) -> np.ndarray:
+        """Network emotion input [N, 26] of frames centred on ``targets``: implicit, then explicit."""
+        emotion = np.empty((len(targets), self.info.emotion_len), np.float32)
+        emotion[:, : self.info.implicit_emotion_len] = self.implicit_emotion
+        emotion[:, self.info.implicit_emotion_len :] = explicit_rows(explicit, targets / SAMPLE_RATE)
+        return emotion
+
+    def block_inputs(
+        self, audio: np.ndarray, first_block: int, blocks: int, fps: float, explicit: ExplicitEmotion, origin: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Chunk-graph inputs of blocks ``first_block ..``: chunks [n, L], window offsets [n, K], emotion [n, K, E]."""
+        k, info = self.frames_per_pass, self.info
+        targets = frame_targets(first_block * k, blocks * k, fps).reshape(blocks, k)
+        offsets = targets - targets[:, :1]
+        chunks = extract_windows(audio, targets[:, 0] - info.buffer_ofs, block_length(k, fps, info.buffer_len),
+                                 origin, self.input_strength)  # fmt: skip
+        for row, end in enumerate(offsets[:, -1] + info.buffer_len):
+            chunks[row, end:] = 0.0
+        emotion = self.emotion_rows(targets.reshape(-1), explicit).reshape(blocks, k, -1)
+        return chunks, offsets, emotion
+
+    def _run_blocks(
+        self, audio: np.ndarray, first: int, count: int, fps: float, explicit: ExplicitEmotion, origin: int
+    ) -> np.ndarray:
+        """Results of frames ``first .. first + count - 1``, computed block by block (whole blocks)."""
+        k = self.frames_per_pass
+        first_block, end_block = first // k, -(-(first + count) // k)
+        per_call = max(1, self.batch_size // k)
+        parts = []
+        for lo in range(first_block, end_block, per_call):
+            n = min(per_call, end_block - lo)
+            chunks, offsets, emotion = self.block_inputs(audio, lo, n, fps, explicit, origin)
+            parts.append(self.backend.run_chunks(chunks, offsets, emotion).reshape(n * k, -1))
+        result = np.concatenate(parts)
+        skip = first - first_block * k
+        return np.ascontiguousarray(result[skip : skip + count])
 
     def run(self, audio: np.ndarray, fps: float = DEFAULT_FPS, explicit: ExplicitEmotion = None) -> NetworkOutput:
         """Animate a whole 16 kHz mono clip: one frame per 1/fps seconds from t = 0."""

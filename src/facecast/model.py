@@ -56,13 +56,24 @@ def _blinks(blinks: BlinkParams | bool | None) -> BlinkParams | None:
 class Model:
     """A loaded regression model: the pack, an inference backend, the engine and the face pipeline."""
 
-    def __init__(self, pack: ModelPack, backend: Backend, batch_size: int = 32) -> None:
+    def __init__(
+        self, pack: ModelPack, backend: Backend, batch_size: int = 32, frames_per_pass: int | None = None
+    ) -> None:
         self.pack = pack
         self.backend = backend
         self.random_weights = is_random_pack(pack.root)
         self.pipeline = FacePipeline(pack)
         input_strength = self.pipeline.default_params.input_strength
-        self.engine = Engine(backend, pack.network_info, pack.implicit_emotion, input_strength, batch_size)
+        if frames_per_pass is None:
+            chunked = callable(getattr(backend, "run_chunks", None))
+            frames_per_pass = pack.chunk_frames if chunked and pack.chunk_frames else 1
+        self.engine = Engine(backend, pack.network_info, pack.implicit_emotion, input_strength, batch_size,
+                             frames_per_pass)  # fmt: skip
+
+    @property
+    def frames_per_pass(self) -> int:
+        """Frames animated from one encoder pass (1: a window per frame); see :mod:`facecast.chunking`."""
+        return self.engine.frames_per_pass
 
     @property
     def info(self):
@@ -107,10 +118,7 @@ class Model:
             if isinstance(emotion, Mapping):
                 preferred = dict(emotion)
             explicit = AudioToEmotion(_a2e_path(auto_emotion), fps=fps).track(audio, preferred=preferred)
-        engine = self.engine
-        if params.input_strength != engine.input_strength:
-            engine = Engine(self.backend, self.info, engine.implicit_emotion, params.input_strength, engine.batch_size)
-        raw = engine.run(audio, fps, explicit)
+        raw = self.engine.with_options(params.input_strength).run(audio, fps, explicit)
         anim = self.pipeline.process(
             raw, self.pipeline.new_state(), params, _blinks(blinks), blendshape_params, geometry
         )
@@ -169,10 +177,17 @@ class Model:
         yield stream.close(), None
 
     def stream(
-        self, fps: float = DEFAULT_FPS, emotion: EmotionSpec = None, sample_rate: int = SAMPLE_RATE
+        self,
+        fps: float = DEFAULT_FPS,
+        emotion: EmotionSpec = None,
+        sample_rate: int = SAMPLE_RATE,
+        frames_per_pass: int | None = None,
     ) -> StreamSession:
-        """A raw streaming session: push audio chunks, get network frames once their window is complete."""
-        return StreamSession(self.engine, fps, as_explicit(emotion), sample_rate)
+        """A raw streaming session: push audio chunks, get network frames once their window is complete.
+
+        ``frames_per_pass`` defaults to the model's (the same frames as offline); 1 gives the lowest latency."""
+        return StreamSession(self.engine.with_options(frames_per_pass=frames_per_pass), fps, as_explicit(emotion),
+                             sample_rate)  # fmt: skip
 
     def animation_stream(
         self,
@@ -183,9 +198,13 @@ class Model:
         blinks: BlinkParams | bool | None = True,
         blendshape_params: SolveOptions | None = None,
         geometry: bool = False,
+        frames_per_pass: int | None = None,
     ) -> AnimationStream:
-        """A streaming session that returns :class:`Animation` frames (weights, jaw, eyes) as they are ready."""
-        return AnimationStream(self, fps, emotion, sample_rate, face_params, blinks, blendshape_params, geometry)
+        """A streaming session that returns :class:`Animation` frames (weights, jaw, eyes) as they are ready.
+
+        ``frames_per_pass`` defaults to the model's (the same frames as offline); 1 gives the lowest latency."""
+        return AnimationStream(self, fps, emotion, sample_rate, face_params, blinks, blendshape_params, geometry,
+                               frames_per_pass)  # fmt: skip
 
 
 class AnimationStream:
@@ -201,13 +220,11 @@ class AnimationStream:
         blinks: BlinkParams | bool | None,
         blendshape_params: SolveOptions | None,
         geometry: bool,
+        frames_per_pass: int | None = None,
     ) -> None:
         self.model = model
         self.params = model.pipeline.face_params(face_params)
-        engine = model.engine
-        if self.params.input_strength != engine.input_strength:
-            engine = Engine(model.backend, model.info, engine.implicit_emotion, self.params.input_strength,
-                            engine.batch_size)  # fmt: skip
+        engine = model.engine.with_options(self.params.input_strength, frames_per_pass)
         self.session = StreamSession(engine, fps, as_explicit(emotion), sample_rate)
         self.state = model.pipeline.new_state()
         self.blinks = _blinks(blinks)
@@ -249,31 +266,42 @@ def load_model(
     threads: int | None = None,
     batch_size: int = 32,
     precision: str = "fp32",
+    frames_per_pass: int | None = None,
 ) -> Model:
     """Load a model pack folder (NVIDIA's or facecast's); ``None`` gives the built-in default.
 
     ``backend`` is ``"onnxruntime"`` (runs ``network.onnx`` unchanged) or ``"torch"`` (imports its weights into
     facecast's torch module; needs torch). ``precision="int8"`` runs a statically quantised copy of the network
     (built once into the cache; about 2x faster on CPUs with VNNI, at a measured accuracy cost).
+    ``frames_per_pass`` sets how many frames one encoder pass animates (models with a chunk network; default:
+    the most they were trained for; 1 encodes each frame's window alone).
     """
     root = Path(path) if path is not None else builtin_pack()
     pack = load_pack(root)
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     if backend == "onnxruntime":
-        network = pack.network_path
+        network, chunk = pack.network_path, pack.chunk_network_path
         if precision == "int8":
-            from .quantize import int8_network
+            from .quantize import int8_chunk_network, int8_network
 
             network = int8_network(pack)
-        runner: Backend = OnnxRuntimeBackend(network, device=device, threads=threads)
+            chunk = int8_chunk_network(pack) if frames_per_pass != 1 else None
+        if frames_per_pass == 1:
+            chunk = None
+        runner: Backend = OnnxRuntimeBackend(network, device=device, threads=threads, chunk_path=chunk)
     elif backend == "torch":
         if precision != "fp32":
             raise ValueError("the torch backend runs fp32 only; use the onnxruntime backend for int8")
         from .backends import TorchBackend
         from .network.onnx_io import import_onnx
 
-        runner = TorchBackend(import_onnx(pack.network_path), device=device)
+        network = import_onnx(pack.network_path)
+        if pack.chunk_frames and frames_per_pass != 1:
+            network.cfg.chunk_frames = pack.chunk_frames
+        runner = TorchBackend(network, device=device)
     else:
         raise ValueError(f"unknown backend {backend!r}; choose onnxruntime or torch")
-    return Model(pack, runner, batch_size)
+    if frames_per_pass is not None and frames_per_pass > 1 and not pack.chunk_frames:
+        raise ValueError(f"{root}: this model has no chunk network; frames_per_pass must be 1")
+    return Model(pack, runner, batch_size, frames_per_pass)

@@ -306,6 +306,10 @@ class ModelPack:
     skin_blendshapes: BlendshapeSet | None = None
     tongue_blendshapes: BlendshapeSet | None = None
     trt_info: dict | None = None
+    chunk_network_path: Path | None = None
+    """facecast's extension: a graph that animates several frames from one encoder pass (``chunkNetworkPath``)."""
+    chunk_frames: int = 0
+    """The most frames per pass that graph was trained for (``chunkFrames``); 0 without one."""
 
     @property
     def actor(self) -> str:
@@ -496,6 +500,20 @@ def load_pack(path: str | os.PathLike) -> ModelPack:
                 f"num_verts_{part} is {verts}"
             )
         blendshapes[part] = bs
+    chunk_path, chunk_frames = None, 0
+    if spec.get("chunkNetworkPath"):
+        try:
+            chunk_path = resolve_inside(root, str(spec["chunkNetworkPath"]), "chunkNetworkPath")
+        except FileFormatError as exc:
+            problems.extend(exc.problems)
+        else:
+            if not chunk_path.is_file():
+                problems.append(f"{chunk_path}: chunk network file is missing")
+        frames = spec.get("chunkFrames")
+        if not isinstance(frames, int) or isinstance(frames, bool) or not 1 <= frames <= 1000:
+            problems.append(f"{model_json}: chunkFrames must be a whole number from 1 to 1000, got {frames!r}")
+        else:
+            chunk_frames = frames
     trt_info = None
     trt_path = root / "trt_info.json"
     if trt_path.exists():
@@ -512,6 +530,8 @@ def load_pack(path: str | os.PathLike) -> ModelPack:
         skin_blendshapes=blendshapes["skin"],
         tongue_blendshapes=blendshapes["tongue"],
         trt_info=trt_info,
+        chunk_network_path=chunk_path,
+        chunk_frames=chunk_frames,
     )
 
 
@@ -541,8 +561,12 @@ def write_pack(
     skin_blendshapes: BlendshapeSet | None = None,
     tongue_blendshapes: BlendshapeSet | None = None,
     trt_info: dict | None = None,
+    chunk_onnx: str | os.PathLike | None = None,
+    chunk_frames: int = 0,
 ) -> Path:
-    """Write the official file set into ``root``; ``network_onnx`` is copied in unless already there."""
+    """Write the official file set into ``root``; ``network_onnx`` is copied in unless already there.
+
+    ``chunk_onnx`` adds facecast's chunk graph (``network_chunk.onnx``, trained for up to ``chunk_frames``)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     network_onnx = Path(network_onnx)
@@ -568,5 +592,13 @@ def write_pack(
             paths[part] = {"config": f"bs_{part}_config.json", "data": f"bs_{part}.npz"}
     if paths:
         spec["blendshapePaths"] = paths
+    if chunk_onnx is not None:
+        if chunk_frames < 1:
+            raise ValueError("a chunk network needs chunk_frames >= 1")
+        chunk_target = root / "network_chunk.onnx"
+        if Path(chunk_onnx).resolve() != chunk_target.resolve():
+            copy_file(chunk_onnx, chunk_target)
+        spec["chunkNetworkPath"] = chunk_target.name
+        spec["chunkFrames"] = int(chunk_frames)
     write_json(root / MODEL_JSON, spec)
     return root

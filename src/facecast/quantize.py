@@ -47,21 +47,49 @@ def calibration_data(
     return windows, emotion
 
 
-def quantize_network(src: str | os.PathLike, dst: str | os.PathLike, audio: np.ndarray, emotion: np.ndarray) -> Path:
-    """Write an int8 (QDQ, per-channel) copy of ``src`` calibrated on the given inputs; atomic."""
+def chunk_calibration(
+    info: NetworkInfo, implicit: np.ndarray, frames: int, count: int = 8, seed: int = 0, input_strength: float = 1.0
+) -> list[dict[str, np.ndarray]]:
+    """``count`` chunk-graph feeds of ``frames`` frames each, cut from the windows' calibration speech."""
+    from .chunking import block_length
+
+    audio, emotion = calibration_data(info, implicit, count * frames, seed, input_strength)
+    length = block_length(frames, 30.0, info.buffer_len)
+    speech = synthesise(seed, random_script(count * frames / 30.0 + 1.0, seed)).astype(np.float32)
+    feeds = []
+    for i in range(count):
+        targets = frame_targets(i * frames, frames, 30.0)
+        chunk = extract_windows(speech, targets[:1] - info.buffer_ofs, length) * np.float32(input_strength)
+        offsets = (targets - targets[0])[None].astype(np.int64)
+        chunk[0, offsets[0, -1] + info.buffer_len :] = 0.0
+        feeds.append({"input": chunk, "offsets": offsets, "emotion": emotion[None, i * frames : (i + 1) * frames]})
+    return feeds
+
+
+def window_feeds(audio: np.ndarray, emotion: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """One window-graph feed per window."""
+    return [{"input": audio[i : i + 1, None], "emotion": emotion[i : i + 1, None]} for i in range(len(audio))]
+
+
+def quantize_network(
+    src: str | os.PathLike, dst: str | os.PathLike, audio: np.ndarray | list, emotion: np.ndarray | None = None
+) -> Path:
+    """Write an int8 (QDQ, per-channel) copy of ``src`` calibrated on the given inputs (windows and emotion, or a
+    list of feeds); atomic."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    feeds = audio if isinstance(audio, list) else window_feeds(audio, emotion)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self.i = 0
 
         def get_next(self):
-            if self.i >= len(audio):
+            if self.i >= len(feeds):
                 return None
-            feed = {"input": audio[self.i : self.i + 1, None], "emotion": emotion[self.i : self.i + 1, None]}
             self.i += 1
-            return feed
+            return feeds[self.i - 1]
 
     import onnx
 
@@ -73,7 +101,8 @@ def quantize_network(src: str | os.PathLike, dst: str | os.PathLike, audio: np.n
     with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
         pre = Path(tmp) / "pre.onnx"
         out = Path(tmp) / "int8.onnx"
-        quant_pre_process(str(src), str(pre))
+        # symbolic shape inference cannot follow the chunk graph's dynamic audio length; ONNX's own can
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=isinstance(audio, list))
         quantize_static(
             str(pre),
             str(out),
@@ -104,6 +133,18 @@ def int8_network(pack: ModelPack) -> Path:
         strength = float(pack.model_config.get("input_strength", 1.0))
         audio, emotion = calibration_data(pack.network_info, pack.implicit_emotion, input_strength=strength)
         quantize_network(pack.network_path, target, audio, emotion)
+    return target
+
+
+def int8_chunk_network(pack: ModelPack) -> Path | None:
+    """The cached int8 version of a pack's chunk network (None when it has none), built on first use."""
+    if pack.chunk_network_path is None:
+        return None
+    target = cache_dir() / "int8" / f"{_file_key(pack.chunk_network_path)}-r{RECIPE}.onnx"
+    if not target.exists():
+        strength = float(pack.model_config.get("input_strength", 1.0))
+        feeds = chunk_calibration(pack.network_info, pack.implicit_emotion, pack.chunk_frames, input_strength=strength)
+        quantize_network(pack.chunk_network_path, target, feeds)
     return target
 
 

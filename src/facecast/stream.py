@@ -1,7 +1,8 @@
 """Streaming inference: push audio chunks of any size, get each frame as soon as its window is complete.
 
 A frame needs ``buffer_len - buffer_ofs`` samples after its centre (260 ms for NVIDIA's models): that is the
-stream's look-ahead. :meth:`StreamSession.close` flushes the tail with zero padding, exactly as offline mode, so
+stream's look-ahead. An engine that animates K frames per encoder pass (:mod:`facecast.chunking`) computes them
+in blocks of K, so a frame also waits for the rest of its block. :meth:`StreamSession.close` flushes the tail with zero padding, exactly as offline mode, so
 a stream gives the same frames as :meth:`Engine.run` on the whole clip.
 """
 
@@ -46,8 +47,9 @@ class StreamSession:
 
     @property
     def lookahead_seconds(self) -> float:
-        """Audio that must arrive after a frame's time before the frame can be computed."""
-        return self.engine.lookahead_samples / SAMPLE_RATE
+        """The most audio that must arrive after a frame's time before the frame can be computed (the window's
+        look-ahead, plus the rest of its block when the engine animates several frames per pass)."""
+        return self.engine.latency_samples(self.fps) / SAMPLE_RATE
 
     @property
     def samples_received(self) -> int:
@@ -92,7 +94,9 @@ class StreamSession:
         if need < 0:
             return 0
         # largest k with floor(k * sr / fps) <= need, found from the closed-form count of centres < need + 1
-        return num_frames(need + 1, self.fps)
+        ready = num_frames(need + 1, self.fps)
+        k = self.engine.frames_per_pass
+        return ready - ready % k  # whole blocks only: a block is computed once its last frame is ready
 
     def _emit(self, final: bool) -> NetworkOutput:
         end = self._ready_frames(final)

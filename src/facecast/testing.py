@@ -144,7 +144,7 @@ def make_pack(
     """
     import torch
 
-    from .network.onnx_io import export_onnx
+    from .network.onnx_io import export_chunk_onnx, export_onnx
     from .network.regression import NetworkConfig, RegressionNetwork
 
     path = Path(path)
@@ -162,13 +162,18 @@ def make_pack(
         num_shapes_tongue=cfg.num_shapes_tongue,
         num_verts_tongue=num_verts_tongue,
         explicit_emotions=list(EMOTION_NAMES),
+        buffer_len=cfg.buffer_len,
+        buffer_ofs=cfg.buffer_ofs,
     )
     data = make_model_data(rng, cfg.num_shapes_skin, num_verts_skin, cfg.num_shapes_tongue, num_verts_tongue)
     shots = {f"{actor}_neutral": 40, f"{actor}_joy": 30, f"{actor}_anger": 20}
     with tempfile.TemporaryDirectory(dir=path) as tmp:
         onnx_path = export_onnx(network, Path(tmp) / "network.onnx")
+        chunk_path = export_chunk_onnx(network, Path(tmp) / "network_chunk.onnx") if cfg.chunk_frames else None
         write_pack(
             path,
+            chunk_onnx=chunk_path,
+            chunk_frames=cfg.chunk_frames,
             network_info=info,
             network_onnx=onnx_path,
             model_config=default_model_config(f"{actor}_neutral", 5),

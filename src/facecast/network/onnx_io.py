@@ -71,6 +71,56 @@ def export_onnx(network: RegressionNetwork, path: str | os.PathLike, opset: int 
     return path
 
 
+class _ChunkGraph(torch.nn.Module):
+    """``RegressionNetwork.forward_chunks`` as a module to trace."""
+
+    def __init__(self, network: RegressionNetwork) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, audio: torch.Tensor, offsets: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+        return self.network.forward_chunks(audio, offsets, emotion)
+
+
+def export_chunk_onnx(network: RegressionNetwork, path: str | os.PathLike, opset: int = OPSET) -> Path:
+    """Write facecast's chunk graph: ``input`` [B, L] (L a multiple of 320), ``offsets`` [B, K] (int64 window
+    starts), ``emotion`` [B, K, E] -> ``result`` [B, K, D]; batch, L and K dynamic. Atomic."""
+    from ..chunking import chunk_length
+
+    path = Path(path)
+    cfg = network.cfg
+    was_training = network.training
+    network.eval()
+    offsets = torch.tensor([[0, 533, 1066]], dtype=torch.int64)
+    dummy = (torch.zeros(1, chunk_length(1066, cfg.buffer_len)), offsets, torch.zeros(1, 3, cfg.emotion_len))
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+    os.close(fd)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                _ChunkGraph(network),
+                dummy,
+                tmp,
+                input_names=["input", "offsets", "emotion"],
+                output_names=["result"],
+                opset_version=opset,
+                dynamic_axes={
+                    "input": {0: "batch_size", 1: "samples"},
+                    "offsets": {0: "batch_size", 1: "frames"},
+                    "emotion": {0: "batch_size", 1: "frames"},
+                    "result": {0: "batch_size", 1: "frames"},
+                },
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        network.train(was_training)
+    return path
+
+
 @dataclass
 class _Graph:
     """Constants and consumers of one ONNX graph."""

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..chunking import FEATURE_HOP
 from ..constants import (
     BUFFER_LEN,
     BUFFER_OFS,
@@ -62,6 +63,9 @@ class NetworkConfig:
     """``wav2vec2`` (NVIDIA's network) or ``whisper`` (Whisper tiny.en's encoder, see network/whisper.py)."""
     buffer_ofs: int = BUFFER_OFS
     """Samples of the window before the frame time (``buffer_len - buffer_ofs`` is the look-ahead)."""
+    chunk_frames: int = 0
+    """Most frames the network was trained to animate from one shared encoder pass (0: one window per frame
+    only; see :meth:`RegressionNetwork.forward_chunks`)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.autocorr, dict):
@@ -78,6 +82,10 @@ class NetworkConfig:
             raise ValueError("autocorrelation windows must tile the audio buffer exactly")
         if self.encoder == "wav2vec2" and num_feature_frames(self.buffer_len) != ac.num_windows:
             raise ValueError("wav2vec2 frames and autocorrelation windows must agree")
+        if self.chunk_frames < 0:
+            raise ValueError(f"NetworkConfig.chunk_frames must be 0 or more, got {self.chunk_frames}")
+        if self.chunk_frames and (self.encoder != "whisper" or self.buffer_len % FEATURE_HOP):
+            raise ValueError("chunked inference needs the Whisper encoder and a buffer_len that is a multiple of 320")
         if self.encoder == "whisper":
             if self.num_layers > whisper.TINY.n_layers:
                 raise ValueError(
@@ -124,8 +132,16 @@ class AutoCorrelation(nn.Module):
         self.register_buffer("frame_index", starts[:, None] + torch.arange(cfg.win_len)[None, :], persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._lags(x[:, self.frame_index])  # [N, windows, win_len]
+
+    def over_chunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Windows every ``win_stride`` samples over a chunk of any length (a multiple of the stride, windows of
+        two strides): [N, L] -> [N, 1, L / stride - 1, lags]."""
+        blocks = x.reshape(x.shape[0], -1, self.cfg.win_stride)
+        return self._lags(torch.cat((blocks[:, :-1], blocks[:, 1:]), dim=-1))
+
+    def _lags(self, frames: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        frames = x[:, self.frame_index]  # [N, windows, win_len]
         if cfg.remove_dc:
             frames = frames - frames.mean(dim=-1, keepdim=True)
         frames = frames * self.window
@@ -230,12 +246,57 @@ class RegressionNetwork(nn.Module):
     def forward(self, audio: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
         batch, seq = audio.shape[:2]
         x = audio.reshape(batch * seq, audio.shape[-1])
-        emotion = emotion.reshape(batch * seq, emotion.shape[-1])
+        x = torch.cat((self.audio_features_w2v(x), self.audio_features_autocorr(x)), dim=1)
+        return self.decode(x, emotion.reshape(batch * seq, emotion.shape[-1])).reshape(batch, seq, -1)
+
+    def chunk_features(self, audio: torch.Tensor) -> torch.Tensor:
+        """One encoder pass over chunks [B, L] (L a multiple of 320) -> 50 Hz features [B, L / 320 - 1, 512];
+        feature u is centred on sample 320 u + 320, like window feature u of a window starting at 0."""
+        count = audio.shape[-1] // FEATURE_HOP - 1
+        if self._encoder_frozen:
+            with torch.no_grad():
+                layers = self.whisper_model.extract_features(audio, dynamic_length=True)
+        else:
+            layers = self.whisper_model.extract_features(audio, dynamic_length=True)
+        start = whisper.FRAME_OFFSET
+        stacked = torch.stack([h[:, start : start + count] for h in layers], dim=-1)
+        w2v = (stacked * self.combine_weights).sum(dim=-1) / self.combine_weights.sum()
+        w2v = F.relu(self.audio_feature_map(w2v))
+        ac = self.autocorr.over_chunk(audio * self.in_scale_autocorr)
+        for conv in (self.freq1, self.freq2, self.freq3, self.freq4, self.freq5):
+            ac = norm_relu(conv(ac))
+        return torch.cat((w2v, ac.squeeze(-1).transpose(1, 2)), dim=-1)
+
+    def forward_chunks(self, audio: torch.Tensor, offsets: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+        """K frames per chunk from one encoder pass: audio [B, L], window starts [B, K] (samples from the chunk
+        start, int64), emotion [B, K, E] -> [B, K, D].
+
+        Each frame reads the chunk's 50 Hz features at its own window's positions, interpolated linearly
+        between neighbours; a frame whose window starts at 0 of a chunk of ``buffer_len`` samples gets exactly
+        what :meth:`forward` computes. What a frame sees beyond its window depends on the chunk, so networks
+        are trained for it (``NetworkConfig.chunk_frames``).
+        """
+        batch, frames = offsets.shape
+        feats = self.chunk_features(audio)
+        count, width = feats.shape[1], feats.shape[2]
+        span = self.cfg.autocorr.num_windows
+        pos = offsets.to(feats.dtype) / FEATURE_HOP
+        first = torch.floor(pos)
+        frac = (pos - first).reshape(batch * frames, 1, 1)
+        base = first.to(torch.int64) + torch.arange(batch, device=audio.device).unsqueeze(1) * count
+        index = (base.unsqueeze(-1) + torch.arange(span, device=audio.device)).reshape(-1)
+        flat = feats.reshape(batch * count, width)
+        lo = flat[index].reshape(batch * frames, span, width)
+        hi = flat[torch.clamp(index + 1, max=batch * count - 1)].reshape(batch * frames, span, width)
+        x = (lo + (hi - lo) * frac).transpose(1, 2).unsqueeze(-1)
+        out = self.decode(x, emotion.reshape(batch * frames, emotion.shape[-1]))
+        return out.reshape(batch, frames, -1)
+
+    def decode(self, x: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+        """Audio features [N, 512, windows, 1] and emotion [N, E] -> result [N, D]."""
         implicit = emotion[:, : self.cfg.implicit_emotion_len]
         explicit = self.emo_linear1(emotion[:, self.cfg.implicit_emotion_len :])
         joint = torch.cat((implicit, explicit), dim=1)
-
-        x = torch.cat((self.audio_features_w2v(x), self.audio_features_autocorr(x)), dim=1)
         for conv in (self.time1, self.time2, self.time3, self.time4):
             x = concat_emotion(norm_relu(conv(x)), joint)
         x = concat_emotion(norm_relu(self.time5(x.flatten(1))), joint)
@@ -243,8 +304,7 @@ class RegressionNetwork(nn.Module):
         skin_jaw_eyes = self.out_mapping1(self.out_mapping(x))
         tongue = self.out_mapping1_tongue(self.out_mapping_tongue(x))
         k = self.cfg.num_shapes_skin
-        out = torch.cat((skin_jaw_eyes[:, :k], tongue, skin_jaw_eyes[:, k:]), dim=1)
-        return out.reshape(batch, seq, -1)
+        return torch.cat((skin_jaw_eyes[:, :k], tongue, skin_jaw_eyes[:, k:]), dim=1)
 
 
 def count_parameters(module: nn.Module) -> int:

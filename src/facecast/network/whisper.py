@@ -120,11 +120,15 @@ class LogMel(nn.Module):
         idx = np.where(idx > length - 1, 2 * (length - 1) - idx, idx)
         return torch.from_numpy(idx.astype(np.int64))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        index = self.pad_index
-        if not torch.jit.is_tracing() and x.shape[-1] + N_FFT != index.shape[0]:
-            index = self.reflect_index(int(x.shape[-1])).to(x.device)
-        padded = x[:, index].unsqueeze(1)
+    def forward(self, x: torch.Tensor, dynamic_length: bool = False) -> torch.Tensor:
+        """``dynamic_length`` pads with ONNX's reflect Pad, so an exported graph takes any length."""
+        if dynamic_length:
+            padded = F.pad(x.unsqueeze(1), (N_FFT // 2, N_FFT // 2), mode="reflect")
+        else:
+            index = self.pad_index
+            if not torch.jit.is_tracing() and x.shape[-1] + N_FFT != index.shape[0]:
+                index = self.reflect_index(int(x.shape[-1])).to(x.device)
+            padded = x[:, index].unsqueeze(1)
         spec = F.conv1d(padded, self.dft, stride=HOP)[..., :-1]  # Whisper drops the last frame
         bins = N_FFT // 2 + 1
         power = spec[:, :bins] ** 2 + spec[:, bins:] ** 2
@@ -216,9 +220,9 @@ class WhisperEncoder(nn.Module):
         """Log-mel -> Whisper's encoder output (last layer, final layer norm)."""
         return self.layer_norm(self.hidden_states(mel)[-1])
 
-    def extract_features(self, waveforms: torch.Tensor) -> list[torch.Tensor]:
+    def extract_features(self, waveforms: torch.Tensor, dynamic_length: bool = False) -> list[torch.Tensor]:
         """[B, T] waveform -> one [B, frames, d_model] tensor per layer, each through the final layer norm."""
-        return [self.layer_norm(h) for h in self.hidden_states(self.log_mel(waveforms))]
+        return [self.layer_norm(h) for h in self.hidden_states(self.log_mel(waveforms, dynamic_length))]
 
     def load_pretrained(self, state: dict[str, np.ndarray | torch.Tensor]) -> None:
         """Load a converted state (see :func:`pretrained_state`), dropping layers beyond ``num_layers``."""

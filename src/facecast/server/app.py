@@ -64,6 +64,17 @@ class _SharedLoop:
 _LOOP = _SharedLoop()
 
 
+def server_frames_per_pass(cfg: ServerConfig, model: str | None) -> int | None:
+    """The server's frames per pass, capped at what the pack's chunk network was trained for."""
+    if cfg.frames_per_pass is None:
+        return None
+    from ..model import builtin_pack
+    from ..pack import load_pack
+
+    pack = load_pack(model if model is not None else builtin_pack())
+    return max(1, min(cfg.frames_per_pass, pack.chunk_frames or 1))
+
+
 class RunningServer:
     """A gRPC server on the process's gRPC event-loop thread, with one model and one batching scheduler.
 
@@ -98,8 +109,11 @@ class RunningServer:
         token = cfg.resolved_token()
         if self.model is None:
             self.model = load_model(cfg.model, device=cfg.device, backend=cfg.backend, threads=cfg.threads,
-                                    batch_size=cfg.max_batch, precision=cfg.precision)  # fmt: skip
-        self.scheduler = BatchScheduler(self.model.backend.run, cfg.max_batch, cfg.batch_wait_ms / 1000.0).start()
+                                    batch_size=cfg.max_batch, precision=cfg.precision,
+                                    frames_per_pass=server_frames_per_pass(cfg, cfg.model))  # fmt: skip
+        per_pass = self.model.frames_per_pass
+        run = self.model.backend.run_chunks if per_pass > 1 else self.model.backend.run
+        self.scheduler = BatchScheduler(run, max(1, cfg.max_batch // per_pass), cfg.batch_wait_ms / 1000.0).start()
         self._loop = _LOOP.acquire()
         try:
             self.port = asyncio.run_coroutine_threadsafe(self._start(token), self._loop).result()

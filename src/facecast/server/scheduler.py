@@ -23,8 +23,9 @@ from .heap import trim_heap
 
 log = logging.getLogger("facecast.server")
 
-RunBatch = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""``(windows [B, L], emotion [B, E]) -> result [B, D]``: one backend call."""
+RunBatch = Callable[..., np.ndarray]
+"""One backend call on the jobs' inputs joined along the batch axis: ``(windows [B, L], emotion [B, E]) ->
+[B, D]``, or for chunks ``(chunks [B, L], offsets [B, K], emotion [B, K, E]) -> [B, K, D]``."""
 
 
 class Lane(Protocol):
@@ -186,15 +187,14 @@ class BatchScheduler:
                 continue
             started = time.perf_counter()
             try:
-                windows = np.concatenate([job.windows for job in jobs])
-                emotion = np.concatenate([job.emotion for job in jobs])
-                result = self.run_batch(windows, emotion)
+                inputs = [np.concatenate(parts) for parts in zip(*(job.inputs for job in jobs), strict=True)]
+                result = self.run_batch(*inputs)
             except Exception as exc:  # a backend failure ends the streams in this batch, not the server
                 log.exception("inference failed for a batch of %d windows", sum(len(j) for j in jobs))
                 for job in jobs:
                     job.stream.fail(exc)
                 continue
-            self._count(len(windows), time.perf_counter() - started)
+            self._count(len(inputs[0]), time.perf_counter() - started)
             self._put((jobs, result))
 
     def _put(self, item) -> None:

@@ -35,11 +35,14 @@ class Job:
     stream: ServerStream
     frames: np.ndarray
     targets: np.ndarray
-    windows: np.ndarray
+    inputs: tuple[np.ndarray, ...]
+    """Backend inputs, one batch row per window (or per block of frames with chunks)."""
     emotion: np.ndarray
+    """The network emotion rows of ``frames``."""
 
     def __len__(self) -> int:
-        return len(self.frames)
+        """Batch rows (windows, or blocks)."""
+        return len(self.inputs[0])
 
 
 Deliver = Callable[[object], None]
@@ -83,6 +86,8 @@ class ServerStream:
         self.final_frames: int | None = None
         """The clip's frame count, known once the audio has ended."""
         self._state = model.pipeline.new_state()
+        self._engine = model.engine.with_options(settings.face_params.input_strength)
+        self._per_pass = self._engine.frames_per_pass
         pipeline = model.pipeline
         self.pose_names = (pipeline.skin.names if pipeline.skin else ()) + (
             pipeline.tongue.names if pipeline.tongue else ()
@@ -142,11 +147,19 @@ class ServerStream:
     # -- scheduler thread --------------------------------------------------------------------------------------
 
     def pending(self) -> int:
-        """Ready frames not yet taken."""
-        return 0 if self.closed else self.ready - self._taken
+        """Ready batch rows not yet taken: frames, or whole blocks of frames with chunks."""
+        if self.closed:
+            return 0
+        k = self._per_pass
+        if k == 1:
+            return self.ready - self._taken
+        blocks = -(-self.ready // k) if self.final_frames is not None else self.ready // k
+        return max(blocks - self._taken // k, 0)
 
     def take(self, count: int) -> Job:
-        """The next ``count`` ready frames: their windows and network emotion rows (as offline mode builds them)."""
+        """The next ``count`` ready rows: windows (or blocks) and emotion rows, as offline mode builds them."""
+        if self._per_pass > 1:
+            return self._take_blocks(count)
         with self._lock:
             first = self._taken
             count = min(count, self.ready - first)
@@ -158,20 +171,39 @@ class ServerStream:
             emotion[:, : len(self._implicit)] = self._implicit
             emotion[:, len(self._implicit) :] = explicit_rows(self._track, targets / SAMPLE_RATE)
             self._taken = first + count
-            next_start = int(frame_targets(self._taken, 1, self.fps)[0]) - self._buffer_ofs
-            drop = min(max(next_start - self._origin, 0), len(self._audio))
-            if drop:
-                self._audio = self._audio[drop:]
-                self._origin += drop
-        return Job(self, frames, targets, windows, emotion)
+            self._drop_audio()
+        return Job(self, frames, targets, (windows, emotion), emotion)
+
+    def _take_blocks(self, count: int) -> Job:
+        k = self._per_pass
+        with self._lock:
+            first = self._taken
+            blocks = min(count, self.pending())
+            chunks, offsets, emotion = self._engine.block_inputs(self._audio, first // k, blocks, self.fps,
+                                                                 self._track, self._origin)  # fmt: skip
+            self._taken = first + blocks * k
+            end = self._taken if self.final_frames is None else min(self._taken, self.final_frames)
+            self._drop_audio()
+        frames = np.arange(first, end, dtype=np.int64)
+        kept = emotion.reshape(blocks * k, -1)[: len(frames)]
+        return Job(self, frames, frame_targets(first, len(frames), self.fps), (chunks, offsets, emotion), kept)
+
+    def _drop_audio(self) -> None:
+        """Under the lock: forget the audio before the next frame's window."""
+        next_start = int(frame_targets(self._taken, 1, self.fps)[0]) - self._buffer_ofs
+        drop = min(max(next_start - self._origin, 0), len(self._audio))
+        if drop:
+            self._audio = self._audio[drop:]
+            self._origin += drop
 
     # -- finisher thread ---------------------------------------------------------------------------------------
 
     def finish(self, job: Job, result: np.ndarray) -> None:
         """Face pipeline and solve for a job's network output, then hand the frame messages to the client."""
-        if self.closed:
+        if self.closed or not len(job.frames):
             return
         info = self.model.info
+        result = result.reshape(-1, result.shape[-1])[: len(job.frames)]
         raw = NetworkOutput(job.frames, job.targets, result, job.emotion, info.num_shapes_skin,
                             info.num_shapes_tongue, self.fps)  # fmt: skip
         anim = self.model.pipeline.process(raw, self._state, self.settings.face_params, None, self.settings.solve)

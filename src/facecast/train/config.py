@@ -67,6 +67,9 @@ class NetworkSection:
     freeze_encoder: bool = True
     buffer_len: int = 8320
     buffer_ofs: int = 4160
+    chunk_frames: int = 0
+    """Also train to animate up to this many frames from one encoder pass over a chunk of audio (Whisper
+    encoder only): each step draws K from 1 (separate windows) to ``chunk_frames``; 0 trains windows only."""
 
 
 @dataclass
@@ -273,6 +276,8 @@ def validate(cfg: TrainConfig, where: str = "<config>") -> TrainConfig:
         fail("network.num_layers", "must be at least 1")
     if cfg.network.encoder == "whisper" and cfg.network.num_layers > 4:
         fail("network.num_layers", "must be at most 4 for Whisper tiny")
+    if cfg.network.chunk_frames < 0 or (cfg.network.chunk_frames and cfg.network.encoder != "whisper"):
+        fail("network.chunk_frames", "must be 0, or a frame count with the whisper encoder")
     if not 0 <= cfg.network.buffer_ofs <= cfg.network.buffer_len:
         fail("network.buffer_ofs", f"must be in 0..network.buffer_len ({cfg.network.buffer_len})")
     if cfg.dataset.fps <= 0:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..constants import EMOTION_NAMES
 from ..fileio import FileFormatError
-from ..network.onnx_io import export_onnx
+from ..network.onnx_io import export_chunk_onnx, export_onnx
 from ..pack import BlendshapeSet, NetworkInfo, write_pack
 from .preprocess import TrainingData
 from .trainer import Checkpoint, load_checkpoint
@@ -166,6 +166,7 @@ def deploy(
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         onnx_path = export_onnx(net, Path(tmp) / "network.onnx")
+        chunk_path = export_chunk_onnx(net, Path(tmp) / "network_chunk.onnx") if net.cfg.chunk_frames else None
         write_pack(
             out,
             network_info=info,
@@ -176,5 +177,7 @@ def deploy(
             skin_blendshapes=bs_skin,
             tongue_blendshapes=bs_tongue,
             trt_info=trt_info(cfg.buffer_len, cfg.emotion_len),
+            chunk_onnx=chunk_path,
+            chunk_frames=net.cfg.chunk_frames,
         )
     return out

@@ -50,10 +50,17 @@ def quiet_jitter_loss(
 ) -> torch.Tensor:
     """Less motion when the audio is quiet: mean over samples of exp(-k * mean|x|) * mean(Δy²), without the
     last ``skip_last`` channels (the eyes)."""
-    volume = audio.abs().mean(dim=(-1, -2))
-    weight = torch.exp(-exp_scale * volume)
+    return quiet_jitter_from_volume(audio.abs().mean(dim=-1), pred, exp_scale, skip_last)
+
+
+def quiet_jitter_from_volume(
+    volume: torch.Tensor, pred: torch.Tensor, exp_scale: float = 5000.0, skip_last: int = 4
+) -> torch.Tensor:
+    """:func:`quiet_jitter_loss` from each frame's mean |x| [B, S]: every step between consecutive frames is
+    weighted by exp(-k * the mean volume of its two frames)."""
+    weight = torch.exp(-exp_scale * 0.5 * (volume[:, 1:] + volume[:, :-1]))
     y = pred[..., : pred.shape[-1] - skip_last] if skip_last else pred
-    motion = ((y[:, 1:] - y[:, :-1]) ** 2).mean(dim=(1, 2))
+    motion = ((y[:, 1:] - y[:, :-1]) ** 2).mean(dim=-1)
     return (weight * motion).mean()
 
 

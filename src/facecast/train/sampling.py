@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..constants import EMOTION_NAMES, SAMPLE_RATE
+from ..chunking import block_length
 from .config import TrainConfig
 from .dataset import NEUTRAL
 from .preprocess import TrainingData
@@ -132,6 +133,11 @@ class SequenceDataset(torch.utils.data.Dataset):
         counts = [s.frames - SEQ_LEN + 1 for s in self.shots]
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._real = {s.name: data.shot(s.name) for s in data.shots}
+        self.chunk = 0
+        """Frames per sample: 0 or 1 gives pairs of separate windows; K >= 2 gives K frames of one chunk."""
+
+    def set_chunk(self, frames: int) -> None:
+        self.chunk = int(frames)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -145,8 +151,10 @@ class SequenceDataset(torch.utils.data.Dataset):
         which = int(np.searchsorted(self.offsets, index, side="right") - 1)
         shot = self.shots[which]
         first = index - int(self.offsets[which])
-        frames = np.arange(first, first + SEQ_LEN)
         rng = np.random.default_rng([self.seed, self.epoch, index])
+        if self.chunk >= 2:
+            return self._chunk_item(shot, first, rng)
+        frames = np.arange(first, first + SEQ_LEN)
         explicit = np.repeat(explicit_emotion(shot.emotion)[None], SEQ_LEN, axis=0)
         rows = (shot.row + frames).astype(np.int64)
         if shot.muted:
@@ -157,14 +165,49 @@ class SequenceDataset(torch.utils.data.Dataset):
             local = rng.uniform() * self.noise_scale
             x = np.stack([mic_noise(self.buffer_len, rng) * np.float32(local) for _ in range(SEQ_LEN)])
             y = np.repeat(target[None], SEQ_LEN, axis=0)
-            return {"x": x, "y": y, "rows": rows, "explicit": explicit}
+            return {"x": x, "y": y, "rows": rows, "explicit": explicit, "volume": np.abs(x).mean(axis=-1)}
         info = self._real[shot.name]
         shift = (rng.uniform() - 0.5) * self.time_shift
         audio = self.data.shot_audio(info)
         centres = np.floor((frames + self.frame_offset + shift) * SAMPLE_RATE / self.fps + 1e-6).astype(np.int64)
         x = np.stack([read_window(audio, int(c) - self.buffer_ofs, self.buffer_len) for c in centres])
         y = shifted_targets(self.data.shot_targets(info), frames, shift)
-        return {"x": x, "y": y, "rows": rows, "explicit": explicit}
+        return {"x": x, "y": y, "rows": rows, "explicit": explicit, "volume": np.abs(x).mean(axis=-1)}
+
+    def _chunk_item(self, shot: TableShot, first: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """K = ``self.chunk`` consecutive frames from one chunk of audio (what ``forward_chunks`` takes)."""
+        k = self.chunk
+        first = max(0, min(first, shot.frames - k))
+        frames = np.arange(first, first + k)
+        last = shot.frames - 1
+        rows = (shot.row + np.minimum(frames, last)).astype(np.int64)
+        explicit = np.repeat(explicit_emotion(shot.emotion)[None], k, axis=0)
+        length = block_length(k, self.fps, self.buffer_len)
+        if shot.muted:
+            src = self._real[shot.source]
+            target = self.data.shot_targets(src)[shot.source_frame].copy()
+            if shot.emotion == NEUTRAL:
+                target[: self.num_skin] = 0.0
+            offsets = chunk_offsets(first, k, self.fps)
+            x = mic_noise(length, rng) * np.float32(rng.uniform() * self.noise_scale)
+            y = np.repeat(target[None], k, axis=0)
+        else:
+            info = self._real[shot.name]
+            shift = (rng.uniform() - 0.5) * self.time_shift
+            centres = np.floor((frames + self.frame_offset + shift) * SAMPLE_RATE / self.fps + 1e-6).astype(np.int64)
+            offsets = centres - centres[0]
+            x = read_window(self.data.shot_audio(info), int(centres[0]) - self.buffer_ofs, length)
+            y = shifted_targets(self.data.shot_targets(info), np.minimum(frames, last), shift)
+        x[int(offsets[-1]) + self.buffer_len :] = 0.0
+        volume = np.array([np.abs(x[o : o + self.buffer_len]).mean() for o in offsets], np.float32)
+        return {"x": x, "y": y, "rows": rows, "explicit": explicit, "offsets": offsets.astype(np.int64),
+                "volume": volume}  # fmt: skip
+
+
+def chunk_offsets(first: int, count: int, fps: float) -> np.ndarray:
+    """Window starts of frames ``first .. first + count - 1`` relative to the first one (the SDK's frame timing)."""
+    centres = (np.arange(first, first + count, dtype=np.int64) * SAMPLE_RATE / fps + 1e-6).astype(np.int64)
+    return centres - centres[0]
 
 
 def collate(items: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:

@@ -28,6 +28,7 @@ from .encoders import init_encoder
 from .metrics import METRIC_FIELDS, MetricsWriter, plot_metrics
 from .preprocess import TrainingData
 from .sampling import (
+    SEQ_LEN,
     SequenceDataset,
     TableShot,
     batches_per_epoch,
@@ -51,6 +52,7 @@ def network_config(section: NetworkSection, data: TrainingData) -> NetworkConfig
         buffer_len=section.buffer_len,
         encoder=section.encoder,
         buffer_ofs=section.buffer_ofs,
+        chunk_frames=section.chunk_frames,
     )
 
 
@@ -83,9 +85,15 @@ class TrainModule(nn.Module):
         self.register_buffer("out_scale", scale.float().clone())
         self.register_buffer("out_shift", shift.float().clone())
 
-    def forward(self, x: torch.Tensor, explicit: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, explicit: torch.Tensor, rows: torch.Tensor, offsets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         implicit = self.emotion_table[rows]
-        out = self.network(x, torch.cat((implicit, explicit), dim=-1))
+        emotion = torch.cat((implicit, explicit), dim=-1)
+        if offsets is None:
+            out = self.network(x, emotion)
+        else:
+            out = self.network.forward_chunks(x, offsets, emotion)
         return out * self.out_scale + self.out_shift, implicit
 
     def folded_network(self) -> RegressionNetwork:
@@ -288,7 +296,7 @@ class Trainer:
             parts["lip_distance"] = float(value.detach())
             total = total + lc.lip_distance * value
         if lc.quiet_jitter:
-            value = L.quiet_jitter_loss(batch["x"], pred, lc.quiet_jitter_exp)
+            value = L.quiet_jitter_from_volume(batch["volume"], pred, lc.quiet_jitter_exp)
             parts["quiet_jitter"] = float(value.detach())
             total = total + lc.quiet_jitter * value
         parts["r2"] = float(L.r2_score(pred.detach(), target))
@@ -356,11 +364,29 @@ class Trainer:
         bs = self.cfg.train.batch_size
         return [indices[i * bs : (i + 1) * bs] for i in range(self.batches)]
 
+    def chunk_for_step(self, step: int) -> int:
+        """Frames per sample at a step: 1 (separate windows) a third of the time, ``chunk_frames`` a third, any
+        size between the rest; drawn from (seed, step), so resumed runs repeat it."""
+        most = self.cfg.network.chunk_frames
+        if most < 2:
+            return 1
+        rng = np.random.default_rng([self.cfg.train.seed, 7919, step])
+        pick = rng.integers(3)
+        return 1 if pick == 0 else most if pick == 1 else int(rng.integers(2, most + 1))
+
+    def _batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        """The samples of one step; chunk steps take about as many frames as a step of window pairs."""
+        k = self.chunk_for_step(self.step)
+        self.dataset.set_chunk(k)
+        if k > 1:
+            indices = indices[: max(1, round(len(indices) * SEQ_LEN / k))]
+        return collate([self.dataset[i] for i in indices])
+
     def _train_step(self, batch: dict[str, torch.Tensor]) -> dict:
         batch = {k: v.to(self.device) for k, v in batch.items()}
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        pred, implicit = self.model(batch["x"], batch["explicit"], batch["rows"])
+        pred, implicit = self.model(batch["x"], batch["explicit"], batch["rows"], batch.get("offsets"))
         total, parts = self.losses(batch, pred, implicit)
         total.backward()
         self.optimizer.step()
@@ -397,7 +423,7 @@ class Trainer:
                 self.dataset.set_epoch(self.epoch)
                 batches = self._epoch_batches(self.epoch)
                 for b in range(self.next_batch, len(batches)):
-                    parts = self._train_step(collate([self.dataset[i] for i in batches[b]]))
+                    parts = self._train_step(self._batch(batches[b]))
                     for key, value in parts.items():
                         window.setdefault(key, []).append(value)
                     self.step += 1

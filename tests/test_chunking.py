@@ -1,0 +1,166 @@
+"""Chunks: several frames from one encoder pass (network, ONNX graph, engine, stream, int8, training samples)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facecast import load_model
+from facecast.chunking import FEATURE_HOP, block_length, chunk_length, chunk_span
+from facecast.engine import NetworkOutput, frame_targets
+from facecast.network.regression import NetworkConfig, RegressionNetwork
+
+
+def _speechy(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 2.7 * t)
+    return (0.3 * envelope * np.sin(2 * np.pi * 140 * t) + 0.03 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def network() -> RegressionNetwork:
+    torch.manual_seed(0)
+    cfg = NetworkConfig(encoder="whisper", num_layers=2, num_shapes_skin=10, num_shapes_tongue=3, buffer_ofs=7200,
+                        chunk_frames=8)  # fmt: skip
+    return RegressionNetwork(cfg).eval()
+
+
+def test_chunk_sizes_by_hand():
+    assert chunk_length(0, 8320) == 8320  # one window is one chunk
+    assert chunk_length(533, 8320) == 8960  # 8853 rounded up to 320s
+    assert chunk_span(1, 30.0) == 0 and chunk_span(2, 30.0) == 534 and chunk_span(4, 30.0) == 1600
+    # every block of 4 frames at 30 fps fits: its last window starts at most chunk_span samples in
+    spans = [frame_targets(4 * m, 4, 30.0) for m in range(100)]
+    assert max(int(s[-1] - s[0]) for s in spans) <= chunk_span(4, 30.0)
+    assert block_length(16, 30.0, 8320) % FEATURE_HOP == 0
+    with pytest.raises(ValueError, match="Whisper encoder"):
+        NetworkConfig(encoder="wav2vec2", chunk_frames=4)
+
+
+def test_one_frame_chunk_is_the_window_network(network):
+    x = torch.from_numpy(np.stack([_speechy(0.52, s)[:8320] for s in range(3)]))
+    emotion = torch.randn(3, 1, 26)
+    with torch.no_grad():
+        windows = network(x[:, None], emotion)
+        chunked = network.forward_chunks(x, torch.zeros(3, 1, dtype=torch.int64), emotion)
+    assert torch.equal(windows, chunked)
+
+
+def test_autocorrelation_over_a_chunk_matches_numpy(network):
+    x = _speechy(1.0)[: 320 * 40]
+    got = network.autocorr.over_chunk(torch.from_numpy(x)[None])[0, 0].numpy()
+    window = np.hanning(640)
+    want = []
+    for i in range(len(x) // 320 - 1):
+        seg = x[320 * i : 320 * i + 640].astype(np.float64)
+        seg = (seg - seg.mean()) * window
+        want.append([np.dot(seg[: 640 - k], seg[k:]) / 640 for k in range(32)])
+    assert got.shape == (39, 32)
+    assert np.abs(got - np.array(want)).max() < 1e-5
+
+
+def test_frames_read_interpolated_features_at_their_window(network):
+    """A frame at offset o reads the chunk's 50 Hz features at o / 320 + i, linear between neighbours."""
+    offsets = np.array([0, 533, 1067, 1600, 2133], np.int64)
+    audio = _speechy(1.0)[: chunk_length(int(offsets[-1]), 8320)]
+    emotion = torch.randn(1, len(offsets), 26)
+    with torch.no_grad():
+        got = network.forward_chunks(torch.from_numpy(audio)[None], torch.from_numpy(offsets)[None], emotion)[0]
+        feats = network.chunk_features(torch.from_numpy(audio)[None])[0].numpy()
+        want = []
+        for j, o in enumerate(offsets):
+            pos = o / 320 + np.arange(25)
+            lo = np.floor(pos).astype(int)
+            w = (pos - lo)[:, None]
+            rows = feats[lo] * (1 - w) + feats[np.minimum(lo + 1, len(feats) - 1)] * w
+            x = torch.from_numpy(rows.T.astype(np.float32))[None, :, :, None]
+            want.append(network.decode(x, emotion[0, j : j + 1])[0].numpy())
+    assert np.abs(got.numpy() - np.array(want)).max() < 1e-5
+
+
+def test_chunk_graph_in_onnx_runtime_matches_torch(network, tmp_path):
+    import onnxruntime as ort
+
+    from facecast.network.onnx_io import export_chunk_onnx
+
+    path = export_chunk_onnx(network, tmp_path / "chunk.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for frames in (1, 5, 8):  # any K and chunk length through one graph
+        targets = frame_targets(7, frames, 30.0)
+        offsets = np.stack([targets - targets[0]] * 2).astype(np.int64)
+        length = block_length(frames, 30.0, 8320)
+        audio = np.stack([_speechy(2.0, s)[:length] for s in (1, 2)])
+        emotion = np.random.default_rng(frames).standard_normal((2, frames, 26)).astype(np.float32)
+        got = session.run(None, {"input": audio, "offsets": offsets, "emotion": emotion})[0]
+        with torch.no_grad():
+            want = network.forward_chunks(*(torch.from_numpy(a) for a in (audio, offsets, emotion))).numpy()
+        assert got.shape == (2, frames, network.cfg.result_size)
+        assert np.abs(got - want).max() < 1e-4
+
+
+def test_engine_blocks_stream_and_offline_agree(chunk_pack):
+    model = load_model(chunk_pack, device="cpu")
+    single = load_model(chunk_pack, device="cpu", frames_per_pass=1)
+    assert model.frames_per_pass == 4 and single.frames_per_pass == 1
+    audio = _speechy(1.7)
+    offline = model.infer(audio)
+    assert len(offline) == 51
+    # results depend on K only: a stream pushed in odd pieces gives the offline frames
+    stream = model.stream()
+    parts = [stream.push(audio[i : i + 1111]) for i in range(0, len(audio), 1111)]
+    parts.append(stream.close())
+    assert all(len(p) % 4 == 0 for p in parts[:-1])  # whole blocks until the end
+    streamed = NetworkOutput.concatenate(parts, parts[0])
+    assert np.array_equal(streamed.frame_index, offline.frame_index)
+    assert np.abs(streamed.result - offline.result).max() < 1e-5
+    # frames requested on their own are computed within their whole block
+    some = model.engine.run_frames(audio, np.arange(5, 11), 30.0)
+    assert np.abs(some.result - offline.result[5:11]).max() < 1e-5
+    # one frame per pass is the window network; more frames per pass see more context, so they differ
+    windows = single.infer(audio)
+    assert 1e-4 < np.abs(windows.result - offline.result).max()
+    assert np.abs(windows.result[::4] - offline.result[::4]).max() > 0  # not even the first of a block is equal
+    ones = model.stream(frames_per_pass=1)
+    out = NetworkOutput.concatenate([ones.push(audio), ones.close()], windows)
+    assert np.abs(out.result - windows.result).max() < 1e-5
+    assert model.stream().lookahead_seconds == pytest.approx((1120 + 1600) / 16000)
+    assert ones.lookahead_seconds == pytest.approx(1120 / 16000)
+
+
+def test_frames_per_pass_is_checked(chunk_pack, small_pack):
+    with pytest.raises(ValueError, match="no chunk network"):
+        load_model(small_pack, device="cpu", frames_per_pass=4)
+    with pytest.raises(ValueError, match="at least 1"):
+        load_model(chunk_pack, device="cpu", frames_per_pass=0)
+    assert load_model(small_pack, device="cpu").frames_per_pass == 1
+
+
+def test_int8_chunk_network_is_close_to_fp32(chunk_pack):
+    fp32 = load_model(chunk_pack, device="cpu")
+    int8 = load_model(chunk_pack, device="cpu", precision="int8")
+    assert int8.backend.chunk_path != fp32.backend.chunk_path
+    audio = _speechy(1.0, seed=4)
+    a, b = fp32.infer(audio).result, int8.infer(audio).result
+    assert 0 < np.sqrt(((a - b) ** 2).mean()) / a.std() < 0.2
+
+
+def test_pack_chunk_entries_are_validated(chunk_pack, tmp_path):
+    import json
+    import shutil
+
+    from facecast.pack import PackError, load_pack
+
+    pack = load_pack(chunk_pack)
+    assert pack.chunk_frames == 4 and pack.chunk_network_path.name == "network_chunk.onnx"
+    broken = tmp_path / "broken"
+    shutil.copytree(chunk_pack, broken)
+    spec = json.loads((broken / "model.json").read_text())
+    spec["chunkFrames"] = "four"
+    (broken / "model.json").write_text(json.dumps(spec))
+    (broken / "network_chunk.onnx").unlink()
+    with pytest.raises(PackError) as err:
+        load_pack(broken)
+    text = str(err.value)
+    assert "chunkFrames must be a whole number" in text and "chunk network file is missing" in text
