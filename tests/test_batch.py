@@ -45,6 +45,21 @@ def test_batch_matches_animate_and_mirrors_layout(small_model, tmp_path):
             assert np.abs(data["skin_weights"] - expected.skin_weights).max() < 1e-5
 
 
+def test_batch_of_chunk_model_matches_animate(chunk_pack, tmp_path):
+    """Blocks of several clips share inference calls and give each clip's own offline frames."""
+    from facecast import load_model
+
+    model = load_model(chunk_pack, device="cpu", batch_size=8)
+    assert model.frames_per_pass == 4
+    clips = _clips(tmp_path / "in", count=3, seed=2)
+    report = run_batch(model, find_jobs(tmp_path / "in", tmp_path / "out"), ["npz"], group_clips=3, progress=False)
+    assert report.done == 3 and not report.failed
+    for path in clips:
+        rel = path.relative_to(tmp_path / "in").with_suffix("")
+        with np.load(tmp_path / "out" / f"{rel}.npz") as data:
+            assert np.abs(data["skin_weights"] - model.animate(path).skin_weights).max() < 1e-5
+
+
 def test_interrupted_batch_resumes_to_identical_files(small_model, tmp_path):
     _clips(tmp_path / "in", seed=1)
     full = run_batch(small_model, find_jobs(tmp_path / "in", tmp_path / "a"), ["json", "csv"], progress=False)

@@ -522,3 +522,37 @@ def test_int8_server_matches_offline_int8(small_pack, good):
         ServerConfig(precision="fp16").validate()
     with pytest.raises(ConfigError, match="onnxruntime"):
         ServerConfig(precision="int8", backend="torch").validate()
+
+
+def test_chunk_network_served_in_blocks_matches_offline(chunk_pack):
+    """A model with a chunk network is served K frames per encoder pass, with the offline frames of that K."""
+    from facecast import load_model
+
+    pcm = float_to_pcm16_bytes(_clip(1.25, seed=5))  # 38 frames: the last block of 4 is partial
+    emotions = [(0.0, {"Joy": 0.5}), (0.6, {"Sadness": 1.0})]
+    track = EmotionTrack().add(0.0, {"joy": 0.5}).add(0.6, {"sadness": 1.0})
+    results = {}
+    for per_pass in (4, 1):
+        model = load_model(chunk_pack, device="cpu", frames_per_pass=per_pass)
+        offline = model.animate(pcm16_to_float(pcm), emotion=track, blinks=False)
+        expected = np.concatenate([offline.skin_weights, offline.tongue_weights], axis=1)
+        srv = serve(ServerConfig(port=0, model=str(chunk_pack), device="cpu", frames_per_pass=per_pass))
+        try:
+            assert srv.model.frames_per_pass == per_pass
+            answers = _run(srv.address, _messages(pcm, emotions=emotions))
+            stats = srv.scheduler.stats
+        finally:
+            srv.stop()
+        _assert_success(answers, len(expected))
+        assert np.abs(_weights(answers) - expected).max() < 1e-5
+        results[per_pass] = _weights(answers)
+        assert stats.windows == (10 if per_pass == 4 else 38)  # batch rows: blocks of 4, or windows
+    assert np.abs(results[4] - results[1]).max() > 1e-4
+    # the server caps frames per pass at what the model was trained for
+    srv = serve(ServerConfig(port=0, model=str(chunk_pack), device="cpu", frames_per_pass=64))
+    try:
+        assert srv.model.frames_per_pass == 4
+    finally:
+        srv.stop()
+    with pytest.raises(ConfigError, match="frames_per_pass"):
+        ServerConfig(frames_per_pass=0).validate()

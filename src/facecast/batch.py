@@ -98,8 +98,10 @@ def _load(job: Job) -> tuple[np.ndarray | None, str | None]:
 
 
 def _infer_group(model: Model, group: list[tuple[Job, np.ndarray]], fps: float) -> list[NetworkOutput]:
-    """Run the windows of several clips through the network in shared batches."""
+    """Run the windows (or blocks) of several clips through the network in shared batches."""
     engine, info = model.engine, model.info
+    if engine.frames_per_pass > 1:
+        return _infer_group_blocks(model, group, fps)
     windows, emotions, sizes = [], [], []
     for job, audio in group:
         count = num_frames(len(audio), fps)
@@ -117,6 +119,26 @@ def _infer_group(model: Model, group: list[tuple[Job, np.ndarray]], fps: float) 
         outs.append(NetworkOutput(np.arange(count), targets, result[start : start + count], emo,
                                   info.num_shapes_skin, info.num_shapes_tongue, float(fps)))  # fmt: skip
         start += count
+    return outs
+
+
+def _infer_group_blocks(model: Model, group: list[tuple[Job, np.ndarray]], fps: float) -> list[NetworkOutput]:
+    engine, info, k = model.engine, model.info, model.engine.frames_per_pass
+    inputs, sizes = [], []
+    for job, audio in group:
+        count = num_frames(len(audio), fps)
+        explicit = EmotionTrack.parse(job.emotion) if job.emotion else None
+        inputs.append(engine.block_inputs(audio, 0, -(-count // k), fps, explicit, 0))
+        sizes.append(count)
+    chunks, offsets, emotion = (np.concatenate(parts) for parts in zip(*inputs, strict=True))
+    result = engine.infer_blocks(chunks, offsets, emotion)
+    outs, start = [], 0
+    for count, (_, _, emo) in zip(sizes, inputs, strict=True):
+        rows = result[start : start + len(emo)].reshape(-1, result.shape[-1])[:count]
+        outs.append(NetworkOutput(np.arange(count), frame_targets(0, count, fps), rows,
+                                  emo.reshape(-1, emo.shape[-1])[:count], info.num_shapes_skin,
+                                  info.num_shapes_tongue, float(fps)))  # fmt: skip
+        start += len(emo)
     return outs
 
 

@@ -71,9 +71,8 @@ def cmd_animate(args: argparse.Namespace) -> int:
     emotion = EmotionTrack.parse(args.emotion) if args.emotion else None
     face_params = _face_params(args.face_param)
     clips = [(path, load_audio(path)) for path in inputs]  # fail fast on a bad input, before loading the model
-    model = load_model(
-        args.model, device=args.device, backend=args.backend, batch_size=args.batch_size, precision=args.precision
-    )
+    model = load_model(args.model, device=args.device, backend=args.backend, batch_size=args.batch_size,
+                       precision=args.precision, frames_per_pass=args.frames_per_pass)  # fmt: skip
     model.pipeline.face_params(face_params)  # validate overrides before any work
     if model.random_weights:
         print(
@@ -116,7 +115,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     else:
         from .model import load_model
 
-        model = load_model(args.model, device=args.device, batch_size=args.batch_size, precision=args.precision)
+        model = load_model(args.model, device=args.device, batch_size=args.batch_size, precision=args.precision,
+                           frames_per_pass=args.frames_per_pass)  # fmt: skip
         if model.random_weights:
             print("facecast: NOTE: the built-in model has RANDOM weights; the motion is meaningless", file=sys.stderr)
         report = run_batch(model, jobs, formats, args.fps, args.workers, blinks=not args.no_blinks)
@@ -188,7 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fp32", "int8"],
         help="int8: statically quantised network, built once into the cache (faster on CPU)",
     )
-    p.add_argument("--batch-size", type=int, default=32, help="windows per inference call (default: 32)")
+    p.add_argument("--batch-size", type=int, default=32, help="frames per inference call (default: 32)")
+    p.add_argument("--frames-per-pass", type=int, metavar="K",
+                   help="frames animated from one encoder pass, for models with a chunk network (default: the "
+                   "most the model was trained for; 1 = one window per frame)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=cmd_animate)
 
@@ -201,7 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="json,csv", help="output formats (default json,csv)")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS)
     p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
-    p.add_argument("--batch-size", type=int, default=64, help="windows per inference call (default 64)")
+    p.add_argument("--batch-size", type=int, default=64, help="frames per inference call (default 64)")
+    p.add_argument("--frames-per-pass", type=int, metavar="K",
+                   help="frames animated from one encoder pass, for models with a chunk network (default: the "
+                   "most the model was trained for; 1 = one window per frame)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--no-blinks", action="store_true")

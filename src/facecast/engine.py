@@ -210,6 +210,15 @@ class Engine:
             out[lo:hi] = self.backend.run(windows[lo:hi], emotion[lo:hi])
         return out
 
+    def infer_blocks(self, chunks: np.ndarray, offsets: np.ndarray, emotion: np.ndarray) -> np.ndarray:
+        """Run the chunk network over blocks (see :meth:`block_inputs`) in batches -> [n, K, D]."""
+        per_call = max(1, self.batch_size // self.frames_per_pass)
+        out = np.empty((len(chunks), offsets.shape[1], self.info.result_size), np.float32)
+        for lo in range(0, len(chunks), per_call):
+            hi = min(lo + per_call, len(chunks))
+            out[lo:hi] = self.backend.run_chunks(chunks[lo:hi], offsets[lo:hi], emotion[lo:hi])
+        return out
+
     def run_frames(
         self,
         audio: np.ndarray,
@@ -274,8 +283,7 @@ class Engine:
         parts = []
         for lo in range(first_block, end_block, per_call):
             n = min(per_call, end_block - lo)
-            chunks, offsets, emotion = self.block_inputs(audio, lo, n, fps, explicit, origin)
-            parts.append(self.backend.run_chunks(chunks, offsets, emotion).reshape(n * k, -1))
+            parts.append(self.infer_blocks(*self.block_inputs(audio, lo, n, fps, explicit, origin)).reshape(n * k, -1))
         result = np.concatenate(parts)
         skip = first - first_block * k
         return np.ascontiguousarray(result[skip : skip + count])
