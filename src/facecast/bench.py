@@ -62,10 +62,17 @@ def bench_network(pack_dir: Path, seconds: float, naive_frames: int, repeats: in
         ),
     }
     if int8:
-        from .quantize import accuracy, calibration_data, int8_network
+        from .quantize import accuracy, calibration_data, int8_chunk_network, int8_network
 
         q_path = int8_network(pack)
         contenders["engine_int8"] = Engine(OnnxRuntimeBackend(q_path, "cpu"), info, pack.implicit_emotion)
+    per_pass = pack.chunk_frames if pack.chunk_network_path is not None else 0
+    if per_pass:
+        chunked = OnnxRuntimeBackend(pack.network_path, "cpu", chunk_path=pack.chunk_network_path)
+        contenders["engine_fp32_chunks"] = Engine(chunked, info, pack.implicit_emotion, frames_per_pass=per_pass)
+        if int8:
+            q_chunked = OnnxRuntimeBackend(q_path, "cpu", chunk_path=int8_chunk_network(pack))
+            contenders["engine_int8_chunks"] = Engine(q_chunked, info, pack.implicit_emotion, frames_per_pass=per_pass)
     sess = ort.InferenceSession(str(pack.network_path), providers=["CPUExecutionProvider"])
     windows = extract_windows(audio, frame_targets(0, naive_frames, 30.0) - info.buffer_ofs, info.buffer_len)
     emotion = np.zeros((1, 1, info.emotion_len), np.float32)
@@ -96,7 +103,7 @@ def bench_network(pack_dir: Path, seconds: float, naive_frames: int, repeats: in
         name: _stream_latency(contenders[name], audio, chunk) for name in ("engine_fp32", "engine_fp32_one_session")
     }
     lat_ms = latency["engine_fp32"]
-    end_to_end = _end_to_end_seconds(pack_dir, audio)
+    end_to_end = _end_to_end_seconds(pack_dir, audio, frames_per_pass=1)
     flops = sum(count_flops(pack.network_path).values())
     result = {
         "pack": str(pack.root),
@@ -116,12 +123,41 @@ def bench_network(pack_dir: Path, seconds: float, naive_frames: int, repeats: in
         "streaming_latency_ms_p50_one_session": round(float(np.percentile(latency["engine_fp32_one_session"], 50)), 1),
         "streaming_latency_ms_p99_one_session": round(float(np.percentile(latency["engine_fp32_one_session"], 99)), 1),
     }
+    if per_pass:
+        result.update(_chunk_figures(contenders, best, audio, chunk, pack_dir, seconds, int8))
     if int8:
         result["engine_int8_speedup_vs_naive"] = round(best["engine_int8"] / best["naive_fp32"], 3)
         result["engine_int8_speedup_vs_fp32"] = round(best["engine_int8"] / best["engine_fp32"], 3)
         held_out = calibration_data(info, pack.implicit_emotion, count=60, seed=123)
         result["int8_accuracy"] = {k: round(v, 5) for k, v in accuracy(pack.network_path, q_path, *held_out).items()}
     return result
+
+
+def _chunk_figures(contenders: dict, best: dict, audio: np.ndarray, chunk: int, pack_dir: Path, seconds: float,
+                   int8: bool) -> dict:  # fmt: skip
+    """Chunked engines beside the window engine: speed, the difference in pose, latency, end to end."""
+    engine = contenders["engine_fp32_chunks"]
+    a, b = engine.run(audio).result, contenders["engine_fp32"].run(audio).result
+    lat = _stream_latency(engine, audio, chunk)
+    out = {
+        "frames_per_pass": engine.frames_per_pass,
+        "engine_fp32_chunks_speedup_vs_windows": round(best["engine_fp32_chunks"] / best["engine_fp32"], 3),
+        "engine_fp32_chunks_speedup_vs_naive": round(best["engine_fp32_chunks"] / best["naive_fp32"], 3),
+        "chunks_vs_windows_pose_rmse_over_std": round(float(np.sqrt(((a - b) ** 2).mean()) / b.std()), 4),
+        "streaming_chunks_latency_ms_p50": round(float(np.percentile(lat, 50)), 1),
+        "streaming_chunks_latency_ms_p99": round(float(np.percentile(lat, 99)), 1),
+        "end_to_end_seconds_per_audio_minute_fp32_chunks": round(
+            _end_to_end_seconds(pack_dir, audio) * 60.0 / seconds, 2
+        ),
+    }
+    if int8:
+        out["engine_int8_chunks_speedup_vs_naive"] = round(best["engine_int8_chunks"] / best["naive_fp32"], 3)
+        q = contenders["engine_int8_chunks"].run(audio).result
+        out["int8_chunks_vs_fp32_chunks_pose_rmse_over_std"] = round(float(np.sqrt(((q - a) ** 2).mean()) / a.std()), 4)
+        out["end_to_end_seconds_per_audio_minute_int8_chunks"] = round(
+            _end_to_end_seconds(pack_dir, audio, "int8") * 60.0 / seconds, 2
+        )
+    return out
 
 
 def _stream_latency(engine: Engine, audio: np.ndarray, chunk: int) -> np.ndarray:
@@ -139,7 +175,9 @@ def _stream_latency(engine: Engine, audio: np.ndarray, chunk: int) -> np.ndarray
     return (look + np.array(lat)) * 1000 if lat else np.zeros(1)
 
 
-def _end_to_end_seconds(pack_dir: Path, audio: np.ndarray) -> float:
+def _end_to_end_seconds(
+    pack_dir: Path, audio: np.ndarray, precision: str = "fp32", frames_per_pass: int | None = None
+) -> float:
     """Seconds for ``facecast animate``'s work on a WAV of ``audio``: decode, network, face, solve (best of 2)."""
     import tempfile
 
@@ -147,7 +185,7 @@ def _end_to_end_seconds(pack_dir: Path, audio: np.ndarray) -> float:
 
     from .model import load_model
 
-    model = load_model(pack_dir, device="cpu")
+    model = load_model(pack_dir, device="cpu", precision=precision, frames_per_pass=frames_per_pass)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.wav"
         sf.write(path, audio, 16000, subtype="PCM_16")

@@ -189,9 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="int8: statically quantised network, built once into the cache (faster on CPU)",
     )
     p.add_argument("--batch-size", type=int, default=32, help="frames per inference call (default: 32)")
-    p.add_argument("--frames-per-pass", type=int, metavar="K",
-                   help="frames animated from one encoder pass, for models with a chunk network (default: the "
-                   "most the model was trained for; 1 = one window per frame)")
+    p.add_argument(
+        "--frames-per-pass",
+        type=int,
+        metavar="K",
+        help="frames animated from one encoder pass, for models with a chunk network (default: the "
+        "most the model was trained for; 1 = one window per frame)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=cmd_animate)
 
@@ -205,9 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=DEFAULT_FPS)
     p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
     p.add_argument("--batch-size", type=int, default=64, help="frames per inference call (default 64)")
-    p.add_argument("--frames-per-pass", type=int, metavar="K",
-                   help="frames animated from one encoder pass, for models with a chunk network (default: the "
-                   "most the model was trained for; 1 = one window per frame)")
+    p.add_argument(
+        "--frames-per-pass",
+        type=int,
+        metavar="K",
+        help="frames animated from one encoder pass, for models with a chunk network (default: the "
+        "most the model was trained for; 1 = one window per frame)",
+    )
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--no-blinks", action="store_true")

@@ -2,8 +2,9 @@
 
 A frame needs ``buffer_len - buffer_ofs`` samples after its centre (260 ms for NVIDIA's models): that is the
 stream's look-ahead. An engine that animates K frames per encoder pass (:mod:`facecast.chunking`) computes them
-in blocks of K, so a frame also waits for the rest of its block. :meth:`StreamSession.close` flushes the tail with zero padding, exactly as offline mode, so
-a stream gives the same frames as :meth:`Engine.run` on the whole clip.
+in blocks of K, so a frame also waits for the rest of its block. :meth:`StreamSession.close` flushes the tail
+with zero padding, exactly as offline mode, so a stream gives the same frames as :meth:`Engine.run` on the
+whole clip.
 """
 
 from __future__ import annotations

@@ -44,8 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--backend", choices=["onnxruntime", "torch"])
     p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
-    p.add_argument("--frames-per-pass", type=int, metavar="K",
-                   help="frames per encoder pass, for models with a chunk network (default 8; 1 = lowest latency)")
+    p.add_argument(
+        "--frames-per-pass",
+        type=int,
+        metavar="K",
+        help="frames per encoder pass, for models with a chunk network (default 8; 1 = lowest latency)",
+    )
     p.add_argument("--precision", choices=["fp32", "int8"], help="fp32 (default, exact) or int8 (faster on CPU)")
     p.add_argument("--fps", type=float, help="output frames per second (default 30)")
     p.add_argument("--max-streams", type=int, help="concurrent streams before RESOURCE_EXHAUSTED (default 10)")

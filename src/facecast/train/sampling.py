@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..constants import EMOTION_NAMES, SAMPLE_RATE
 from ..chunking import block_length
+from ..constants import EMOTION_NAMES, SAMPLE_RATE
 from .config import TrainConfig
 from .dataset import NEUTRAL
 from .preprocess import TrainingData
