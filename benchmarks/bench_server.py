@@ -44,14 +44,21 @@ class NullBackend:
     def run(self, audio: np.ndarray, emotion: np.ndarray) -> np.ndarray:
         return np.tanh(audio[:, :: audio.shape[1] // 16][:, :16] @ self.weights)
 
+    def run_chunks(self, audio: np.ndarray, offsets: np.ndarray, emotion: np.ndarray) -> np.ndarray:
+        rows = self.run(np.repeat(audio, offsets.shape[1], axis=0), emotion.reshape(-1, emotion.shape[-1]))
+        return rows.reshape(len(audio), offsets.shape[1], -1)
+
 
 def child(args: argparse.Namespace) -> None:
     """Serve until SIGTERM, then print the scheduler statistics as one JSON line."""
     from facecast import load_model
     from facecast.server import ServerConfig, serve
+    from facecast.server.app import server_frames_per_pass
 
-    model = load_model(None if args.pack == "default" else args.pack, device="cpu", threads=args.threads,
-                       precision=args.precision)  # fmt: skip
+    pack = None if args.pack == "default" else args.pack
+    per_pass = server_frames_per_pass(ServerConfig(frames_per_pass=args.frames_per_pass), pack)
+    model = load_model(pack, device="cpu", threads=args.threads, precision=args.precision,
+                       frames_per_pass=per_pass)  # fmt: skip
     if args.null_network:
         model.backend = NullBackend(model.info.result_size)
     cfg = ServerConfig(port=0, max_streams=args.max_streams, max_batch=args.max_batch,
@@ -60,7 +67,7 @@ def child(args: argparse.Namespace) -> None:
     model.backend.run(
         np.zeros((1, model.info.buffer_len), np.float32), np.zeros((1, model.info.emotion_len), np.float32)
     )
-    print(f"PORT {server.port}", flush=True)
+    print(f"PORT {server.port} {model.frames_per_pass}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     server.wait()
     stats = server.scheduler.stats
@@ -143,11 +150,12 @@ def start_child(
     threads: int | None = None,
     null_network: bool = False,
     precision: str = "fp32",
+    frames_per_pass: int = 8,
 ) -> tuple[subprocess.Popen, str]:
     """Start the server child process; returns it and its 127.0.0.1 address."""
     command = [sys.executable, __file__, "--child", "--pack", pack, "--max-streams", str(max(max_streams, 1)),
                "--max-batch", str(max_batch), "--batch-wait-ms", str(batch_wait_ms),
-               "--precision", precision]  # fmt: skip
+               "--precision", precision, "--frames-per-pass", str(frames_per_pass)]  # fmt: skip
     if threads:
         command += ["--threads", str(threads)]
     if null_network:
@@ -157,12 +165,22 @@ def start_child(
     if not line.startswith("PORT "):
         proc.kill()
         raise RuntimeError(f"server child failed to start: {line!r}")
-    return proc, f"127.0.0.1:{int(line.split()[1])}"
+    fields = line.split()
+    if len(fields) > 2:
+        print(json.dumps({"server_frames_per_pass": int(fields[2])}), file=sys.stderr, flush=True)
+    return proc, f"127.0.0.1:{int(fields[1])}"
 
 
 def sweep_point(n: int, args: argparse.Namespace, pack: str, lookahead: int) -> dict:
     proc, address = start_child(
-        pack, n, args.max_batch, args.batch_wait_ms, args.threads, args.null_network, args.precision
+        pack,
+        n,
+        args.max_batch,
+        args.batch_wait_ms,
+        args.threads,
+        args.null_network,
+        args.precision,
+        args.frames_per_pass,
     )
     try:
         started = time.perf_counter()
@@ -199,6 +217,12 @@ def main() -> None:
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
     parser.add_argument("--threads", type=int, help="inference threads in the server (default: all cores)")
     parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="network precision")
+    parser.add_argument(
+        "--frames-per-pass",
+        type=int,
+        default=8,
+        help="frames per encoder pass for models with a chunk network (server default 8)",
+    )
     parser.add_argument("--max-latency-ms", type=float, default=500.0, help="a later frame breaks real time")
     parser.add_argument("--keep-going", action="store_true", help="do not stop the sweep at the first break")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -243,6 +267,7 @@ def main() -> None:
         "lookahead_ms": 1000 * lookahead / SR,
         "max_latency_ms": args.max_latency_ms,
         "max_batch": args.max_batch,
+        "frames_per_pass_asked": args.frames_per_pass,
         "batch_wait_ms": args.batch_wait_ms,
         "inference_threads": args.threads or os.cpu_count(),
         "points": points,

@@ -154,6 +154,7 @@ def test_pack_chunk_entries_are_validated(chunk_pack, tmp_path):
 
     pack = load_pack(chunk_pack)
     assert pack.chunk_frames == 4 and pack.chunk_network_path.name == "network_chunk.onnx"
+    assert pack.summary()["chunk_network"] == {"file": "network_chunk.onnx", "frames_per_pass": 4}
     broken = tmp_path / "broken"
     shutil.copytree(chunk_pack, broken)
     spec = json.loads((broken / "model.json").read_text())

@@ -364,6 +364,11 @@ class ModelPack:
             },
             "window_samples": info.buffer_len,
             "lookahead_ms": 1000.0 * info.lookahead_samples / info.samplerate,
+            "chunk_network": (
+                {"file": self.chunk_network_path.name, "frames_per_pass": self.chunk_frames}
+                if self.chunk_network_path is not None
+                else None
+            ),
         }
 
 
