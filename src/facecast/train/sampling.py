@@ -175,33 +175,39 @@ class SequenceDataset(torch.utils.data.Dataset):
         return {"x": x, "y": y, "rows": rows, "explicit": explicit, "volume": np.abs(x).mean(axis=-1)}
 
     def _chunk_item(self, shot: TableShot, first: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """K = ``self.chunk`` consecutive frames from one chunk of audio (what ``forward_chunks`` takes)."""
+        """The pair of frames ``first, first + 1`` seen from a block of K = ``self.chunk`` frames that holds it at a
+        random position: the chunk of audio the block's encoder pass reads, and the pair's window offsets in it.
+
+        Only the pair is decoded, so a step costs about what a step of window pairs costs, over as many samples.
+        """
         k = self.chunk
-        first = max(0, min(first, shot.frames - k))
-        frames = np.arange(first, first + k)
-        last = shot.frames - 1
-        rows = (shot.row + np.minimum(frames, last)).astype(np.int64)
-        explicit = np.repeat(explicit_emotion(shot.emotion)[None], k, axis=0)
+        slot = int(rng.integers(0, k - 1))  # the pair is frames slot, slot + 1 of the block
+        start = max(first - slot, 0)
+        slot = first - start
+        frames = np.arange(first, first + SEQ_LEN)
+        rows = (shot.row + frames).astype(np.int64)
+        explicit = np.repeat(explicit_emotion(shot.emotion)[None], SEQ_LEN, axis=0)
         length = block_length(k, self.fps, self.buffer_len)
+        block = np.arange(start, start + k)
         if shot.muted:
             src = self._real[shot.source]
             target = self.data.shot_targets(src)[shot.source_frame].copy()
             if shot.emotion == NEUTRAL:
                 target[: self.num_skin] = 0.0
-            offsets = chunk_offsets(first, k, self.fps)
+            centres = chunk_offsets(start, k, self.fps)
             x = mic_noise(length, rng) * np.float32(rng.uniform() * self.noise_scale)
-            y = np.repeat(target[None], k, axis=0)
+            y = np.repeat(target[None], SEQ_LEN, axis=0)
         else:
             info = self._real[shot.name]
             shift = (rng.uniform() - 0.5) * self.time_shift
-            centres = np.floor((frames + self.frame_offset + shift) * SAMPLE_RATE / self.fps + 1e-6).astype(np.int64)
-            offsets = centres - centres[0]
+            centres = np.floor((block + self.frame_offset + shift) * SAMPLE_RATE / self.fps + 1e-6).astype(np.int64)
             x = read_window(self.data.shot_audio(info), int(centres[0]) - self.buffer_ofs, length)
-            y = shifted_targets(self.data.shot_targets(info), np.minimum(frames, last), shift)
-        x[int(offsets[-1]) + self.buffer_len :] = 0.0
-        volume = np.array([np.abs(x[o : o + self.buffer_len]).mean() for o in offsets], np.float32)
-        return {"x": x, "y": y, "rows": rows, "explicit": explicit, "offsets": offsets.astype(np.int64),
-                "volume": volume}  # fmt: skip
+            y = shifted_targets(self.data.shot_targets(info), frames, shift)
+        offsets = (centres - centres[0]).astype(np.int64)
+        x[int(offsets[-1]) + self.buffer_len :] = 0.0  # a block's chunk ends with its last frame's window
+        pair = offsets[slot : slot + SEQ_LEN]
+        volume = np.array([np.abs(x[o : o + self.buffer_len]).mean() for o in pair], np.float32)
+        return {"x": x, "y": y, "rows": rows, "explicit": explicit, "offsets": pair, "volume": volume}
 
 
 def chunk_offsets(first: int, count: int, fps: float) -> np.ndarray:

@@ -28,7 +28,6 @@ from .encoders import init_encoder
 from .metrics import METRIC_FIELDS, MetricsWriter, plot_metrics
 from .preprocess import TrainingData
 from .sampling import (
-    SEQ_LEN,
     SequenceDataset,
     TableShot,
     batches_per_epoch,
@@ -375,11 +374,8 @@ class Trainer:
         return 1 if pick == 0 else most if pick == 1 else int(rng.integers(2, most + 1))
 
     def _batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        """The samples of one step; chunk steps take about as many frames as a step of window pairs."""
-        k = self.chunk_for_step(self.step)
-        self.dataset.set_chunk(k)
-        if k > 1:
-            indices = indices[: max(1, round(len(indices) * SEQ_LEN / k))]
+        """The samples of one step: window pairs, or pairs of frames seen from blocks of K frames."""
+        self.dataset.set_chunk(self.chunk_for_step(self.step))
         return collate([self.dataset[i] for i in indices])
 
     def _train_step(self, batch: dict[str, torch.Tensor]) -> dict:
