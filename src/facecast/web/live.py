@@ -181,7 +181,8 @@ class LiveSession:
     async def _open(self, sample_rate: int, emotion: Any, source: str, audio: str | None = None) -> None:
         await self.stop(quiet=True)
         self.emotion = LiveEmotion(_emotion(emotion))
-        stream = self.app.model.animation_stream(fps=self.app.fps, sample_rate=sample_rate)
+        # live input: one window per frame, the lowest latency (a chunk model's blocks would add up to K-1 frames)
+        stream = self.app.model.animation_stream(fps=self.app.fps, sample_rate=sample_rate, frames_per_pass=1)
         stream.session.explicit = self.emotion  # a callable of frame times: follows emotion changes
         self.stream, self.frames_sent = stream, 0
         self._player = None
