@@ -118,3 +118,44 @@ def test_train_eval_deploy_and_animate(synthetic, tmp_path):
         return (v[:n, lips["upper"], 1] - v[:n, lips["lower"], 1]).mean(axis=1)
 
     assert np.corrcoef(opening(truth), opening(anim.skin_geometry))[0, 1] > 0.8
+
+
+def test_chunk_samples_and_a_chunk_trained_pack(synthetic, tmp_path):
+    """``network.chunk_frames``: pairs of frames seen from blocks of K, K drawn per step, a deployable chunk graph."""
+    from facecast import load_model
+    from facecast.chunking import block_length, chunk_span
+    from facecast.train.sampling import read_window
+
+    cfg = quick_config(synthetic, tmp_path, max_steps=12, time_shift=0.0, log_every=4)
+    cfg.network.chunk_frames = 4
+    data = run_preprocess(cfg)
+    ds = SequenceDataset(cfg, data, table_layout(cfg, data))
+    ds.set_chunk(4)
+    info = data.shot(ds.shots[0].name)
+    audio, targets = data.shot_audio(info), data.shot_targets(info)
+    slots = set()
+    for first in (0, 1, 5, 17, 30):
+        item = ds[first]
+        assert item["x"].shape == (block_length(4, 30.0, 8320),)
+        offsets = item["offsets"]
+        assert offsets.shape == (2,) and 0 <= offsets[0] < offsets[1] <= chunk_span(4, 30.0)
+        slots.add(int(offsets[0]))
+        for j in range(2):  # the pair's windows are where the frames' own windows are, inside the block's chunk
+            centre = int(np.floor((first + j) * 16000 / 30 + 1e-6))
+            window = read_window(audio, centre - cfg.network.buffer_ofs, 8320)
+            assert np.array_equal(item["x"][offsets[j] : offsets[j] + 8320], window)
+        assert np.allclose(item["y"], targets[first : first + 2])
+        assert np.allclose(item["volume"], [np.abs(item["x"][o : o + 8320]).mean() for o in offsets])
+    assert len(slots) > 1  # the pair sits at different places in its block
+    ds.set_chunk(1)
+    assert ds[5]["x"].shape == (2, 8320) and "offsets" not in ds[5]  # K = 1: the window pairs
+
+    trainer = Trainer(cfg, data)
+    ks = [trainer.chunk_for_step(s) for s in range(90)]
+    assert ks == [trainer.chunk_for_step(s) for s in range(90)] and {1, 2, 3, 4} == set(ks)
+    result = trainer.fit()
+    assert result.steps == 12 and np.isfinite(float(list(csv.DictReader(open(result.metrics)))[-1]["loss"]))
+    model = load_model(run_deploy(cfg), device="cpu")
+    assert model.frames_per_pass == 4 and model.pack.chunk_frames == 4
+    anim = model.animate(str(synthetic / "audio" / "synth_joy_01.wav"), blinks=False)
+    assert np.all(np.isfinite(anim.skin_weights)) and len(anim) > 10
