@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fp32", "int8"],
         help="int8: statically quantised network, built once into the cache (faster on CPU)",
     )
-    p.add_argument("--batch-size", type=int, default=32, help="frames per inference call (default: 32)")
+    p.add_argument("--batch-size", type=int, help="frames per inference call (default: 32, or 128 with chunks)")
     p.add_argument(
         "--frames-per-pass",
         type=int,
@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="json,csv", help="output formats (default json,csv)")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS)
     p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
-    p.add_argument("--batch-size", type=int, default=64, help="frames per inference call (default 64)")
+    p.add_argument("--batch-size", type=int, help="frames per inference call (default: 32, or 128 with chunks)")
     p.add_argument(
         "--frames-per-pass",
         type=int,

@@ -162,9 +162,12 @@ class Engine:
         info: NetworkInfo,
         implicit_emotion: np.ndarray | None = None,
         input_strength: float = 1.0,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         frames_per_pass: int = 1,
     ) -> None:
+        self._batch_request = batch_size
+        if batch_size is None:  # chunks are batches already: larger calls pay off (bench: 1.2x at 128 frames)
+            batch_size = 32 if frames_per_pass == 1 else 128
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if frames_per_pass < 1:
@@ -200,7 +203,7 @@ class Engine:
         per_pass = self.frames_per_pass if frames_per_pass is None else int(frames_per_pass)
         if strength == self.input_strength and per_pass == self.frames_per_pass:
             return self
-        return Engine(self.backend, self.info, self.implicit_emotion, strength, self.batch_size, per_pass)
+        return Engine(self.backend, self.info, self.implicit_emotion, strength, self._batch_request, per_pass)
 
     def infer(self, windows: np.ndarray, emotion: np.ndarray) -> np.ndarray:
         """Run the backend over [N, buffer_len] windows and [N, 26] emotions in batches -> [N, D]."""

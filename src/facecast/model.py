@@ -57,7 +57,7 @@ class Model:
     """A loaded regression model: the pack, an inference backend, the engine and the face pipeline."""
 
     def __init__(
-        self, pack: ModelPack, backend: Backend, batch_size: int = 32, frames_per_pass: int | None = None
+        self, pack: ModelPack, backend: Backend, batch_size: int | None = None, frames_per_pass: int | None = None
     ) -> None:
         self.pack = pack
         self.backend = backend
@@ -264,7 +264,7 @@ def load_model(
     device: str = "auto",
     backend: str = "onnxruntime",
     threads: int | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     precision: str = "fp32",
     frames_per_pass: int | None = None,
 ) -> Model:
@@ -273,6 +273,7 @@ def load_model(
     ``backend`` is ``"onnxruntime"`` (runs ``network.onnx`` unchanged) or ``"torch"`` (imports its weights into
     facecast's torch module; needs torch). ``precision="int8"`` runs a statically quantised copy of the network
     (built once into the cache; about 2x faster on CPUs with VNNI, at a measured accuracy cost).
+    ``batch_size`` is the frames per inference call (default 32 windows, or 128 frames with chunks).
     ``frames_per_pass`` sets how many frames one encoder pass animates (models with a chunk network; default:
     the most they were trained for; 1 encodes each frame's window alone).
     """
