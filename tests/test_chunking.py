@@ -165,3 +165,23 @@ def test_pack_chunk_entries_are_validated(chunk_pack, tmp_path):
         load_pack(broken)
     text = str(err.value)
     assert "chunkFrames must be a whole number" in text and "chunk network file is missing" in text
+
+
+def test_io_binding_gives_the_plain_results(chunk_pack):
+    """I/O binding (on by default for GPU providers) binds inputs and the result itself; here on the CPU."""
+    from facecast.backends import OnnxRuntimeBackend
+    from facecast.pack import load_pack
+
+    pack = load_pack(chunk_pack)
+    plain = OnnxRuntimeBackend(pack.network_path, "cpu", chunk_path=pack.chunk_network_path)
+    bound = OnnxRuntimeBackend(pack.network_path, "cpu", chunk_path=pack.chunk_network_path, io_binding=True)
+    assert not plain.io_binding and bound.io_binding
+    rng = np.random.default_rng(1)
+    windows = (0.1 * rng.standard_normal((5, 8320))).astype(np.float32)
+    emotion = rng.uniform(0, 1, (5, 26)).astype(np.float32)
+    assert np.array_equal(bound.run(windows, emotion), plain.run(windows, emotion))
+    targets = frame_targets(8, 4, 30.0)
+    offsets = np.stack([targets - targets[0]] * 3)
+    chunks = (0.1 * rng.standard_normal((3, block_length(4, 30.0, 8320)))).astype(np.float32)
+    emo = rng.uniform(0, 1, (3, 4, 26)).astype(np.float32)
+    assert np.array_equal(bound.run_chunks(chunks, offsets, emo), plain.run_chunks(chunks, offsets, emo))
