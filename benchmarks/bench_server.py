@@ -145,19 +145,21 @@ async def run_clients(address: str, n: int, args: argparse.Namespace, lookahead:
 def start_child(
     pack: str,
     max_streams: int,
-    max_batch: int,
+    max_batch: int | None,
     batch_wait_ms: float,
     threads: int | None = None,
     null_network: bool = False,
     precision: str = "fp32",
-    frames_per_pass: int = 8,
+    frames_per_pass: int = 6,
 ) -> tuple[subprocess.Popen, str]:
     """Start the server child process; returns it and its 127.0.0.1 address."""
     command = [sys.executable, __file__, "--child", "--pack", pack, "--max-streams", str(max(max_streams, 1)),
-               "--max-batch", str(max_batch), "--batch-wait-ms", str(batch_wait_ms),
+               "--batch-wait-ms", str(batch_wait_ms),
                "--precision", precision, "--frames-per-pass", str(frames_per_pass)]  # fmt: skip
     if threads:
         command += ["--threads", str(threads)]
+    if max_batch:
+        command += ["--max-batch", str(max_batch)]
     if null_network:
         command.append("--null-network")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -213,15 +215,15 @@ def main() -> None:
     parser.add_argument("--chunk-ms", type=float, default=100.0)
     parser.add_argument("--pack", help="model folder, or 'default' (default: a 1-layer test pack)")
     parser.add_argument("--null-network", action="store_true", help="measure the server without the network")
-    parser.add_argument("--max-batch", type=int, default=32)
+    parser.add_argument("--max-batch", type=int, help="frames per inference call (default: the server's)")
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
     parser.add_argument("--threads", type=int, help="inference threads in the server (default: all cores)")
     parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="network precision")
     parser.add_argument(
         "--frames-per-pass",
         type=int,
-        default=8,
-        help="frames per encoder pass for models with a chunk network (server default 8)",
+        default=6,
+        help="frames per encoder pass for models with a chunk network (server default 6)",
     )
     parser.add_argument("--max-latency-ms", type=float, default=500.0, help="a later frame breaks real time")
     parser.add_argument("--keep-going", action="store_true", help="do not stop the sweep at the first break")

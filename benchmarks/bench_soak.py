@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--warmup-fraction", type=float, default=0.1, help="share of the run excluded as warm-up")
     args = parser.parse_args()
     proc, address = bench_server.start_child(
-        args.pack, args.streams, 32, 5.0, null_network=args.null_network, precision=args.precision
+        args.pack, args.streams, None, 5.0, null_network=args.null_network, precision=args.precision
     )
     try:
         from facecast import load_model

@@ -113,7 +113,8 @@ class RunningServer:
                                     frames_per_pass=server_frames_per_pass(cfg, cfg.model))  # fmt: skip
         per_pass = self.model.frames_per_pass
         run = self.model.backend.run_chunks if per_pass > 1 else self.model.backend.run
-        self.scheduler = BatchScheduler(run, max(1, cfg.max_batch // per_pass), cfg.batch_wait_ms / 1000.0).start()
+        max_batch = cfg.max_batch or (32 if per_pass == 1 else 64)
+        self.scheduler = BatchScheduler(run, max(1, max_batch // per_pass), cfg.batch_wait_ms / 1000.0).start()
         self._loop = _LOOP.acquire()
         try:
             self.port = asyncio.run_coroutine_threadsafe(self._start(token), self._loop).result()

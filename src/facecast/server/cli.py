@@ -48,12 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--frames-per-pass",
         type=int,
         metavar="K",
-        help="frames per encoder pass, for models with a chunk network (default 8; 1 = lowest latency)",
+        help="frames per encoder pass, for models with a chunk network (default 6; 1 = lowest latency)",
     )
     p.add_argument("--precision", choices=["fp32", "int8"], help="fp32 (default, exact) or int8 (faster on CPU)")
     p.add_argument("--fps", type=float, help="output frames per second (default 30)")
     p.add_argument("--max-streams", type=int, help="concurrent streams before RESOURCE_EXHAUSTED (default 10)")
-    p.add_argument("--max-batch", type=int, help="most windows per inference call (default 32)")
+    p.add_argument(
+        "--max-batch", type=int, help="most frames per inference call (default 32 windows, or 64 frames with chunks)"
+    )
     p.add_argument("--batch-wait-ms", type=float, help="how long to gather a batch (default 5)")
     p.add_argument("--max-pending-frames", type=int, help="per-stream backlog before reading pauses (default 60)")
     p.add_argument("--max-message-bytes", type=int, help="largest gRPC message (default 4 MiB)")

@@ -38,12 +38,13 @@ class ServerConfig:
     """Output frame rate of every stream."""
     max_streams: int = 10
     """Concurrent ProcessAudioStream calls; more are refused with RESOURCE_EXHAUSTED."""
-    max_batch: int = 32
-    """Most frames in one inference call."""
-    frames_per_pass: int | None = 8
+    max_batch: int | None = None
+    """Most frames in one inference call (default: 32 windows, or 64 frames with chunks, which held 50 int8
+    default-model streams more often than 32 or 128 in ``benchmarks/bench_server.py``)."""
+    frames_per_pass: int | None = 6
     """Frames animated from one encoder pass (models with a chunk network; capped at what the model was trained
-    for): frames are computed in blocks of this many, so a frame waits for the rest of its block (8 at 30 fps:
-    up to 233 ms more) and costs far less. 1 gives the lowest latency; ``None`` the model's own default."""
+    for): frames are computed in blocks of this many, so a frame waits for the rest of its block (6 at 30 fps:
+    up to 167 ms more) and costs far less. 1 gives the lowest latency; ``None`` the model's own default."""
     batch_wait_ms: float = 5.0
     """How long the scheduler waits for more windows once one is ready."""
     max_pending_frames: int = 60
@@ -84,7 +85,8 @@ class ServerConfig:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         _int(self.max_streams, "max_streams", 1, 100_000)
-        _int(self.max_batch, "max_batch", 1, 4096)
+        if self.max_batch is not None:
+            _int(self.max_batch, "max_batch", 1, 4096)
         if self.frames_per_pass is not None:
             _int(self.frames_per_pass, "frames_per_pass", 1, 1000)
         _float(self.batch_wait_ms, "batch_wait_ms", 0.0, 1000.0)
