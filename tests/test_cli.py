@@ -80,3 +80,9 @@ def test_info(small_pack, capsys):
     assert "testactor" in text and "260 ms" in text and "52 skin" in text
     assert main(["info", str(small_pack), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["skin"]["vertices"] == 300
+
+
+def test_info_names_the_chunk_network(chunk_pack, capsys):
+    assert main(["info", str(chunk_pack)]) == 0
+    text = capsys.readouterr().out
+    assert "70 ms" in text and "network_chunk.onnx: up to 4 frames per encoder pass" in text

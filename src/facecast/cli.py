@@ -43,6 +43,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"frame {imp['source_frame']}"
     )
     print(f"  look-ahead   {summary['lookahead_ms']:.0f} ms ({summary['window_samples']}-sample window)")
+    chunk = summary.get("chunk_network")
+    if chunk:
+        print(f"  chunks       {chunk['file']}: up to {chunk['frames_per_pass']} frames per encoder pass")
     return 0
 
 
