@@ -34,16 +34,8 @@ DEFAULT_FILES = {
     "modelDataPath": "model_data.npz",
     "emotionDatabasePath": "implicit_emo_db.npz",
 }
-REQUIRED_MODEL_DATA = (
-    "shapes_matrix_skin",
-    "shapes_mean_skin",
-    "lip_open_pose_delta",
-    "eye_close_pose_delta",
-    "shapes_matrix_tongue",
-    "shapes_mean_tongue",
-    "neutral_jaw",
-    "saccade_rot_matrix",
-)
+REQUIRED_MODEL_DATA = ("shapes_matrix_skin", "shapes_mean_skin", "lip_open_pose_delta", "eye_close_pose_delta",
+                       "shapes_matrix_tongue", "shapes_mean_tongue", "neutral_jaw", "saccade_rot_matrix")  # fmt: skip
 
 
 class PackError(FileFormatError):
@@ -364,11 +356,9 @@ class ModelPack:
             },
             "window_samples": info.buffer_len,
             "lookahead_ms": 1000.0 * info.lookahead_samples / info.samplerate,
-            "chunk_network": (
-                {"file": self.chunk_network_path.name, "frames_per_pass": self.chunk_frames}
-                if self.chunk_network_path is not None
-                else None
-            ),
+            "chunk_network": {"file": self.chunk_network_path.name, "frames_per_pass": self.chunk_frames}
+            if self.chunk_network_path is not None
+            else None,  # fmt: skip
         }
 
 
