@@ -52,10 +52,12 @@ class NullBackend:
 def child(args: argparse.Namespace) -> None:
     """Serve until SIGTERM, then print the scheduler statistics as one JSON line."""
     from facecast import load_model
+    from facecast.model import builtin_pack
+    from facecast.pack import load_pack
     from facecast.server import ServerConfig, serve
     from facecast.server.app import server_frames_per_pass
 
-    pack = None if args.pack == "default" else args.pack
+    pack = load_pack(builtin_pack() if args.pack == "default" else args.pack)
     per_pass = server_frames_per_pass(ServerConfig(frames_per_pass=args.frames_per_pass), pack)
     model = load_model(pack, device="cpu", threads=args.threads, precision=args.precision,
                        frames_per_pass=per_pass)  # fmt: skip

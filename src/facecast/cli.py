@@ -62,6 +62,18 @@ def _face_params(specs: list[str]) -> dict[str, float]:
     return params
 
 
+def _add_batching_arguments(p: argparse.ArgumentParser) -> None:
+    """``--batch-size`` and ``--frames-per-pass``, shared by ``animate`` and ``batch``."""
+    p.add_argument("--batch-size", type=int, help="frames per inference call (default: 32, or 128 with chunks)")
+    p.add_argument(
+        "--frames-per-pass",
+        type=int,
+        metavar="K",
+        help="frames animated from one encoder pass, for models with a chunk network (default: the "
+        "most the model was trained for; 1 = one window per frame)",
+    )
+
+
 def cmd_animate(args: argparse.Namespace) -> int:
     from .audio import load_audio
     from .emotion import EmotionTrack
@@ -191,14 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fp32", "int8"],
         help="int8: statically quantised network, built once into the cache (faster on CPU)",
     )
-    p.add_argument("--batch-size", type=int, help="frames per inference call (default: 32, or 128 with chunks)")
-    p.add_argument(
-        "--frames-per-pass",
-        type=int,
-        metavar="K",
-        help="frames animated from one encoder pass, for models with a chunk network (default: the "
-        "most the model was trained for; 1 = one window per frame)",
-    )
+    _add_batching_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=cmd_animate)
 
@@ -211,14 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="json,csv", help="output formats (default json,csv)")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS)
     p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
-    p.add_argument("--batch-size", type=int, help="frames per inference call (default: 32, or 128 with chunks)")
-    p.add_argument(
-        "--frames-per-pass",
-        type=int,
-        metavar="K",
-        help="frames animated from one encoder pass, for models with a chunk network (default: the "
-        "most the model was trained for; 1 = one window per frame)",
-    )
+    _add_batching_arguments(p)
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--no-blinks", action="store_true")

@@ -233,11 +233,11 @@ class Engine:
         """Run frames ``frames`` of a clip whose first held sample (``audio[0]``) is sample ``origin``."""
         frames = np.asarray(frames, dtype=np.int64)
         targets = frame_targets(int(frames[0]), len(frames), fps) if len(frames) else np.zeros(0, np.int64)
-        emotion = self.emotion_rows(targets, explicit)
         if self.frames_per_pass > 1 and len(frames):
-            result = self._run_blocks(audio, int(frames[0]), len(frames), fps, explicit, origin)
+            result, emotion = self._run_blocks(audio, int(frames[0]), len(frames), fps, explicit, origin)
             return NetworkOutput(frames, targets, result, emotion, self.info.num_shapes_skin,
                                  self.info.num_shapes_tongue, float(fps))  # fmt: skip
+        emotion = self.emotion_rows(targets, explicit)
         result = np.empty((len(frames), self.info.result_size), np.float32)
         for lo in range(0, len(frames), self.batch_size):
             hi = min(lo + self.batch_size, len(frames))
@@ -278,18 +278,19 @@ class Engine:
 
     def _run_blocks(
         self, audio: np.ndarray, first: int, count: int, fps: float, explicit: ExplicitEmotion, origin: int
-    ) -> np.ndarray:
-        """Results of frames ``first .. first + count - 1``, computed block by block (whole blocks)."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Results and emotion rows of frames ``first .. first + count - 1``, computed in whole blocks."""
         k = self.frames_per_pass
         first_block, end_block = first // k, -(-(first + count) // k)
         per_call = max(1, self.batch_size // k)
-        parts = []
+        results, emotions = [], []
         for lo in range(first_block, end_block, per_call):
             n = min(per_call, end_block - lo)
-            parts.append(self.infer_blocks(*self.block_inputs(audio, lo, n, fps, explicit, origin)).reshape(n * k, -1))
-        result = np.concatenate(parts)
-        skip = first - first_block * k
-        return np.ascontiguousarray(result[skip : skip + count])
+            chunks, offsets, emotion = self.block_inputs(audio, lo, n, fps, explicit, origin)
+            results.append(self.infer_blocks(chunks, offsets, emotion).reshape(n * k, -1))
+            emotions.append(emotion.reshape(n * k, -1))
+        keep = slice(first - first_block * k, first - first_block * k + count)
+        return np.ascontiguousarray(np.concatenate(results)[keep]), np.ascontiguousarray(np.concatenate(emotions)[keep])
 
     def run(self, audio: np.ndarray, fps: float = DEFAULT_FPS, explicit: ExplicitEmotion = None) -> NetworkOutput:
         """Animate a whole 16 kHz mono clip: one frame per 1/fps seconds from t = 0."""

@@ -260,7 +260,7 @@ def _a2e_path(path: str | os.PathLike) -> Path:
 
 
 def load_model(
-    path: str | os.PathLike | None = None,
+    path: str | os.PathLike | ModelPack | None = None,
     device: str = "auto",
     backend: str = "onnxruntime",
     threads: int | None = None,
@@ -268,7 +268,7 @@ def load_model(
     precision: str = "fp32",
     frames_per_pass: int | None = None,
 ) -> Model:
-    """Load a model pack folder (NVIDIA's or facecast's); ``None`` gives the built-in default.
+    """Load a model pack folder (NVIDIA's or facecast's, or one already read); ``None`` gives the built-in default.
 
     ``backend`` is ``"onnxruntime"`` (runs ``network.onnx`` unchanged) or ``"torch"`` (imports its weights into
     facecast's torch module; needs torch). ``precision="int8"`` runs a statically quantised copy of the network
@@ -277,8 +277,11 @@ def load_model(
     ``frames_per_pass`` sets how many frames one encoder pass animates (models with a chunk network; default:
     the most they were trained for; 1 encodes each frame's window alone).
     """
-    root = Path(path) if path is not None else builtin_pack()
-    pack = load_pack(root)
+    if isinstance(path, ModelPack):
+        pack, root = path, path.root
+    else:
+        root = Path(path) if path is not None else builtin_pack()
+        pack = load_pack(root)
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     if backend == "onnxruntime":

@@ -43,23 +43,38 @@ class OnnxImportError(ValueError):
 
 def export_onnx(network: RegressionNetwork, path: str | os.PathLike, opset: int = OPSET) -> Path:
     """Write ``network`` as ``path`` with the official interface; atomic (temp file, then rename)."""
-    path = Path(path)
     cfg = network.cfg
+    dummy = (torch.zeros(1, 1, cfg.buffer_len), torch.zeros(1, 1, cfg.emotion_len))
+    names = ["input", "emotion", "result"]
+    return _export(network, network, dummy, names, {name: {0: "batch_size"} for name in names}, path, opset)
+
+
+def _export(
+    network: RegressionNetwork,
+    module: torch.nn.Module,
+    dummy: tuple[torch.Tensor, ...],
+    names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+    path: str | os.PathLike,
+    opset: int,
+) -> Path:
+    """Trace ``module`` (``network`` or a wrapper of it) in eval mode into ``path`` atomically; ``names`` are the
+    inputs, then the single output."""
+    path = Path(path)
     was_training = network.training
     network.eval()
-    dummy = (torch.zeros(1, 1, cfg.buffer_len), torch.zeros(1, 1, cfg.emotion_len))
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
     os.close(fd)
     try:
         with torch.no_grad():
             torch.onnx.export(
-                network,
+                module,
                 dummy,
                 tmp,
-                input_names=["input", "emotion"],
-                output_names=["result"],
+                input_names=names[:-1],
+                output_names=names[-1:],
                 opset_version=opset,
-                dynamic_axes={name: {0: "batch_size"} for name in ("input", "emotion", "result")},
+                dynamic_axes=dynamic_axes,
                 do_constant_folding=True,
                 dynamo=False,
             )
@@ -87,38 +102,16 @@ def export_chunk_onnx(network: RegressionNetwork, path: str | os.PathLike, opset
     starts), ``emotion`` [B, K, E] -> ``result`` [B, K, D]; batch, L and K dynamic. Atomic."""
     from ..chunking import chunk_length
 
-    path = Path(path)
     cfg = network.cfg
-    was_training = network.training
-    network.eval()
     offsets = torch.tensor([[0, 533, 1066]], dtype=torch.int64)
     dummy = (torch.zeros(1, chunk_length(1066, cfg.buffer_len)), offsets, torch.zeros(1, 3, cfg.emotion_len))
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        with torch.no_grad():
-            torch.onnx.export(
-                _ChunkGraph(network),
-                dummy,
-                tmp,
-                input_names=["input", "offsets", "emotion"],
-                output_names=["result"],
-                opset_version=opset,
-                dynamic_axes={
-                    "input": {0: "batch_size", 1: "samples"},
-                    "offsets": {0: "batch_size", 1: "frames"},
-                    "emotion": {0: "batch_size", 1: "frames"},
-                    "result": {0: "batch_size", 1: "frames"},
-                },
-                do_constant_folding=True,
-                dynamo=False,
-            )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        network.train(was_training)
-    return path
+    axes = {
+        "input": {0: "batch_size", 1: "samples"},
+        "offsets": {0: "batch_size", 1: "frames"},
+        "emotion": {0: "batch_size", 1: "frames"},
+        "result": {0: "batch_size", 1: "frames"},
+    }
+    return _export(network, _ChunkGraph(network), dummy, list(axes), axes, path, opset)
 
 
 @dataclass

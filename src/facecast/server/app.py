@@ -11,7 +11,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from nvidia_audio2face_3d import a2x_export_config_pb2_grpc, audio2face_pb2_grpc
 
-from facecast.model import Model, load_model
+from facecast.model import Model, builtin_pack, load_model
+from facecast.pack import ModelPack, load_pack
 
 from .config import ConfigError, ServerConfig
 from .grpc_service import A2FControllerServicer, BearerTokenInterceptor, ExportConfigServicer
@@ -64,14 +65,10 @@ class _SharedLoop:
 _LOOP = _SharedLoop()
 
 
-def server_frames_per_pass(cfg: ServerConfig, model: str | None) -> int | None:
+def server_frames_per_pass(cfg: ServerConfig, pack: ModelPack) -> int | None:
     """The server's frames per pass, capped at what the pack's chunk network was trained for."""
     if cfg.frames_per_pass is None:
         return None
-    from ..model import builtin_pack
-    from ..pack import load_pack
-
-    pack = load_pack(model if model is not None else builtin_pack())
     return max(1, min(cfg.frames_per_pass, pack.chunk_frames or 1))
 
 
@@ -108,9 +105,10 @@ class RunningServer:
         cfg = self.config
         token = cfg.resolved_token()
         if self.model is None:
-            self.model = load_model(cfg.model, device=cfg.device, backend=cfg.backend, threads=cfg.threads,
+            pack = load_pack(cfg.model if cfg.model is not None else builtin_pack())
+            self.model = load_model(pack, device=cfg.device, backend=cfg.backend, threads=cfg.threads,
                                     batch_size=cfg.max_batch, precision=cfg.precision,
-                                    frames_per_pass=server_frames_per_pass(cfg, cfg.model))  # fmt: skip
+                                    frames_per_pass=server_frames_per_pass(cfg, pack))  # fmt: skip
         per_pass = self.model.frames_per_pass
         run = self.model.backend.run_chunks if per_pass > 1 else self.model.backend.run
         max_batch = cfg.max_batch or (32 if per_pass == 1 else 64)
