@@ -83,7 +83,8 @@ def test_defaults_are_the_mark_values():
     params = FaceParams()
     assert {k: getattr(params, k) for k in MARK} == MARK
     assert params.blink_offset == 0.0
-    assert set(PARAM_NAMES) == set(MARK) | {"blink_offset"}
+    assert params.quiet_hold == 0.0  # facecast's extension is off unless a model turns it on
+    assert set(PARAM_NAMES) == set(MARK) | {"blink_offset", "quiet_hold"}
 
 
 def test_from_model_config_wrapped_or_inner_ignores_unknown_keys():

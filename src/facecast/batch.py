@@ -112,12 +112,13 @@ def _infer_group(model: Model, group: list[tuple[Job, np.ndarray]], fps: float) 
         if job.emotion:
             emo[:, info.implicit_emotion_len :] = EmotionTrack.parse(job.emotion).sample(targets / 16000)
         emotions.append(emo)
-        sizes.append((count, targets))
+        sizes.append((count, targets, audio))
     result = engine.infer(np.concatenate(windows), np.concatenate(emotions))
     outs, start = [], 0
-    for (count, targets), emo in zip(sizes, emotions, strict=True):
+    for (count, targets, audio), emo in zip(sizes, emotions, strict=True):
         outs.append(NetworkOutput(np.arange(count), targets, result[start : start + count], emo,
-                                  info.num_shapes_skin, info.num_shapes_tongue, float(fps)))  # fmt: skip
+                                  info.num_shapes_skin, info.num_shapes_tongue, float(fps),
+                                  levels=engine.frame_levels(audio, targets)))  # fmt: skip
         start += count
     return outs
 
@@ -129,15 +130,16 @@ def _infer_group_blocks(model: Model, group: list[tuple[Job, np.ndarray]], fps: 
         count = num_frames(len(audio), fps)
         explicit = EmotionTrack.parse(job.emotion) if job.emotion else None
         inputs.append(engine.block_inputs(audio, 0, -(-count // k), fps, explicit, 0))
-        sizes.append(count)
+        sizes.append((count, audio))
     chunks, offsets, emotion = (np.concatenate(parts) for parts in zip(*inputs, strict=True))
     result = engine.infer_blocks(chunks, offsets, emotion)
     outs, start = [], 0
-    for count, (_, _, emo) in zip(sizes, inputs, strict=True):
+    for (count, audio), (_, _, emo) in zip(sizes, inputs, strict=True):
         rows = result[start : start + len(emo)].reshape(-1, result.shape[-1])[:count]
-        outs.append(NetworkOutput(np.arange(count), frame_targets(0, count, fps), rows,
-                                  emo.reshape(-1, emo.shape[-1])[:count], info.num_shapes_skin,
-                                  info.num_shapes_tongue, float(fps)))  # fmt: skip
+        targets = frame_targets(0, count, fps)
+        outs.append(NetworkOutput(np.arange(count), targets, rows, emo.reshape(-1, emo.shape[-1])[:count],
+                                  info.num_shapes_skin, info.num_shapes_tongue, float(fps),
+                                  levels=engine.frame_levels(audio, targets)))  # fmt: skip
         start += len(emo)
     return outs
 

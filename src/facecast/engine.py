@@ -16,6 +16,7 @@ from .backends import Backend
 from .chunking import block_length
 from .constants import DEFAULT_FPS, EMOTION_NAMES, SAMPLE_RATE
 from .pack import NetworkInfo
+from .quiet import frame_levels, level_span
 
 ExplicitEmotion = np.ndarray | Callable[[np.ndarray], np.ndarray] | None
 """A fixed 10-vector, one row per frame, or a function of frame times (seconds) -> [N, 10]."""
@@ -97,6 +98,8 @@ class NetworkOutput:
     num_shapes_tongue: int
     fps: float
     sample_rate: int = SAMPLE_RATE
+    levels: np.ndarray | None = None
+    """Audio level around each frame (dBFS, :func:`facecast.quiet.frame_levels`), for the quiet hold."""
 
     def __len__(self) -> int:
         return len(self.frame_index)
@@ -140,7 +143,9 @@ class NetworkOutput:
                 template.num_shapes_tongue,
                 template.fps,
                 template.sample_rate,
+                None if template.levels is None else np.zeros(0),
             )
+        levels = [p.levels for p in parts]
         return cls(
             np.concatenate([p.frame_index for p in parts]),
             np.concatenate([p.target_samples for p in parts]),
@@ -150,6 +155,7 @@ class NetworkOutput:
             template.num_shapes_tongue,
             template.fps,
             template.sample_rate,
+            None if any(v is None for v in levels) else np.concatenate(levels),
         )
 
 
@@ -233,10 +239,11 @@ class Engine:
         """Run frames ``frames`` of a clip whose first held sample (``audio[0]``) is sample ``origin``."""
         frames = np.asarray(frames, dtype=np.int64)
         targets = frame_targets(int(frames[0]), len(frames), fps) if len(frames) else np.zeros(0, np.int64)
+        levels = self.frame_levels(audio, targets, origin)
         if self.frames_per_pass > 1 and len(frames):
             result, emotion = self._run_blocks(audio, int(frames[0]), len(frames), fps, explicit, origin)
             return NetworkOutput(frames, targets, result, emotion, self.info.num_shapes_skin,
-                                 self.info.num_shapes_tongue, float(fps))  # fmt: skip
+                                 self.info.num_shapes_tongue, float(fps), levels=levels)  # fmt: skip
         emotion = self.emotion_rows(targets, explicit)
         result = np.empty((len(frames), self.info.result_size), np.float32)
         for lo in range(0, len(frames), self.batch_size):
@@ -253,7 +260,12 @@ class Engine:
             self.info.num_shapes_skin,
             self.info.num_shapes_tongue,
             float(fps),
+            levels=levels,
         )
+
+    def frame_levels(self, audio: np.ndarray, targets: np.ndarray, origin: int = 0) -> np.ndarray:
+        """Audio level (dBFS) around each frame, within this network's look-ahead (for the quiet hold)."""
+        return frame_levels(audio, targets, origin, level_span(self.lookahead_samples))
 
     def emotion_rows(self, targets: np.ndarray, explicit: ExplicitEmotion) -> np.ndarray:
         """Network emotion input [N, 26] of frames centred on ``targets``: implicit, then explicit."""

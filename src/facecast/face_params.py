@@ -24,8 +24,10 @@ class FaceParams:
     """Animator parameters of spec 4.4; defaults are the Mark v2.3 ``model_config.json`` values.
 
     ``blink_offset`` is the SDK's external blink control (not in ``model_config.json``): 0 = eyes open,
-    1 = the full ``eye_close_pose_delta``. ``source_shot``/``source_frame`` pick the implicit emotion and are
-    not face parameters. Instances are immutable: use :meth:`with_overrides` to change values.
+    1 = the full ``eye_close_pose_delta``. ``quiet_hold`` is facecast's (:mod:`facecast.quiet`): how much the
+    pose is held still while the audio is silent, 0 (off, the SDK's behaviour) to 1. ``source_shot`` and
+    ``source_frame`` pick the implicit emotion and are not face parameters. Instances are immutable: use
+    :meth:`with_overrides` to change values.
     """
 
     input_strength: float = 1.3
@@ -53,6 +55,7 @@ class FaceParams:
     eyelid_open_offset: float = 0.06
     eye_saccade_seed: int = 0
     blink_offset: float = 0.0
+    quiet_hold: float = 0.0
 
     @classmethod
     def from_model_config(cls, cfg: Mapping[str, Any]) -> FaceParams:
@@ -129,6 +132,7 @@ PARAM_RANGES: dict[str, tuple[float, float, str]] = {
     "eyelid_open_offset": (-1.0, 1.0, "SDK"),
     "eye_saccade_seed": (0, 4999, "SDK (integer: a row of the 5000-row saccade table)"),
     "blink_offset": (0.0, 1.0, "SDK"),
+    "quiet_hold": (0.0, 1.0, "facecast's extension: the SDK has no quiet hold"),
 }
 """(low, high, source) of every parameter, inclusive; source says whether the SDK or facecast set it."""
 

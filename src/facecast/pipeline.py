@@ -19,6 +19,7 @@ from .constants import JAW_RESULT_SIZE
 from .engine import NetworkOutput
 from .face import FaceModelData, FaceParams, FacePostProcessor, FaceStreamState
 from .pack import BlendshapeSet, ModelPack
+from .quiet import QuietHoldState, hold_quiet
 
 
 @dataclass
@@ -38,6 +39,7 @@ class PipelineState:
     skin_solver: SolverState | None = None
     tongue_solver: SolverState | None = None
     frames_done: int = 0
+    quiet: QuietHoldState = field(default_factory=QuietHoldState)
 
 
 class _Solver:
@@ -149,7 +151,10 @@ class FacePipeline:
         solve: SolveOptions | None = None,
         geometry: bool = False,
     ) -> Animation:
-        """Turn consecutive network frames into animation frames, continuing ``state``."""
+        """Turn consecutive network frames into animation frames, continuing ``state``.
+
+        With ``params.quiet_hold`` > 0 and audio levels in ``raw``, the pose is held still in silences
+        (:mod:`facecast.quiet`); ``Animation.raw`` keeps the network's own output."""
         params = params or self.default_params
         proc = self.processor(raw.fps, params)
         n = len(raw)
@@ -158,13 +163,16 @@ class FacePipeline:
             generate_blinks(n, raw.fps, blinks, start_frame=start) if blinks is not None else np.zeros(n, np.float32)
         )
         blink_offset = np.clip(blink + np.float32(params.blink_offset), 0.0, 1.0).astype(np.float32)
+        result = raw.result
+        if params.quiet_hold > 0 and raw.levels is not None:
+            result = hold_quiet(result, raw.levels, state.quiet, raw.fps, params.quiet_hold)
         if geometry or not (self.skin and self.tongue and n):
-            pose = proc.process(raw.result, blink_offset, state.face)
+            pose = proc.process(result, blink_offset, state.face)
             skin_w = self.skin.solve(pose.skin, state.skin_solver, solve) if self.skin and n else None
             tongue_w = self.tongue.solve(pose.tongue, state.tongue_solver, solve) if self.tongue and n else None
             jaw, eyes = pose.jaw, pose.eyes
         else:  # weights only: solve straight from the PCA rows, never building the vertices
-            skin_w, tongue_w, jaw, eyes = self._solve_from_rows(proc, raw.result, blink_offset, state, solve)
+            skin_w, tongue_w, jaw, eyes = self._solve_from_rows(proc, result, blink_offset, state, solve)
             pose = None
         if n == 0:
             skin_w = np.zeros((0, len(self.skin.names)), np.float32) if self.skin else None

@@ -39,6 +39,8 @@ class Job:
     """Backend inputs, one batch row per window (or per block of frames with chunks)."""
     emotion: np.ndarray
     """The network emotion rows of ``frames``."""
+    levels: np.ndarray | None = None
+    """Audio level around each frame (for the quiet hold)."""
 
     def __len__(self) -> int:
         """Batch rows (windows, or blocks)."""
@@ -170,9 +172,10 @@ class ServerStream:
             emotion = np.empty((count, self._emotion_len), np.float32)
             emotion[:, : len(self._implicit)] = self._implicit
             emotion[:, len(self._implicit) :] = explicit_rows(self._track, targets / SAMPLE_RATE)
+            levels = self._engine.frame_levels(self._audio, targets, self._origin)
             self._taken = first + count
             self._drop_audio()
-        return Job(self, frames, targets, (windows, emotion), emotion)
+        return Job(self, frames, targets, (windows, emotion), emotion, levels)
 
     def _take_blocks(self, count: int) -> Job:
         k = self._per_pass
@@ -183,10 +186,12 @@ class ServerStream:
                                                                  self._track, self._origin)  # fmt: skip
             self._taken = first + blocks * k
             end = self._taken if self.final_frames is None else min(self._taken, self.final_frames)
+            targets = frame_targets(first, end - first, self.fps)
+            levels = self._engine.frame_levels(self._audio, targets, self._origin)
             self._drop_audio()
         frames = np.arange(first, end, dtype=np.int64)
         kept = emotion.reshape(blocks * k, -1)[: len(frames)]
-        return Job(self, frames, frame_targets(first, len(frames), self.fps), (chunks, offsets, emotion), kept)
+        return Job(self, frames, targets, (chunks, offsets, emotion), kept, levels)
 
     def _drop_audio(self) -> None:
         """Under the lock: forget the audio before the next frame's window."""
@@ -205,7 +210,7 @@ class ServerStream:
         info = self.model.info
         result = result.reshape(-1, result.shape[-1])[: len(job.frames)]
         raw = NetworkOutput(job.frames, job.targets, result, job.emotion, info.num_shapes_skin,
-                            info.num_shapes_tongue, self.fps)  # fmt: skip
+                            info.num_shapes_tongue, self.fps, levels=job.levels)  # fmt: skip
         anim = self.model.pipeline.process(raw, self._state, self.settings.face_params, None, self.settings.solve)
         parts = [w for w in (anim.skin_weights, anim.tongue_weights) if w is not None]
         weights = np.concatenate(parts, axis=1) if parts else np.zeros((len(job), 0), np.float32)

@@ -1,0 +1,137 @@
+"""Quiet hold: the face settles and then stays still while the audio is silent (a facecast extension).
+
+A regression network keeps moving the lips a little in pauses (it hears breath, room noise and its own
+look-ahead). The quiet hold gates the network's pose with the audio level, per stream and causally within the
+model's look-ahead, so offline, streaming and served results agree:
+
+* **Level** ``L`` of a frame: the RMS of the audio from 30 ms before to 60 ms after the frame's time (at most
+  the model's look-ahead), in dB full scale (:func:`frame_levels`).
+* **References**, carried frame to frame: the noise floor ``F`` (the lowest level so far, allowed to rise
+  3 dB/s to follow a louder room) and the speech peak ``P`` (the highest level so far).
+* A frame is **quiet** when ``L < -60 dBFS`` (digital silence), or when ``L < F + 10 dB`` and ``L < P - 20 dB``
+  (near the floor, and well below speech that has been heard).
+* **Hold**: once a run of quiet frames has lasted 0.1 s (longer than most stop closures, which must still close
+  the lips), the held pose follows the network's with a gain that falls linearly from 1 to 0 over ``settle``
+  (0.1 s), so the face finishes its last movement and then stops. When a frame is no longer quiet the output
+  crossfades from the held pose back to the network's over ``release`` (67 ms).
+* ``strength`` (the ``quiet_hold`` face parameter, 0 = off as in the SDK, 1 = full) mixes the held pose into
+  the network's: ``out = live + strength * (held - live)``.
+
+Every column of the network result is held except the eyes (the last 4): skin and tongue PCA coefficients and
+jaw keypoints, so vertices, blendshape weights and the jaw transform stay consistent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SILENT_DBFS = -60.0
+"""Below this level a frame is always quiet."""
+FLOOR_MARGIN_DB = 10.0
+PEAK_MARGIN_DB = 20.0
+FLOOR_RISE_DB_S = 3.0
+LEVEL_BEFORE_S = 0.03
+LEVEL_AFTER_S = 0.06
+SETTLE_S = 0.1
+HOLD_AFTER_S = 0.1
+RELEASE_S = 0.067
+EYE_COLUMNS = 4
+
+
+def level_span(lookahead_samples: int, sample_rate: int = 16000) -> tuple[int, int]:
+    """Samples before and after a frame's time that its level covers (after: at most the look-ahead)."""
+    before = int(round(LEVEL_BEFORE_S * sample_rate))
+    after = min(int(round(LEVEL_AFTER_S * sample_rate)), max(int(lookahead_samples), 0))
+    return before, after
+
+
+def frame_levels(
+    audio: np.ndarray, targets: np.ndarray, origin: int = 0, span: tuple[int, int] = (480, 960)
+) -> np.ndarray:
+    """Level (dBFS, RMS) of the audio around each frame's centre sample ``targets`` (absolute sample numbers;
+    ``audio[0]`` is sample ``origin``). Samples outside the held audio are left out; a frame with none, or
+    with digital silence, reads -200 dB."""
+    x = np.asarray(audio, np.float32).reshape(-1)
+    t = np.asarray(targets, np.int64).reshape(-1) - int(origin)
+    before, after = span
+    offsets = np.arange(-before, after, dtype=np.int64)
+    out = np.empty(len(t), np.float64)
+    for lo in range(0, len(t), 256):  # bounded memory for long clips
+        idx = t[lo : lo + 256, None] + offsets[None, :]
+        valid = (idx >= 0) & (idx < len(x))
+        samples = np.where(valid, x[np.clip(idx, 0, len(x) - 1)], 0.0) if len(x) else np.zeros(idx.shape)
+        count = valid.sum(axis=1)
+        power = (samples.astype(np.float64) ** 2).sum(axis=1) / np.maximum(count, 1)
+        out[lo : lo + 256] = 10.0 * np.log10(np.maximum(power, 1e-20))
+    return out
+
+
+@dataclass
+class QuietHoldState:
+    """One stream's references and hold."""
+
+    floor: float | None = None
+    peak: float | None = None
+    quiet_run: int = 0
+    """Consecutive quiet frames so far."""
+    age: int = -1
+    """Frames since the hold started (-1: not holding)."""
+    held: np.ndarray | None = None
+    release_age: int = -1
+    """Frames since the hold ended (-1: no crossfade running)."""
+    last: np.ndarray | None = None
+    """The last gated output (where a new hold starts during a crossfade)."""
+
+
+def quiet_frames(levels: np.ndarray, state: QuietHoldState, fps: float) -> np.ndarray:
+    """Which frames are quiet, updating the stream's floor and peak."""
+    rise = FLOOR_RISE_DB_S / fps
+    quiet = np.zeros(len(levels), bool)
+    for i, level in enumerate(np.asarray(levels, np.float64)):
+        state.floor = level if state.floor is None else min(level, state.floor + rise)
+        state.peak = level if state.peak is None else max(level, state.peak)
+        quiet[i] = level < SILENT_DBFS or (
+            level < state.floor + FLOOR_MARGIN_DB and level < state.peak - PEAK_MARGIN_DB
+        )
+    return quiet
+
+
+def hold_quiet(
+    result: np.ndarray, levels: np.ndarray, state: QuietHoldState, fps: float, strength: float = 1.0
+) -> np.ndarray:
+    """The network result [N, D] with its pose held through quiet frames (see the module docstring)."""
+    out = np.array(result, np.float32, copy=True)
+    if not len(out) or strength <= 0:
+        quiet_frames(levels, state, fps)  # the references still follow the audio
+        return out
+    quiet = quiet_frames(levels, state, fps)
+    cols = slice(0, out.shape[1] - EYE_COLUMNS)
+    settle = max(SETTLE_S * fps, 1e-9)
+    release = max(RELEASE_S * fps, 1.0)
+    hold_after = int(round(HOLD_AFTER_S * fps))
+    for i in range(len(out)):
+        live = out[i, cols].astype(np.float64)
+        state.quiet_run = state.quiet_run + 1 if quiet[i] else 0
+        if state.quiet_run > hold_after:
+            state.age = state.age + 1 if state.age >= 0 else 0
+            state.release_age = -1
+            if state.age == 0:
+                state.held = live if state.held is None else state.last
+            else:
+                state.held = state.held + max(0.0, 1.0 - state.age / settle) * (live - state.held)
+            gated = state.held
+        elif state.held is not None:
+            state.age = -1
+            state.release_age += 1
+            fade = 1.0 - (state.release_age + 1) / (release + 1)
+            if fade <= 0:
+                state.held, state.last, state.release_age = None, None, -1
+                continue
+            gated = live + fade * (state.held - live)
+        else:
+            continue
+        state.last = gated
+        out[i, cols] = live + strength * (gated - live)
+    return out

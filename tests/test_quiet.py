@@ -1,0 +1,182 @@
+"""The quiet hold: levels, quiet frames, the held pose, and offline = stream = server with it on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facecast.quiet import (
+    EYE_COLUMNS,
+    QuietHoldState,
+    frame_levels,
+    hold_quiet,
+    level_span,
+    quiet_frames,
+)
+
+SR = 16000
+FPS = 30.0
+
+
+def _speech_and_pauses(seed: int = 3) -> np.ndarray:
+    """Loud noise bursts (speech stand-ins) around a 1 s pause with a faint noise floor."""
+    rng = np.random.default_rng(seed)
+    parts = [
+        rng.standard_normal(int(0.5 * SR)) * 0.2,
+        rng.standard_normal(SR) * 2e-4,
+        rng.standard_normal(int(0.5 * SR)) * 0.2,
+        rng.standard_normal(int(0.3 * SR)) * 2e-4,
+    ]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _pause_motion(anim) -> float:
+    """The largest frame-to-frame weight change inside the pause of :func:`_speech_and_pauses`."""
+    pause = (anim.times > 0.8) & (anim.times < 1.4)
+    return float(np.abs(np.diff(anim.skin_weights[pause], axis=0)).max())
+
+
+def _targets(n: int) -> np.ndarray:
+    return np.floor(np.arange(n) * SR / FPS).astype(np.int64)
+
+
+def test_level_of_a_sine_is_its_rms_in_db():
+    t = np.arange(SR) / SR
+    audio = (0.5 * np.sin(2 * np.pi * 250.0 * t)).astype(np.float32)  # 250 Hz: whole periods in 90 ms
+    levels = frame_levels(audio, np.array([8000, 4000]), 0, (480, 960))
+    assert levels == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=1e-3)  # -9.03 dB
+    # samples outside the audio are left out, not counted as zeros; the origin shifts sample numbers
+    edge = np.zeros(SR, np.float32)
+    edge[:100] = 0.1
+    assert frame_levels(edge, np.array([0]), 0, (480, 60))[0] == pytest.approx(10 * np.log10(0.01 * 60 / 60), abs=1e-4)
+    assert frame_levels(edge[50:], np.array([50]), 50, (480, 60))[0] == pytest.approx(
+        10 * np.log10(0.01 * 50 / 60), abs=1e-4
+    )
+    assert frame_levels(np.zeros(0, np.float32), np.array([10]), 0)[0] == -200.0
+    assert level_span(1120) == (480, 960) and level_span(400) == (480, 400)  # never past the look-ahead
+
+
+def test_quiet_frames_are_the_pause():
+    audio = _speech_and_pauses()
+    n = int(len(audio) / SR * FPS)
+    quiet = quiet_frames(frame_levels(audio, _targets(n), 0, level_span(1120)), QuietHoldState(), FPS)
+    t = np.arange(n) / FPS
+    assert not quiet[t < 0.45].any()  # nothing is quiet before speech has been heard ...
+    assert quiet[(t > 0.55) & (t < 1.42)].all()  # ... the pause is, within the level window's reach
+    assert not quiet[(t > 1.56) & (t < 1.94)].any()  # speech is not
+    assert quiet[t > 2.05].all()
+    # digital silence is quiet from the first frame
+    zeros = quiet_frames(np.full(5, -200.0), QuietHoldState(), FPS)
+    assert zeros.all()
+
+
+def test_hold_freezes_the_pose_in_a_pause_and_lets_go_after():
+    rng = np.random.default_rng(0)
+    n, d = 90, 12
+    live = rng.standard_normal((n, d)).astype(np.float32)
+    levels = np.full(n, -20.0)
+    levels[30:60] = -70.0  # a 1 s pause
+    out = hold_quiet(live, levels, QuietHoldState(), FPS)
+    assert np.array_equal(out[:34], live[:34])  # the hold waits 0.1 s: stop closures still move the lips
+    assert np.array_equal(out[:, -EYE_COLUMNS:], live[:, -EYE_COLUMNS:])  # the eyes are never held
+    body = out[:, :-EYE_COLUMNS]
+    motion = np.abs(np.diff(body, axis=0)).max(axis=1)
+    assert motion[35:59].max() == 0.0  # settled (0.1 s) and still for the rest of the pause
+    assert motion[33:35].min() > 0  # settling follows the network with a falling gain
+    assert np.array_equal(out[63:], live[63:])  # a 67 ms crossfade back, then the network's own pose
+    assert not np.allclose(out[60:62], live[60:62])
+    half = hold_quiet(live, levels, QuietHoldState(), FPS, strength=0.5)
+    assert np.allclose(half, 0.5 * (live + out), atol=1e-6)
+    # the hold continues across calls: split anywhere, same frames
+    state = QuietHoldState()
+    parts = [hold_quiet(live[a:b], levels[a:b], state, FPS) for a, b in ((0, 31), (31, 45), (45, 61), (61, n))]
+    assert np.array_equal(np.concatenate(parts), out)
+
+
+def test_quiet_hold_is_off_by_default_and_holds_when_asked(small_model):
+    audio = _speech_and_pauses()
+    plain = small_model.animate(audio, blinks=False)
+    held = small_model.animate(audio, blinks=False, face_params={"quiet_hold": 1.0})
+    assert plain.raw.levels is not None and len(plain.raw.levels) == len(plain)
+    assert _pause_motion(held) < 1e-9 < _pause_motion(plain)
+    speech = plain.times < 0.45
+    assert np.array_equal(held.skin_weights[speech], plain.skin_weights[speech])
+    assert np.array_equal(held.raw.result, plain.raw.result)  # Animation.raw keeps the network's own output
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_stream_with_quiet_hold_matches_offline(small_model, seed):
+    audio = _speech_and_pauses()
+    face = {"quiet_hold": 1.0}
+    offline = small_model.animate(audio, blinks=False, face_params=face)
+    stream = small_model.animation_stream(blinks=False, face_params=face)
+    rng = np.random.default_rng(seed)
+    parts, pos = [], 0
+    while pos < len(audio):
+        size = int(rng.choice([160, 533, 1600, 4000]))
+        parts.append(stream.push(audio[pos : pos + size]))
+        pos += size
+    parts.append(stream.close())
+    weights = np.concatenate([p.skin_weights for p in parts])
+    assert np.abs(weights - offline.skin_weights).max() < 1e-5
+
+
+def test_server_with_quiet_hold_matches_offline(chunk_pack):
+    pytest.importorskip("grpc")
+    pytest.importorskip("nvidia_audio2face_3d")
+    from test_server import _assert_success, _header, _messages, _run, _weights
+
+    from facecast import load_model
+    from facecast.audio import float_to_pcm16_bytes, pcm16_to_float
+    from facecast.server import ServerConfig, serve
+
+    pcm = float_to_pcm16_bytes(_speech_and_pauses())
+    for per_pass in (4, 1):
+        model = load_model(chunk_pack, device="cpu", frames_per_pass=per_pass)
+        offline = model.animate(pcm16_to_float(pcm), blinks=False, face_params={"quiet_hold": 1.0})
+        plain = model.animate(pcm16_to_float(pcm), blinks=False)
+        expected = np.concatenate([offline.skin_weights, offline.tongue_weights], axis=1)
+        srv = serve(ServerConfig(port=0, model=str(chunk_pack), device="cpu", frames_per_pass=per_pass))
+        try:
+            answers = _run(srv.address, _messages(pcm, header=_header(face={"quietHold": 1.0})))
+        finally:
+            srv.stop()
+        _assert_success(answers, len(expected))
+        assert np.abs(_weights(answers) - expected).max() < 1e-5
+        assert _pause_motion(offline) < 1e-9 < _pause_motion(plain)  # the hold did something
+
+
+@pytest.fixture(scope="module")
+def held_pack(chunk_pack, tmp_path_factory):
+    """The chunk pack with ``quiet_hold`` = 1 in its model_config.json (as facecast's default model has)."""
+    import json
+    import shutil
+
+    root = tmp_path_factory.mktemp("held") / "pack"
+    shutil.copytree(chunk_pack, root)
+    config = json.loads((root / "model_config.json").read_text())
+    config["config"]["quiet_hold"] = 1.0
+    (root / "model_config.json").write_text(json.dumps(config))
+    return root
+
+
+@pytest.mark.parametrize("per_pass", [4, 1])
+def test_batch_with_a_holding_model_matches_animate(held_pack, tmp_path, per_pass):
+    import soundfile as sf
+
+    from facecast import load_model
+    from facecast.batch import find_jobs, run_batch
+
+    model = load_model(held_pack, device="cpu", frames_per_pass=per_pass)
+    assert model.pipeline.default_params.quiet_hold == 1.0
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        sf.write(tmp_path / "in" / f"clip{i}.wav", _speech_and_pauses(seed=i), SR, subtype="FLOAT")
+    report = run_batch(model, find_jobs(tmp_path / "in", tmp_path / "out"), ["npz"], group_clips=3, progress=False)
+    assert report.done == 3 and not report.failed
+    for i in range(3):
+        expected = model.animate(_speech_and_pauses(seed=i))
+        plain = model.animate(_speech_and_pauses(seed=i), face_params={"quiet_hold": 0.0})
+        with np.load(tmp_path / "out" / f"clip{i}.npz") as data:
+            assert np.abs(data["skin_weights"] - expected.skin_weights).max() < 1e-5
+        assert _pause_motion(expected) < 1e-9 < _pause_motion(plain)
