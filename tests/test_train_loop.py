@@ -159,3 +159,18 @@ def test_chunk_samples_and_a_chunk_trained_pack(synthetic, tmp_path):
     assert model.frames_per_pass == 4 and model.pack.chunk_frames == 4
     anim = model.animate(str(synthetic / "audio" / "synth_joy_01.wav"), blinks=False)
     assert np.all(np.isfinite(anim.skin_weights)) and len(anim) > 10
+
+
+def test_lip_shape_loss_is_trained_and_logged(tmp_path):
+    root = make_synthetic_dataset(tmp_path / "data", num_shots=1, seconds=0.7)
+    common = {"max_steps": 4, "batch_size": 4, "muted_frames_per_emotion": 0, "log_every": 2}
+    logged = {}
+    for name, weight in (("off", None), ("on", 50.0)):
+        cfg = quick_config(root, tmp_path / name, **common)
+        cfg.train.losses.lip_shape = weight
+        data = run_preprocess(cfg)
+        Trainer(cfg, data).fit()
+        rows = list(csv.DictReader(open(tmp_path / name / "train" / "metrics.csv")))
+        logged[name] = [float(r["lip_shape"]) for r in rows]
+    assert logged["off"] == [0.0, 0.0]
+    assert all(v > 0 for v in logged["on"])

@@ -36,6 +36,14 @@ def test_lip_distance_loss_weights_closures():
     assert L.lip_distance_loss(true, true, up, lo).item() == 0.0
 
 
+def test_lip_shape_loss_by_hand():
+    true = torch.zeros(1, 2, 2, 3)
+    pred = true.clone()
+    pred[0, 0, 0] = torch.tensor([0.3, 0.0, 0.4])  # one lip vertex 0.5 cm off: 0.09 + 0.16 over 12 values
+    assert L.lip_shape_loss(pred, true).item() == pytest.approx(0.25 / 12, rel=1e-6)
+    assert L.lip_shape_loss(true, true).item() == 0.0
+
+
 def test_quiet_jitter_loss_by_hand():
     audio = torch.zeros(2, 2, 4)
     audio[1] = 0.001  # louder sample: weight exp(-5000 * 0.001)

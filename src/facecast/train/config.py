@@ -91,6 +91,9 @@ class LossConfig:
     emotion_reg: float | None = 1.0
     lip_distance: float | None = 100.0
     lip_distance_exp: float = 1.0
+    lip_shape: float | None = None
+    """facecast's: MSE of the lip vertices' positions (cm², un-normalised), so that rounding and spreading,
+    small next to the jaw in the whole-face MSE, are learnt too. Off by default (NVIDIA's recipe has no such term)."""
     quiet_jitter: float | None = 100.0
     quiet_jitter_exp: float = 5000.0
     eye_dist_threshold: float | None = 0.35

@@ -45,6 +45,11 @@ def lip_distance_loss(
     return F.mse_loss(weight * d_pred, weight * d_true)
 
 
+def lip_shape_loss(pred_lips: torch.Tensor, true_lips: torch.Tensor) -> torch.Tensor:
+    """MSE of the lip vertices [..., V, 3]: the lips' shape (open, rounded, spread), not only their gap."""
+    return F.mse_loss(pred_lips, true_lips)
+
+
 def quiet_jitter_loss(
     audio: torch.Tensor, pred: torch.Tensor, exp_scale: float = 5000.0, skip_last: int = 4
 ) -> torch.Tensor:

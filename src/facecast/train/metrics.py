@@ -9,8 +9,8 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-METRIC_FIELDS = ("step", "epoch", "lr", "loss", "mse", "motion", "emotion_reg", "lip_distance", "quiet_jitter", "r2",
-                 "seconds")  # fmt: skip
+METRIC_FIELDS = ("step", "epoch", "lr", "loss", "mse", "motion", "emotion_reg", "lip_distance", "lip_shape",
+                 "quiet_jitter", "r2", "seconds")  # fmt: skip
 
 
 def plot_metrics(csv_path: Path, png_path: Path) -> Path | None:

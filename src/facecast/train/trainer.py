@@ -287,13 +287,18 @@ class Trainer:
                 value = fn()
                 parts[name] = float(value.detach())
                 total = total + weight * L.annealed(self.normalizers[name], value, exponent)
-        if lc.lip_distance and self.lip is not None:
+        if (lc.lip_distance or lc.lip_shape) and self.lip is not None:
             basis, base, up, lo = self.lip
             p_lips = L.decode_vertices(pred[..., : self.ks], basis, base)
             t_lips = L.decode_vertices(target[..., : self.ks], basis, base)
-            value = L.lip_distance_loss(p_lips, t_lips, up, lo, lc.lip_distance_exp)
-            parts["lip_distance"] = float(value.detach())
-            total = total + lc.lip_distance * value
+            if lc.lip_distance:
+                value = L.lip_distance_loss(p_lips, t_lips, up, lo, lc.lip_distance_exp)
+                parts["lip_distance"] = float(value.detach())
+                total = total + lc.lip_distance * value
+            if lc.lip_shape:
+                value = L.lip_shape_loss(p_lips, t_lips)
+                parts["lip_shape"] = float(value.detach())
+                total = total + lc.lip_shape * value
         if lc.quiet_jitter:
             value = L.quiet_jitter_from_volume(batch["volume"], pred, lc.quiet_jitter_exp)
             parts["quiet_jitter"] = float(value.detach())
