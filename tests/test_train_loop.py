@@ -106,7 +106,13 @@ def test_train_eval_deploy_and_animate(synthetic, tmp_path):
     assert config["source_shot"] == ckpt.layout[0].name and config["source_frame"] == 0
     assert (out / "bs_skin.npz").is_file() and (out / "trt_info.json").is_file()
 
+    assert "quiet_hold" not in config  # NVIDIA's keys only, unless the config sets facecast's
+    cfg.deploy.model_config = {"quiet_hold": 1.0}
+    out = run_deploy(cfg)
+    assert json.loads((out / "model_config.json").read_text())["config"]["quiet_hold"] == 1.0
+
     model = load_model(out, device="cpu")
+    assert model.pipeline.default_params.quiet_hold == 1.0
     shot = "synth_joy_01"
     anim = model.animate(str(synthetic / "audio" / f"{shot}.wav"), blinks=False, geometry=True)
     assert anim.skin_weights.shape[1] == 52 and np.all(np.isfinite(anim.skin_weights))

@@ -24,6 +24,10 @@ from .trainer import Checkpoint, load_checkpoint
 INTEGER_KEYS = ("eye_saccade_seed", "source_frame")
 
 
+FACECAST_KEYS = frozenset({"quiet_hold"})
+"""facecast's own ``model_config.json`` values (written only when set): see :mod:`facecast.quiet`."""
+
+
 def neutral_model_config(source_shot: str, source_frame: int = 0) -> dict:
     """``model_config.json`` values that pass the network's pose through unchanged (strengths 1, offsets 0)."""
     return {
@@ -145,7 +149,7 @@ def deploy(
         raise ValueError(f"deploy.source_frame {source_frame} is outside shot {shot!r} (0..{size - 1})")
     config = neutral_model_config(shot, source_frame)
     for key, value in (model_config or {}).items():
-        if key not in config:
+        if key not in config and key not in FACECAST_KEYS:
             raise ValueError(f"deploy.model_config.{key} is not a model_config.json value")
         config[key] = int(value) if key in INTEGER_KEYS else float(value)
     info = NetworkInfo(
