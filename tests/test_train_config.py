@@ -42,6 +42,8 @@ def test_relative_paths_and_defaults(tmp_path):
         ("[[train.muted_shots]]\nframes = 3\n", "train.muted_shots[0].source_shot"),
         ("[network]\nbuffer_ofs = 9000\n", "network.buffer_ofs"),
         ("[dataset.emotions]\nshot1 = 'happy'\n", "dataset.emotions.shot1"),
+        ("[train.refine]\nsteps = -1\n", "train.refine.steps"),
+        ("[train.refine.losses]\nlip_gap = 3.0\n", "train.refine.losses.lip_gap"),
     ],
 )
 def test_invalid_values_name_file_and_key(tmp_path, text, key):
@@ -50,6 +52,15 @@ def test_invalid_values_name_file_and_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert str(path) in str(err.value) and key in str(err.value)
+
+
+def test_default_model_config_refines_the_lips():
+    cfg = load_config(Path(__file__).resolve().parents[1] / "models" / "default.toml")
+    refine = cfg.train.refine_losses()
+    assert cfg.train.refine.steps > 0 and cfg.train.losses.lip_shape is None
+    assert refine.lip_shape > 0 and refine.lip_distance > cfg.train.losses.lip_distance
+    assert refine.quiet_jitter == cfg.train.losses.quiet_jitter
+    assert cfg.deploy.model_config == {"quiet_hold": 1.0}
 
 
 def test_unreadable_config(tmp_path):

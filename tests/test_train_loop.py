@@ -167,16 +167,20 @@ def test_chunk_samples_and_a_chunk_trained_pack(synthetic, tmp_path):
     assert np.all(np.isfinite(anim.skin_weights)) and len(anim) > 10
 
 
-def test_lip_shape_loss_is_trained_and_logged(tmp_path):
+def test_lip_shape_loss_and_a_refine_stage(tmp_path):
+    """``train.refine``: steps after max_steps with other loss weights (here the lip-shape term switched on)."""
     root = make_synthetic_dataset(tmp_path / "data", num_shots=1, seconds=0.7)
     common = {"max_steps": 4, "batch_size": 4, "muted_frames_per_emotion": 0, "log_every": 2}
-    logged = {}
-    for name, weight in (("off", None), ("on", 50.0)):
-        cfg = quick_config(root, tmp_path / name, **common)
-        cfg.train.losses.lip_shape = weight
-        data = run_preprocess(cfg)
-        Trainer(cfg, data).fit()
-        rows = list(csv.DictReader(open(tmp_path / name / "train" / "metrics.csv")))
-        logged[name] = [float(r["lip_shape"]) for r in rows]
-    assert logged["off"] == [0.0, 0.0]
-    assert all(v > 0 for v in logged["on"])
+    cfg = quick_config(root, tmp_path / "run", **common)
+    cfg.train.refine.steps = 2
+    cfg.train.refine.losses = {"lip_shape": 50.0, "lip_distance_exp": 10.0}
+    assert cfg.train.refine_losses().lip_shape == 50.0 and cfg.train.losses.lip_shape is None
+    assert cfg.train.refine_losses().mse == cfg.train.losses.mse  # the rest is kept
+    trainer = Trainer(cfg, run_preprocess(cfg))
+    assert (trainer.main_steps, trainer.total_steps) == (4, 6)
+    result = trainer.fit()
+    assert result.steps == 6
+    rows = list(csv.DictReader(open(tmp_path / "run" / "train" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6]
+    lip_shape = [float(r["lip_shape"]) for r in rows]
+    assert lip_shape[:2] == [0.0, 0.0] and lip_shape[2] > 0  # logged while the refine stage trains it

@@ -101,6 +101,16 @@ class LossConfig:
 
 
 @dataclass
+class RefineSection:
+    """A last stage of training with other loss weights (facecast's; e.g. stronger lip terms once the face has
+    been learnt). Its steps follow ``max_steps``; the annealing exponent restarts at 1 - max_steps / total."""
+
+    steps: int = 0
+    losses: dict[str, float] = field(default_factory=dict)
+    """``train.losses`` values replaced during the stage (the others are kept)."""
+
+
+@dataclass
 class TrainSection:
     """Optimisation, sampling, checkpoints and logging."""
 
@@ -130,6 +140,11 @@ class TrainSection:
     device: str = "auto"
     threads: int | None = None
     losses: LossConfig = field(default_factory=LossConfig)
+    refine: RefineSection = field(default_factory=RefineSection)
+
+    def refine_losses(self) -> LossConfig:
+        """The loss weights of the refine stage: ``losses`` with ``refine.losses`` applied."""
+        return dataclasses.replace(self.losses, **self.refine.losses)
 
 
 @dataclass
@@ -318,6 +333,12 @@ def validate(cfg: TrainConfig, where: str = "<config>") -> TrainConfig:
             fail(f"train.muted_shots[{i}].emotion", f"must be one of {', '.join(SHOT_EMOTIONS)}")
     if not 0 < tr.losses.normalizer_decay < 1:
         fail("train.losses.normalizer_decay", "must be in (0, 1)")
+    if tr.refine.steps < 0:
+        fail("train.refine.steps", "must not be negative")
+    known = {f.name for f in dataclasses.fields(LossConfig)} - {"normalizer_decay"}
+    for key in tr.refine.losses:
+        if key not in known:
+            fail(f"train.refine.losses.{key}", f"is not a loss weight (known: {', '.join(sorted(known))})")
     if cfg.eval.implicit_emotion not in ("trained", "zero"):
         fail("eval.implicit_emotion", "must be 'trained' or 'zero'")
     return cfg

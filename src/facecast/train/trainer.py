@@ -204,7 +204,8 @@ class Trainer:
             raise ValueError("no training samples: every shot is excluded or shorter than 2 frames")
         self.batches = batches_per_epoch(len(self.dataset), self.world, tr.batch_size)
         total = tr.epochs * self.batches
-        self.total_steps = min(total, tr.max_steps) if tr.max_steps else total
+        self.main_steps = min(total, tr.max_steps) if tr.max_steps else total
+        self.total_steps = self.main_steps + tr.refine.steps
         torch.manual_seed(tr.seed)
         self.net_cfg = network_config(cfg.network, data)
         network = RegressionNetwork(self.net_cfg)
@@ -268,9 +269,10 @@ class Trainer:
         self, batch: dict[str, torch.Tensor], pred: torch.Tensor, implicit: torch.Tensor
     ) -> tuple[torch.Tensor, dict]:
         """Total loss and the raw value of each term for one batch."""
-        lc = self.cfg.train.losses
+        refining = self.step >= self.main_steps
+        lc = self.cfg.train.refine_losses() if refining else self.cfg.train.losses
         target = batch["y"]
-        exponent = anneal_exponent(self.step, self.total_steps)
+        exponent = anneal_exponent(self.step, self.total_steps if refining else self.main_steps)
         if self.eye is not None and lc.eye_dist_threshold is not None:
             basis, base, up, lo = self.eye
             lids = L.decode_vertices(target[..., : self.ks], basis, base)
