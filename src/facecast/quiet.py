@@ -57,13 +57,16 @@ def frame_levels(
     t = np.asarray(targets, np.int64).reshape(-1) - int(origin)
     before, after = span
     offsets = np.arange(-before, after, dtype=np.int64)
-    out = np.empty(len(t), np.float64)
-    for lo in range(0, len(t), 256):  # bounded memory for long clips
-        idx = t[lo : lo + 256, None] + offsets[None, :]
-        valid = (idx >= 0) & (idx < len(x))
-        samples = np.where(valid, x[np.clip(idx, 0, len(x) - 1)], 0.0) if len(x) else np.zeros(idx.shape)
-        count = valid.sum(axis=1)
-        power = (samples.astype(np.float64) ** 2).sum(axis=1) / np.maximum(count, 1)
+    out = np.full(len(t), -200.0)
+    if not len(x):
+        return out
+    for lo in range(0, len(t), 256):  # bounded memory for long clips; every row is summed alike
+        idx = t[lo : lo + 256, None] + offsets
+        inside = (idx >= 0) & (idx < len(x))
+        squares = x[np.clip(idx, 0, len(x) - 1)].astype(np.float64)
+        squares *= squares
+        squares *= inside
+        power = squares.sum(axis=1) / np.maximum(inside.sum(axis=1), 1)
         out[lo : lo + 256] = 10.0 * np.log10(np.maximum(power, 1e-20))
     return out
 

@@ -39,8 +39,9 @@ class Job:
     """Backend inputs, one batch row per window (or per block of frames with chunks)."""
     emotion: np.ndarray
     """The network emotion rows of ``frames``."""
-    levels: np.ndarray | None = None
-    """Audio level around each frame (for the quiet hold)."""
+    audio: tuple[np.ndarray, int] | None = None
+    """The stream's audio buffer when the job was taken and its first sample number: the finisher reads the
+    frames' audio levels from it (buffers are replaced, never written, so the reference stays valid)."""
 
     def __len__(self) -> int:
         """Batch rows (windows, or blocks)."""
@@ -172,10 +173,10 @@ class ServerStream:
             emotion = np.empty((count, self._emotion_len), np.float32)
             emotion[:, : len(self._implicit)] = self._implicit
             emotion[:, len(self._implicit) :] = explicit_rows(self._track, targets / SAMPLE_RATE)
-            levels = self._engine.frame_levels(self._audio, targets, self._origin)
+            audio = (self._audio, self._origin)
             self._taken = first + count
             self._drop_audio()
-        return Job(self, frames, targets, (windows, emotion), emotion, levels)
+        return Job(self, frames, targets, (windows, emotion), emotion, audio)
 
     def _take_blocks(self, count: int) -> Job:
         k = self._per_pass
@@ -187,11 +188,11 @@ class ServerStream:
             self._taken = first + blocks * k
             end = self._taken if self.final_frames is None else min(self._taken, self.final_frames)
             targets = frame_targets(first, end - first, self.fps)
-            levels = self._engine.frame_levels(self._audio, targets, self._origin)
+            audio = (self._audio, self._origin)
             self._drop_audio()
         frames = np.arange(first, end, dtype=np.int64)
         kept = emotion.reshape(blocks * k, -1)[: len(frames)]
-        return Job(self, frames, targets, (chunks, offsets, emotion), kept, levels)
+        return Job(self, frames, targets, (chunks, offsets, emotion), kept, audio)
 
     def _drop_audio(self) -> None:
         """Under the lock: forget the audio before the next frame's window."""
@@ -209,8 +210,11 @@ class ServerStream:
             return
         info = self.model.info
         result = result.reshape(-1, result.shape[-1])[: len(job.frames)]
+        levels = None
+        if job.audio is not None:
+            levels = self._engine.frame_levels(job.audio[0], job.targets, job.audio[1])
         raw = NetworkOutput(job.frames, job.targets, result, job.emotion, info.num_shapes_skin,
-                            info.num_shapes_tongue, self.fps, levels=job.levels)  # fmt: skip
+                            info.num_shapes_tongue, self.fps, levels=levels)  # fmt: skip
         anim = self.model.pipeline.process(raw, self._state, self.settings.face_params, None, self.settings.solve)
         parts = [w for w in (anim.skin_weights, anim.tongue_weights) if w is not None]
         weights = np.concatenate(parts, axis=1) if parts else np.zeros((len(job), 0), np.float32)
