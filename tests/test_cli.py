@@ -78,8 +78,17 @@ def test_info(small_pack, capsys):
     assert main(["info", str(small_pack)]) == 0
     text = capsys.readouterr().out
     assert "testactor" in text and "260 ms" in text and "52 skin" in text
+    assert "quiet hold" not in text  # NVIDIA-style packs: off
     assert main(["info", str(small_pack), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["skin"]["vertices"] == 300
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["skin"]["vertices"] == 300 and summary["quiet_hold"] == 0.0
+
+
+def test_info_shows_the_default_models_quiet_hold(capsys):
+    from facecast.model import builtin_pack
+
+    assert main(["info", str(builtin_pack())]) == 0
+    assert "quiet hold   1: the face holds still in silences" in capsys.readouterr().out
 
 
 def test_info_names_the_chunk_network(chunk_pack, capsys):

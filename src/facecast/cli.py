@@ -21,9 +21,12 @@ def _progress(iterable, total: int, desc: str):
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from .face_params import FaceParams
     from .pack import load_pack
 
-    summary = load_pack(args.pack).summary()
+    pack = load_pack(args.pack)
+    summary = pack.summary()
+    summary["quiet_hold"] = FaceParams.from_model_config(pack.model_config).quiet_hold
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -46,6 +49,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     chunk = summary.get("chunk_network")
     if chunk:
         print(f"  chunks       {chunk['file']}: up to {chunk['frames_per_pass']} frames per encoder pass")
+    if summary["quiet_hold"] > 0:
+        print(f"  quiet hold   {summary['quiet_hold']:g}: the face holds still in silences (--face-param quiet_hold=0)")
     return 0
 
 
