@@ -97,6 +97,11 @@ def _load(job: Job) -> tuple[np.ndarray | None, str | None]:
         return None, str(exc)
 
 
+def _levels(model: Model, audio: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
+    """Audio levels for the quiet hold, when the model's face parameters turn it on (batch uses them as they are)."""
+    return model.engine.frame_levels(audio, targets) if model.pipeline.default_params.quiet_hold > 0 else None
+
+
 def _infer_group(model: Model, group: list[tuple[Job, np.ndarray]], fps: float) -> list[NetworkOutput]:
     """Run the windows (or blocks) of several clips through the network in shared batches."""
     engine, info = model.engine, model.info
@@ -118,7 +123,7 @@ def _infer_group(model: Model, group: list[tuple[Job, np.ndarray]], fps: float) 
     for (count, targets, audio), emo in zip(sizes, emotions, strict=True):
         outs.append(NetworkOutput(np.arange(count), targets, result[start : start + count], emo,
                                   info.num_shapes_skin, info.num_shapes_tongue, float(fps),
-                                  levels=engine.frame_levels(audio, targets)))  # fmt: skip
+                                  levels=_levels(model, audio, targets)))  # fmt: skip
         start += count
     return outs
 
@@ -139,7 +144,7 @@ def _infer_group_blocks(model: Model, group: list[tuple[Job, np.ndarray]], fps: 
         targets = frame_targets(0, count, fps)
         outs.append(NetworkOutput(np.arange(count), targets, rows, emo.reshape(-1, emo.shape[-1])[:count],
                                   info.num_shapes_skin, info.num_shapes_tongue, float(fps),
-                                  levels=engine.frame_levels(audio, targets)))  # fmt: skip
+                                  levels=_levels(model, audio, targets)))  # fmt: skip
         start += len(emo)
     return outs
 

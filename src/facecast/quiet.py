@@ -106,10 +106,9 @@ def hold_quiet(
 ) -> np.ndarray:
     """The network result [N, D] with its pose held through quiet frames (see the module docstring)."""
     out = np.array(result, np.float32, copy=True)
-    if not len(out) or strength <= 0:
-        quiet_frames(levels, state, fps)  # the references still follow the audio
+    quiet = quiet_frames(levels, state, fps)  # the references follow the audio even when nothing is held
+    if strength <= 0:
         return out
-    quiet = quiet_frames(levels, state, fps)
     cols = slice(0, out.shape[1] - EYE_COLUMNS)
     settle = max(SETTLE_S * fps, 1e-9)
     release = max(RELEASE_S * fps, 1.0)

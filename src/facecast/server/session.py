@@ -211,7 +211,7 @@ class ServerStream:
         info = self.model.info
         result = result.reshape(-1, result.shape[-1])[: len(job.frames)]
         levels = None
-        if job.audio is not None:
+        if job.audio is not None and self.settings.face_params.quiet_hold > 0:
             levels = self._engine.frame_levels(job.audio[0], job.targets, job.audio[1])
         raw = NetworkOutput(job.frames, job.targets, result, job.emotion, info.num_shapes_skin,
                             info.num_shapes_tongue, self.fps, levels=levels)  # fmt: skip

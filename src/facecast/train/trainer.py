@@ -206,6 +206,7 @@ class Trainer:
         total = tr.epochs * self.batches
         self.main_steps = min(total, tr.max_steps) if tr.max_steps else total
         self.total_steps = self.main_steps + tr.refine.steps
+        self.stage_losses = (tr.losses, tr.refine_losses())  # main stage, refine stage
         torch.manual_seed(tr.seed)
         self.net_cfg = network_config(cfg.network, data)
         network = RegressionNetwork(self.net_cfg)
@@ -270,7 +271,7 @@ class Trainer:
     ) -> tuple[torch.Tensor, dict]:
         """Total loss and the raw value of each term for one batch."""
         refining = self.step >= self.main_steps
-        lc = self.cfg.train.refine_losses() if refining else self.cfg.train.losses
+        lc = self.stage_losses[refining]
         target = batch["y"]
         exponent = anneal_exponent(self.step, self.total_steps if refining else self.main_steps)
         if self.eye is not None and lc.eye_dist_threshold is not None:
