@@ -7,6 +7,8 @@ import pytest
 
 from facecast.quiet import (
     EYE_COLUMNS,
+    FLOOR_MARGIN_DB,
+    PEAK_MARGIN_DB,
     QuietHoldState,
     frame_levels,
     hold_quiet,
@@ -70,27 +72,80 @@ def test_quiet_frames_are_the_pause():
     assert zeros.all()
 
 
-def test_hold_freezes_the_pose_in_a_pause_and_lets_go_after():
+def test_room_noise_before_speech_and_noisy_pauses_are_quiet():
+    rng = np.random.default_rng(5)
+
+    def noise(seconds: float, dbfs: float) -> np.ndarray:
+        return rng.standard_normal(int(seconds * SR)) * 10 ** (dbfs / 20)
+
+    def quiet_of(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = int(len(audio) / SR * FPS)
+        levels = frame_levels(audio.astype(np.float32), _targets(n), 0, level_span(1120))
+        return quiet_frames(levels, QuietHoldState(), FPS), np.arange(n) / FPS
+
+    # room noise at -50 dBFS before any speech: quiet from the first frame (below QUIET_DBFS, near the floor)
+    quiet, t = quiet_of(np.concatenate([noise(0.6, -50.0), noise(0.5, -12.0)]))
+    assert quiet[t < 0.5].all() and not quiet[(t > 0.6) & (t < 1.0)].any()
+    # a louder lead-in (-30 dBFS) could be speech: not quiet until speech has set the references
+    quiet, t = quiet_of(np.concatenate([noise(0.6, -30.0), noise(0.5, -12.0)]))
+    assert not quiet[t < 0.5].any()
+    # a pause with breath noise 15 dB above the quietest moment but far below the speech is quiet
+    audio = np.concatenate([noise(0.3, -70.0), noise(0.5, -12.0), noise(0.6, -55.0), noise(0.5, -12.0)])
+    quiet, t = quiet_of(audio)
+    assert -55.0 > -70.0 + FLOOR_MARGIN_DB and -55.0 < -12.0 - PEAK_MARGIN_DB  # below the speech, not the floor
+    assert quiet[(t > 0.85) & (t < 1.32)].all() and not quiet[(t > 1.45) & (t < 1.85)].any()
+    # one shout does not silence the speech after it: the peak falls back (1 dB/s)
+    quiet, t = quiet_of(np.concatenate([noise(0.3, -2.0), noise(6.0, -24.0)]))
+    assert quiet[(t > 0.5) & (t < 1.5)].all() and not quiet[t > 3.0].any()
+
+
+def test_hold_relaxes_to_rest_in_a_pause_and_lets_go_after():
     rng = np.random.default_rng(0)
     n, d = 90, 12
     live = rng.standard_normal((n, d)).astype(np.float32)
     levels = np.full(n, -20.0)
     levels[30:60] = -70.0  # a 1 s pause
-    out = hold_quiet(live, levels, QuietHoldState(), FPS)
-    assert np.array_equal(out[:34], live[:34])  # the hold waits 0.1 s: stop closures still move the lips
+    rest_pose = rng.standard_normal(d).astype(np.float32)
+    asked = []
+
+    def rest(i: int) -> np.ndarray:
+        asked.append(i)
+        return rest_pose
+
+    out = hold_quiet(live, levels, QuietHoldState(), FPS, rest=rest)
+    assert asked == [31]  # once per hold, at its start
+    assert np.array_equal(out[:31], live[:31])  # one quiet frame (a stop closure) is followed live
     assert np.array_equal(out[:, -EYE_COLUMNS:], live[:, -EYE_COLUMNS:])  # the eyes are never held
     body = out[:, :-EYE_COLUMNS]
-    motion = np.abs(np.diff(body, axis=0)).max(axis=1)
-    assert motion[35:59].max() == 0.0  # settled (0.1 s) and still for the rest of the pause
-    assert motion[33:35].min() > 0  # settling follows the network with a falling gain
+    # a raised-cosine ease over 0.1 s (3 frames) from the pose at the hold's start to the rest pose
+    ease = 0.5 - 0.5 * np.cos(np.pi * np.array([1, 2, 3]) / 3)
+    start, target = live[31, :-EYE_COLUMNS].astype(np.float64), rest_pose[:-EYE_COLUMNS].astype(np.float64)
+    assert np.allclose(body[31:34], start + ease[:, None] * (target - start), atol=1e-6)
+    assert np.allclose(body[33:60], target, atol=1e-6)  # then still, at rest, for the rest of the pause
     assert np.array_equal(out[63:], live[63:])  # a 67 ms crossfade back, then the network's own pose
     assert not np.allclose(out[60:62], live[60:62])
-    half = hold_quiet(live, levels, QuietHoldState(), FPS, strength=0.5)
+    half = hold_quiet(live, levels, QuietHoldState(), FPS, strength=0.5, rest=rest)
     assert np.allclose(half, 0.5 * (live + out), atol=1e-6)
+    # without a rest pose the face stops where it is
+    still = hold_quiet(live, levels, QuietHoldState(), FPS)
+    assert np.allclose(still[31:60, :-EYE_COLUMNS], live[31, :-EYE_COLUMNS], atol=1e-6)
     # the hold continues across calls: split anywhere, same frames
     state = QuietHoldState()
-    parts = [hold_quiet(live[a:b], levels[a:b], state, FPS) for a, b in ((0, 31), (31, 45), (45, 61), (61, n))]
+    cuts = ((0, 31), (31, 45), (45, 61), (61, n))
+    parts = [hold_quiet(live[a:b], levels[a:b], state, FPS, rest=lambda i, a=a: rest(a + i)) for a, b in cuts]
     assert np.array_equal(np.concatenate(parts), out)
+
+
+def test_rest_pose_is_the_network_on_silence_with_the_frame_emotion(small_model):
+    engine = small_model.engine
+    emotion = engine.emotion_rows(np.array([0]), None)[0]
+    silence = np.zeros((1, engine.info.buffer_len), np.float32)
+    expected = engine.backend.run(silence, emotion[None])[0]
+    assert np.allclose(engine.rest_result(emotion), expected, atol=1e-6)
+    other = emotion.copy()
+    other[-3] = 1.0  # an explicit emotion changes the rest pose
+    assert not np.allclose(engine.rest_result(other), expected, atol=1e-4)
+    assert small_model.pipeline.rest_result == engine.rest_result
 
 
 def test_quiet_hold_is_off_by_default_and_holds_when_asked(small_model):

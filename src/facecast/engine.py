@@ -185,6 +185,7 @@ class Engine:
         self.batch_size = batch_size
         self.frames_per_pass = int(frames_per_pass)
         self.input_strength = float(input_strength)
+        self._rest_cache: dict[bytes, np.ndarray] = {}
         implicit = np.zeros(info.implicit_emotion_len, np.float32) if implicit_emotion is None else implicit_emotion
         self.implicit_emotion = np.asarray(implicit, dtype=np.float32).reshape(-1)
         if self.implicit_emotion.shape[0] != info.implicit_emotion_len:
@@ -262,6 +263,19 @@ class Engine:
             float(fps),
             levels=levels,
         )
+
+    def rest_result(self, emotion: np.ndarray) -> np.ndarray:
+        """The network's result [D] for a window of silence with one frame's emotion input [26] (the quiet hold's
+        rest pose); cached per emotion."""
+        row = np.ascontiguousarray(emotion, np.float32).reshape(1, self.info.emotion_len)
+        key = row.tobytes()
+        cache = self._rest_cache
+        if key not in cache:
+            if len(cache) >= 256:
+                cache.clear()
+            silence = np.zeros((1, self.info.buffer_len), np.float32)
+            cache[key] = np.asarray(self.backend.run(silence, row), np.float32)[0].copy()
+        return cache[key]
 
     def frame_levels(self, audio: np.ndarray, targets: np.ndarray, origin: int = 0) -> np.ndarray:
         """Audio level (dBFS) around each frame, within this network's look-ahead (for the quiet hold)."""

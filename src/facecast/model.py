@@ -69,6 +69,7 @@ class Model:
             frames_per_pass = pack.chunk_frames if chunked and pack.chunk_frames else 1
         self.engine = Engine(backend, pack.network_info, pack.implicit_emotion, input_strength, batch_size,
                              frames_per_pass)  # fmt: skip
+        self.pipeline.rest_result = self.engine.rest_result
 
     @property
     def frames_per_pass(self) -> int:

@@ -7,7 +7,7 @@ belongs to one stream (smoothing filters, saccade clock, temporal solver state, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,6 +119,8 @@ class FacePipeline:
         self.tongue = _Solver(pack.tongue_blendshapes) if pack.tongue_blendshapes is not None else None
         self._processors: dict[tuple, FacePostProcessor] = {}
         self._row_maps: dict[tuple, _RowMaps] = {}
+        self.rest_result: Callable[[np.ndarray], np.ndarray] | None = None
+        """Emotion row [26] -> the network's result on silence (the quiet hold's rest pose); set by the model."""
 
     def face_params(self, overrides: Mapping[str, float] | None = None) -> FaceParams:
         """The model's parameters with per-call overrides (snake_case or the NIM's camelCase), validated."""
@@ -165,7 +167,8 @@ class FacePipeline:
         blink_offset = np.clip(blink + np.float32(params.blink_offset), 0.0, 1.0).astype(np.float32)
         result = raw.result
         if params.quiet_hold > 0 and raw.levels is not None:
-            result = hold_quiet(result, raw.levels, state.quiet, raw.fps, params.quiet_hold)
+            rest = None if self.rest_result is None else (lambda i: self.rest_result(raw.emotion[i]))
+            result = hold_quiet(result, raw.levels, state.quiet, raw.fps, params.quiet_hold, rest)
         if geometry or not (self.skin and self.tongue and n):
             pose = proc.process(result, blink_offset, state.face)
             skin_w = self.skin.solve(pose.skin, state.skin_solver, solve) if self.skin and n else None

@@ -1,19 +1,22 @@
-"""Quiet hold: the face settles and then stays still while the audio is silent (a facecast extension).
+"""Quiet hold: in silences the face relaxes to the model's rest pose and stays still (a facecast extension).
 
 A regression network keeps moving the lips a little in pauses (it hears breath, room noise and its own
-look-ahead). The quiet hold gates the network's pose with the audio level, per stream and causally within the
-model's look-ahead, so offline, streaming and served results agree:
+look-ahead) and seldom settles at rest. The quiet hold gates the network's pose with the audio level, per stream
+and causally within the model's look-ahead, so offline, streaming and served results agree:
 
 * **Level** ``L`` of a frame: the RMS of the audio from 30 ms before to 60 ms after the frame's time (at most
   the model's look-ahead), in dB full scale (:func:`frame_levels`).
-* **References**, carried frame to frame: the noise floor ``F`` (the lowest level so far, allowed to rise
-  3 dB/s to follow a louder room) and the speech peak ``P`` (the highest level so far).
-* A frame is **quiet** when ``L < -60 dBFS`` (digital silence), or when ``L < F + 10 dB`` and ``L < P - 20 dB``
-  (near the floor, and well below speech that has been heard).
-* **Hold**: once a run of quiet frames has lasted 0.1 s (longer than most stop closures, which must still close
-  the lips), the held pose follows the network's with a gain that falls linearly from 1 to 0 over ``settle``
-  (0.1 s), so the face finishes its last movement and then stops. When a frame is no longer quiet the output
-  crossfades from the held pose back to the network's over ``release`` (67 ms).
+* **References**, carried frame to frame: the noise floor ``F`` (the lowest level so far, rising 3 dB/s to
+  follow a louder room) and the speech peak ``P`` (the highest level so far, falling 1 dB/s so that one shout
+  does not silence the speech after it).
+* A frame is **quiet** when ``L < -60 dBFS`` (digital silence); or ``L < P - 20 dB`` (well below the speech
+  heard); or ``L < F + 10 dB`` and ``L < -40 dBFS`` (room noise before any speech, when ``P`` is no guide yet;
+  louder audio might be speech and is left alone).
+* **Hold**: from the second quiet frame in a row (a single quiet frame is a stop closure: the lips must still
+  close) the pose eases (raised cosine, ``relax`` 0.1 s) from where it is to the **rest pose** and stays there.
+  The rest pose is the network's own output for silence with the frame's emotion input
+  (:meth:`facecast.engine.Engine.rest_result`), so a smile stays a smile; without one the pose simply stops.
+  When a frame is no longer quiet the output crossfades back to the network's over ``release`` (67 ms).
 * ``strength`` (the ``quiet_hold`` face parameter, 0 = off as in the SDK, 1 = full) mixes the held pose into
   the network's: ``out = live + strength * (held - live)``.
 
@@ -23,6 +26,7 @@ jaw keypoints, so vertices, blendshape weights and the jaw transform stay consis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,11 +35,15 @@ SILENT_DBFS = -60.0
 """Below this level a frame is always quiet."""
 FLOOR_MARGIN_DB = 10.0
 PEAK_MARGIN_DB = 20.0
+QUIET_DBFS = -40.0
+"""Before speech has been heard, audio near the floor and below this level is quiet."""
 FLOOR_RISE_DB_S = 3.0
+PEAK_FALL_DB_S = 1.0
 LEVEL_BEFORE_S = 0.03
 LEVEL_AFTER_S = 0.06
-SETTLE_S = 0.1
-HOLD_AFTER_S = 0.1
+RELAX_S = 0.1
+HOLD_AFTER_FRAMES = 1
+"""Quiet frames in a row that are still followed live (a stop closure); the hold starts on the next."""
 RELEASE_S = 0.067
 EYE_COLUMNS = 4
 
@@ -82,6 +90,10 @@ class QuietHoldState:
     age: int = -1
     """Frames since the hold started (-1: not holding)."""
     held: np.ndarray | None = None
+    start: np.ndarray | None = None
+    """The pose the current hold eases from."""
+    rest: np.ndarray | None = None
+    """The pose the current hold eases to."""
     release_age: int = -1
     """Frames since the hold ended (-1: no crossfade running)."""
     last: np.ndarray | None = None
@@ -90,39 +102,48 @@ class QuietHoldState:
 
 def quiet_frames(levels: np.ndarray, state: QuietHoldState, fps: float) -> np.ndarray:
     """Which frames are quiet, updating the stream's floor and peak."""
-    rise = FLOOR_RISE_DB_S / fps
+    rise, fall = FLOOR_RISE_DB_S / fps, PEAK_FALL_DB_S / fps
     quiet = np.zeros(len(levels), bool)
     for i, level in enumerate(np.asarray(levels, np.float64)):
         state.floor = level if state.floor is None else min(level, state.floor + rise)
-        state.peak = level if state.peak is None else max(level, state.peak)
-        quiet[i] = level < SILENT_DBFS or (
-            level < state.floor + FLOOR_MARGIN_DB and level < state.peak - PEAK_MARGIN_DB
+        state.peak = level if state.peak is None else max(level, state.peak - fall)
+        quiet[i] = (
+            level < SILENT_DBFS
+            or level < state.peak - PEAK_MARGIN_DB
+            or (level < state.floor + FLOOR_MARGIN_DB and level < QUIET_DBFS)
         )
     return quiet
 
 
 def hold_quiet(
-    result: np.ndarray, levels: np.ndarray, state: QuietHoldState, fps: float, strength: float = 1.0
+    result: np.ndarray,
+    levels: np.ndarray,
+    state: QuietHoldState,
+    fps: float,
+    strength: float = 1.0,
+    rest: Callable[[int], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """The network result [N, D] with its pose held through quiet frames (see the module docstring)."""
+    """The network result [N, D] held at rest through quiet frames (see the module docstring).
+
+    ``rest(i)`` gives the rest pose [D] for frame ``i`` of this call; it is asked once per hold, at its start."""
     out = np.array(result, np.float32, copy=True)
     quiet = quiet_frames(levels, state, fps)  # the references follow the audio even when nothing is held
     if strength <= 0:
         return out
     cols = slice(0, out.shape[1] - EYE_COLUMNS)
-    settle = max(SETTLE_S * fps, 1e-9)
+    relax = max(RELAX_S * fps, 1.0)
     release = max(RELEASE_S * fps, 1.0)
-    hold_after = int(round(HOLD_AFTER_S * fps))
     for i in range(len(out)):
         live = out[i, cols].astype(np.float64)
         state.quiet_run = state.quiet_run + 1 if quiet[i] else 0
-        if state.quiet_run > hold_after:
+        if state.quiet_run > HOLD_AFTER_FRAMES:
             state.age = state.age + 1 if state.age >= 0 else 0
             state.release_age = -1
             if state.age == 0:
-                state.held = live if state.held is None else state.last
-            else:
-                state.held = state.held + max(0.0, 1.0 - state.age / settle) * (live - state.held)
+                state.start = live if state.last is None else state.last
+                state.rest = state.start if rest is None else np.asarray(rest(i), np.float64)[cols]
+            ease = 0.5 - 0.5 * np.cos(np.pi * min(1.0, (state.age + 1) / relax))
+            state.held = state.start + ease * (state.rest - state.start)
             gated = state.held
         elif state.held is not None:
             state.age = -1
