@@ -25,9 +25,9 @@ class FaceParams:
 
     ``blink_offset`` is the SDK's external blink control (not in ``model_config.json``): 0 = eyes open,
     1 = the full ``eye_close_pose_delta``. ``quiet_hold`` is facecast's (:mod:`facecast.quiet`): how much the
-    pose is held still while the audio is silent, 0 (off, the SDK's behaviour) to 1. ``source_shot`` and
-    ``source_frame`` pick the implicit emotion and are not face parameters. Instances are immutable: use
-    :meth:`with_overrides` to change values.
+    pose eases to rest and is held still while the audio is silent, 0 (off, the SDK's behaviour) to 1.
+    ``source_shot`` and ``source_frame`` pick the implicit emotion and are not face parameters. Instances are
+    immutable: use :meth:`with_overrides` to change values.
     """
 
     input_strength: float = 1.3
