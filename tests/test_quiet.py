@@ -159,6 +159,26 @@ def test_quiet_hold_is_off_by_default_and_holds_when_asked(small_model):
     assert np.array_equal(held.raw.result, plain.raw.result)  # Animation.raw keeps the network's own output
 
 
+def test_the_held_pause_keeps_the_emotion(small_model, monkeypatch):
+    audio = _speech_and_pauses()
+    face = {"quiet_hold": 1.0}
+
+    def late_pause_gap() -> float:
+        """Largest weight difference between joy and neutral late in the pause, when both rest."""
+        neutral = small_model.animate(audio, blinks=False, face_params=face)
+        joy = small_model.animate(audio, blinks=False, face_params=face, emotion={"joy": 1.0})
+        assert _pause_motion(joy) < 1e-9 and _pause_motion(neutral) < 1e-9
+        late = (joy.times > 1.2) & (joy.times < 1.4)
+        return float(np.abs(joy.skin_weights[late] - neutral.skin_weights[late]).max())
+
+    with_emotion = late_pause_gap()
+    engine = small_model.engine
+    neutral_row = engine.emotion_rows(np.array([0]), None)[0]
+    monkeypatch.setattr(small_model.pipeline, "rest_result", lambda emotion: engine.rest_result(neutral_row))
+    blind = late_pause_gap()
+    assert with_emotion > 1e-5 and blind < 1e-7  # each emotion rests in its own pose
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_stream_with_quiet_hold_matches_offline(small_model, seed):
     audio = _speech_and_pauses()
