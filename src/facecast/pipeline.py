@@ -155,8 +155,8 @@ class FacePipeline:
     ) -> Animation:
         """Turn consecutive network frames into animation frames, continuing ``state``.
 
-        With ``params.quiet_hold`` > 0 and audio levels in ``raw``, the pose is held still in silences
-        (:mod:`facecast.quiet`); ``Animation.raw`` keeps the network's own output."""
+        With ``params.quiet_hold`` > 0 and audio levels in ``raw``, the pose eases to rest and is held still in
+        silences (:mod:`facecast.quiet`); ``Animation.raw`` keeps the network's own output."""
         params = params or self.default_params
         proc = self.processor(raw.fps, params)
         n = len(raw)

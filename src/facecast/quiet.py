@@ -90,6 +90,7 @@ class QuietHoldState:
     age: int = -1
     """Frames since the hold started (-1: not holding)."""
     held: np.ndarray | None = None
+    """The held pose of the last frame (a crossfade starts from it)."""
     start: np.ndarray | None = None
     """The pose the current hold eases from."""
     rest: np.ndarray | None = None
