@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
-from facecast.default_model import PACKAGED, packaged_available
+from facecast.default_model import MULTIPLIERS, PACKAGED, apply_multipliers, packaged_available
 
 pytestmark = pytest.mark.skipif(not packaged_available(), reason="no trained default model is packaged")
 
@@ -40,3 +43,32 @@ def test_default_model_assembles_and_animates(tmp_path, monkeypatch):
     assert np.isfinite(anim.skin_weights).all()
     jaw = anim.weights("jawOpen")
     assert jaw.max() - jaw.min() > 0.1  # the mouth opens and closes with the vowels and closures
+    if (PACKAGED / MULTIPLIERS).is_file():  # the calibrated output gains reach the assembled pack
+        mult = model.pack.skin_blendshapes.config["bsWeightMultipliers"]
+        for name, value in json.loads((PACKAGED / MULTIPLIERS).read_text()).items():
+            assert mult[list(anim.skin_names).index(name)] == value
+
+
+def test_apply_multipliers_sets_poses_by_name():
+    config = {"strengthL1regularization": 0.5, "bsWeightMultipliers": [1.0, 0.5, 1.0]}
+    out = apply_multipliers(config, ["a", "b", "c"], {"c": 2.0})
+    assert out["bsWeightMultipliers"] == [1.0, 0.5, 2.0] and config["bsWeightMultipliers"][2] == 1.0
+    assert apply_multipliers({}, ["a", "b"], {"a": 3.0})["bsWeightMultipliers"] == [3.0, 1.0]
+    with pytest.raises(ValueError, match="lacks"):
+        apply_multipliers(config, ["a", "b", "c"], {"d": 2.0})
+
+
+def test_packaging_keeps_the_calibrated_multipliers(tmp_path, small_pack):
+    from facecast.calibrate import PoseGain, write_multipliers
+    from facecast.default_model import _package_multipliers
+
+    pack = tmp_path / "pack"
+    shutil.copytree(small_pack, pack)
+    out = tmp_path / "packaged"
+    out.mkdir()
+    write_multipliers(pack, {"mouthFunnel": PoseGain("mouthFunnel", 1.5, 0.1, 0.15, 0.8, 100)})
+    _package_multipliers(pack, out)
+    assert json.loads((out / MULTIPLIERS).read_text()) == {"mouthFunnel": 1.5}
+    write_multipliers(pack, {"mouthFunnel": PoseGain("mouthFunnel", 1 / 1.5, 0.1, 0.1, 0.8, 100)})
+    _package_multipliers(pack, out)
+    assert not (out / MULTIPLIERS).exists()  # back to 1: nothing to keep

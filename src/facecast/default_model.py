@@ -25,6 +25,8 @@ from .fileio import read_json, read_npz, write_json, write_npz
 
 PACKAGED = Path(__file__).resolve().parent / "models" / "default"
 ENCODER_PREFIX = "whisper_model."
+MULTIPLIERS = "skin_multipliers.json"
+"""Per-pose output gains of the default model (``facecast calibrate``), as ``{pose: multiplier}``."""
 
 
 def packaged_available() -> bool:
@@ -60,6 +62,37 @@ def package_trained(checkpoint: str | os.PathLike, deploy_dir: str | os.PathLike
             "emo_spec_size": np.array([size], np.int32),
         },
     )
+    _package_multipliers(deploy_dir, out)
+    return out
+
+
+def _package_multipliers(deploy_dir: Path, out: Path) -> None:
+    """Keep the deployed pack's calibrated ``bsWeightMultipliers`` (those other than 1) by pose name."""
+    from .calibrate import skin_config_path
+    from .pack import load_pack
+
+    pack = load_pack(deploy_dir)
+    params = read_json(skin_config_path(deploy_dir)).get("blendshape_params", {})
+    values = params.get("bsWeightMultipliers") or []
+    names = pack.skin_blendshapes.names if pack.skin_blendshapes is not None else []
+    kept = {name: float(v) for name, v in zip(names, values, strict=False) if float(v) != 1.0}
+    target = out / MULTIPLIERS
+    if kept:
+        write_json(target, kept)
+    elif target.exists():
+        target.unlink()
+
+
+def apply_multipliers(config: dict, names: list[str], multipliers: dict[str, float]) -> dict:
+    """A copy of a ``blendshape_params`` dict with ``bsWeightMultipliers`` set by pose name."""
+    unknown = sorted(set(multipliers) - set(names))
+    if unknown:
+        raise ValueError(f"multipliers for poses the character lacks: {unknown}")
+    out = dict(config)
+    values = [float(v) for v in out.get("bsWeightMultipliers", [1.0] * len(names))]
+    for name, value in multipliers.items():
+        values[names.index(name)] = float(value)
+    out["bsWeightMultipliers"] = values
     return out
 
 
@@ -98,6 +131,8 @@ def default_pack() -> Path:
     if unexpected or any(not k.startswith(ENCODER_PREFIX) for k in missing):
         raise RuntimeError(f"packaged decoder does not fit the network: {unexpected or missing}")
     skin_bs, tongue_bs = character_blendshape_sets(build_default_character())
+    if (PACKAGED / MULTIPLIERS).is_file():
+        skin_bs.config = apply_multipliers(skin_bs.config, skin_bs.names, read_json(PACKAGED / MULTIPLIERS))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".default.", dir=target.parent))
     try:

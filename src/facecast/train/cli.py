@@ -89,8 +89,40 @@ def cmd_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..calibrate import corpus_shots, gains_json, pose_gains, write_multipliers
+    from ..model import load_model
+
+    model = load_model(args.pack)
+    shots = corpus_shots(args.corpus, args.max_shots)
+    count = [0]
+
+    def progress(name: str) -> None:
+        count[0] += 1
+        if not args.json:
+            print(f"\r  {count[0]} shots", end="", file=sys.stderr, flush=True)
+
+    try:
+        gains = pose_gains(model, shots, args.poses, progress, args.min_std)
+    finally:
+        if count[0] and not args.json:
+            print(file=sys.stderr)
+    written = write_multipliers(args.pack, gains) if args.write else {}
+    if args.json:
+        print(json.dumps({"gains": gains_json(gains), "written": written}, indent=2))
+        return 0
+    for name, g in gains.items():
+        line = f"{name:16s} gain {g.gain:.3f}  (teacher std {g.teacher_std:.3f}, model std {g.model_std:.3f}, "
+        print(line + f"correlation {g.correlation:.2f}, {g.frames} frames)")
+    if written:
+        print("wrote bsWeightMultipliers " + ", ".join(f"{k}={v}" for k, v in written.items()))
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``preprocess``, ``train``, ``eval`` and ``deploy`` subcommands to a facecast parser."""
+    """Add the ``preprocess``, ``train``, ``eval``, ``deploy`` and ``calibrate`` subcommands to a facecast parser."""
     p = subparsers.add_parser("preprocess", help="check a training dataset and build its PCA training cache")
     p.add_argument("config", help="training config (.toml, or .yaml with PyYAML)")
     p.set_defaults(func=cmd_preprocess)
@@ -112,6 +144,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="checkpoint file (default: deploy.checkpoint, else the latest)")
     p.add_argument("-o", "--output", help="output folder (default: deploy.out_dir)")
     p.set_defaults(func=cmd_deploy)
+
+    p = subparsers.add_parser(
+        "calibrate",
+        help="per-pose output gains that give a trained pack back its teacher's range (bsWeightMultipliers)",
+    )
+    p.add_argument("pack", help="model folder (a deployed pack)")
+    p.add_argument("corpus", help="a 'facecast synth' corpus held out from training (its teacher curves)")
+    p.add_argument(
+        "--poses",
+        nargs="+",
+        default=["mouthPucker", "mouthFunnel"],
+        metavar="POSE",
+        help="skin poses to calibrate (default: mouthPucker mouthFunnel, the lip rounding)",
+    )
+    p.add_argument("--max-shots", type=int, metavar="N", help="use the first N shots only")
+    p.add_argument("--min-std", type=float, default=1e-3, help="refuse poses that vary less than this (default 0.001)")
+    p.add_argument("--write", action="store_true", help="multiply the pack's bsWeightMultipliers by the gains")
+    p.add_argument("--json", action="store_true", help="print the gains as JSON")
+    p.set_defaults(func=cmd_calibrate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,160 @@
+"""Output gains that give a trained model back the range of the curves it was trained on.
+
+A regression network trained with an L2 loss predicts the average of what the audio leaves open, so the shapes
+that audio conveys least come out smaller than the teacher made them: lip rounding most (on held-out synthetic
+speech the default model's ``mouthPucker`` and ``mouthFunnel`` vary half as much as the teacher's). Per pose, the
+gain is the teacher's standard deviation over the model's, measured on a synthetic corpus made by ``facecast
+synth`` (its ``meta/<shot>.npz`` hold the teacher's ARKit curves); it goes into the pack's
+``bs_skin_config.json`` as the SDK's own per-pose ``bsWeightMultipliers``, so every runtime applies it.
+
+Measured with the pack's current multipliers in place: the new multiplier is the old one times the gain, and
+calibrating a calibrated pack again gives gains of 1.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio import load_audio
+from .fileio import read_json, read_npz, write_json
+
+ROUNDING_POSES: tuple[str, ...] = ("mouthPucker", "mouthFunnel")
+"""The poses calibrated by default: lip rounding, which the network under-predicts most."""
+
+MIN_STD = 1e-3
+"""By default, a pose that varies less than this (in weight) in the model's output or the teacher's is refused."""
+
+
+@dataclass(frozen=True)
+class PoseGain:
+    """One pose's calibration: the gain and what it was measured from."""
+
+    name: str
+    gain: float
+    model_std: float
+    teacher_std: float
+    correlation: float
+    frames: int
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A synthetic shot: its audio, emotion and the teacher's ARKit curves."""
+
+    name: str
+    audio: np.ndarray
+    emotion: dict[str, float] | None
+    arkit: np.ndarray
+    arkit_names: tuple[str, ...]
+
+
+def corpus_shots(corpus_dir: str | os.PathLike, max_shots: int | None = None) -> Iterator[Shot]:
+    """The shots of a ``facecast synth`` corpus, in name order (``max_shots`` keeps the first ones)."""
+    root = Path(corpus_dir)
+    manifest = root / "corpus.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{root} is not a facecast synth corpus (no corpus.json)")
+    names = read_json(manifest).get("arkit_names")
+    if not isinstance(names, list) or not names:
+        raise ValueError(f"{manifest} lists no arkit_names")
+    records = sorted(p for p in (root / "meta").glob("*.json") if not p.name.startswith("_"))
+    if not records:
+        raise FileNotFoundError(f"{root / 'meta'} holds no shots")
+    for path in records[:max_shots]:
+        rec = read_json(path)
+        emotion = rec.get("emotion", "neutral")
+        yield Shot(
+            name=rec["name"],
+            audio=load_audio(root / "audio" / f"{rec['name']}.wav"),
+            emotion=None if emotion == "neutral" else {emotion: float(rec.get("intensity", 1.0))},
+            arkit=np.asarray(read_npz(path.with_suffix(".npz"))["arkit"], np.float64),
+            arkit_names=tuple(names),
+        )
+
+
+def pose_gains(
+    model,
+    shots: Iterator[Shot] | Sequence[Shot],
+    poses: Sequence[str] = ROUNDING_POSES,
+    progress: Callable[[str], None] | None = None,
+    min_std: float = MIN_STD,
+) -> dict[str, PoseGain]:
+    """Per pose: std(teacher) / std(model) over all frames of ``shots``, animated by ``model`` with each shot's
+    emotion and no blinks."""
+    model_rows: dict[str, list[np.ndarray]] = {p: [] for p in poses}
+    teacher_rows: dict[str, list[np.ndarray]] = {p: [] for p in poses}
+    for shot in shots:
+        anim = model.animate(shot.audio, emotion=shot.emotion, blinks=False)
+        skin = tuple(anim.skin_names)
+        for pose in poses:
+            if pose not in skin:
+                raise ValueError(f"the model has no skin pose {pose!r}")
+            if pose not in shot.arkit_names:
+                raise ValueError(f"the corpus has no teacher curve for {pose!r}")
+        n = min(len(anim.skin_weights), len(shot.arkit))
+        for pose in poses:
+            model_rows[pose].append(np.asarray(anim.skin_weights[:n, skin.index(pose)], np.float64))
+            teacher_rows[pose].append(shot.arkit[:n, shot.arkit_names.index(pose)])
+        if progress is not None:
+            progress(shot.name)
+    out = {}
+    for pose in poses:
+        if not model_rows[pose]:
+            raise ValueError("no shots to calibrate on")
+        m, t = np.concatenate(model_rows[pose]), np.concatenate(teacher_rows[pose])
+        m_std, t_std = float(m.std()), float(t.std())
+        if m_std < min_std or t_std < min_std:
+            raise ValueError(
+                f"{pose} barely moves (model std {m_std:.2g}, teacher std {t_std:.2g}): it cannot be calibrated"
+            )
+        corr = float(np.corrcoef(m, t)[0, 1])
+        out[pose] = PoseGain(pose, t_std / m_std, m_std, t_std, corr, len(m))
+    return out
+
+
+def skin_config_path(pack_dir: str | os.PathLike) -> Path:
+    """The pack's skin solver config (``blendshapePaths.skin.config`` of its ``model.json``)."""
+    from .pack import MODEL_JSON, resolve_inside
+
+    root = Path(pack_dir)
+    if root.is_file():
+        root = root.parent
+    spec = read_json(root / MODEL_JSON)
+    skin = (spec.get("blendshapePaths") or {}).get("skin") if isinstance(spec, dict) else None
+    if not isinstance(skin, dict) or not skin.get("config"):
+        raise ValueError(f"{root} has no skin blendshape config to calibrate")
+    return resolve_inside(root, skin["config"], "blendshapePaths.skin.config")
+
+
+def write_multipliers(pack_dir: str | os.PathLike, gains: dict[str, PoseGain]) -> dict[str, float]:
+    """Multiply the pack's ``bsWeightMultipliers`` by the gains; returns the new multipliers of those poses."""
+    from .pack import load_pack
+
+    pack = load_pack(pack_dir)
+    if pack.skin_blendshapes is None:
+        raise ValueError(f"{pack_dir} has no skin blendshapes to calibrate")
+    names = list(pack.skin_blendshapes.names)
+    path = skin_config_path(pack.root)
+    doc = read_json(path)
+    params = doc.get("blendshape_params", doc)
+    mult = [float(v) for v in params.get("bsWeightMultipliers", [1.0] * len(names))]
+    new = {}
+    for pose, g in gains.items():
+        if pose not in names:
+            raise ValueError(f"{pack_dir} has no skin pose {pose!r}")
+        i = names.index(pose)
+        mult[i] = round(mult[i] * g.gain, 4)
+        new[pose] = mult[i]
+    params["bsWeightMultipliers"] = mult
+    write_json(path, doc)
+    return new
+
+
+def gains_json(gains: dict[str, PoseGain]) -> dict[str, dict]:
+    """The gains as plain JSON."""
+    return {name: {k: v for k, v in asdict(g).items() if k != "name"} for name, g in gains.items()}
