@@ -156,8 +156,25 @@ def test_teacher_closes_lips_on_bilabials(character, emotion):
         assert gap[inside].max() > 0.5  # an open vowel opens the mouth by more than 5 mm
     if emotion == "neutral":
         rest = gap[t < 0.08]
-        assert np.all((rest > 0.02) & (rest < 0.2))  # silence: near rest, lips slightly parted
+        assert np.all(np.abs(rest) < 0.02)  # a pause (>= PAUSE_S): the mouth rests at the neutral
     assert np.array_equal(curves.arkit, teach(HAND_PHONES, 39, params).arkit)
+
+
+def test_teacher_rests_in_pauses_but_not_in_short_silences(character):
+    from facecast.synth.teacher import PAUSE_S
+
+    def gaps(pause: float) -> tuple[np.ndarray, np.ndarray]:
+        phones = [("a", 0.0, 0.3), ("_", 0.3, 0.3 + pause), ("a", 0.3 + pause, 0.6 + pause)]
+        frames = int((0.6 + pause) * 30)
+        return _gaps(character, teach(phones, frames, TeacherParams(seed=0))), np.arange(frames) / 30.0
+
+    gap, t = gaps(0.4)  # a pause: the mouth closes to the neutral and stays there
+    inside = (t >= 0.3 + 0.04) & (t <= 0.7 - 0.04)
+    assert np.all(np.abs(gap[inside]) < 0.02), gap[inside]
+    assert np.ptp(gap[inside]) < 0.02  # still: it moves less than 0.2 mm
+    gap, t = gaps(0.5 * PAUSE_S)  # a short silence between words: the mouth only half closes
+    inside = (t >= 0.3) & (t <= 0.3 + 0.5 * PAUSE_S)
+    assert gap[inside].min() > 0.1, gap[inside]
 
 
 @needs("espeak")

@@ -71,6 +71,7 @@ _VOWEL_DOM = ((1.0, 0.06, 0.06), (0.6, 0.06, 0.05), (1.0, 0.06, 0.06), (0.5, 0.0
 _CONS_DOM = ((0.6, 0.04, 0.04), (0.08, 0.04, 0.04), (0.3, 0.04, 0.04), (1.0, 0.03, 0.03))
 DOMINANCE: dict[str, tuple] = {
     "sil": ((0.5, 0.08, 0.08), (0.4, 0.1, 0.1), (0.4, 0.08, 0.08), (0.4, 0.08, 0.08)),
+    "pause": ((6.0, 0.02, 0.02),) * 4,
     "bilabial": ((0.7, 0.04, 0.04), (0.2, 0.04, 0.04), (0.6, 0.04, 0.04), (0.2, 0.03, 0.03)),
     "labiodental": ((0.7, 0.04, 0.04), (0.2, 0.04, 0.04), (0.8, 0.04, 0.04), (0.2, 0.03, 0.03)),
     "dental": _CONS_DOM,
@@ -84,6 +85,10 @@ DOMINANCE: dict[str, tuple] = {
     "rounded": ((1.0, 0.06, 0.06), (1.0, 0.15, 0.08), (1.0, 0.06, 0.06), (0.5, 0.05, 0.05)),
     "rw": ((0.6, 0.04, 0.04), (1.0, 0.12, 0.08), (0.5, 0.04, 0.04), (0.8, 0.03, 0.03)),
 }
+CORE_FRACTION = {"pause": 1.0}
+"""Share of a unit's span (centred) over which its dominance is full; 0.5 (the middle half) when not listed."""
+PAUSE_S = 0.15
+"""A silence at least this long is a pause: the mouth rests (the character's neutral) through all of it."""
 
 
 def _targets(cls: str, openness: float) -> dict[str, float]:
@@ -91,6 +96,7 @@ def _targets(cls: str, openness: float) -> dict[str, float]:
     vowel_jaw = 0.08 + 0.32 * openness
     table: dict[str, dict[str, float]] = {
         "sil": {"jaw": 0.03, "lower": 0.05},
+        "pause": {},
         "bilabial": {"jaw": 0.06},
         "labiodental": {"jaw": 0.05, "upper": 0.1},
         "dental": {"jaw": 0.1, "tongue_out": 0.25, "tongueTipUp": 0.2, "tongueStretch": 0.4},
@@ -244,7 +250,8 @@ def _dominance_blend(units: list[Unit], targets: np.ndarray, t: np.ndarray) -> n
     """Articulator values [F, len(ART)] from unit targets [U, len(ART)] (rule 3)."""
     starts = np.array([u.start for u in units])
     ends = np.array([u.end for u in units])
-    centre, half = 0.5 * (starts + ends), 0.25 * (ends - starts)
+    core = np.array([CORE_FRACTION.get(u.cls, 0.5) for u in units])
+    centre, half = 0.5 * (starts + ends), 0.5 * core * (ends - starts)
     offset = t[:, None] - centre[None, :]
     outside = np.maximum(np.abs(offset) - half[None, :], 0.0)
     before = offset < 0
@@ -328,6 +335,9 @@ def teach(
     if not units or num_frames == 0:
         units = [Unit("sil", 0.0, 0.0, max(num_frames / p.fps, 1e-3))]
     refine_units(units, audio, sample_rate, p.fps)
+    for u in units:
+        if u.cls == "sil" and u.end - u.start >= PAUSE_S:
+            u.cls = "pause"
     style = STYLES[p.emotion]
     scale = p.articulation * (1.0 + (style.articulation - 1.0) * p.intensity)
     vowel_loud = [u.loudness for u in units if u.cls in VOWEL_CLASSES]
