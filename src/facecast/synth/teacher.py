@@ -22,7 +22,9 @@ Rules, in the order they are applied:
    relative to the utterance (power 0.35, within 0.75-1.3), a per-shot articulation scale and a small per-vowel
    jitter. Rounded vowels: pucker for close ones (u), funnel for open ones (ɔ); spread vowels: mouthStretch +
    a little mouthSmile; alveolars: tongue tip up; velars: tongue back up; dentals: tongue between the teeth;
-   postalveolars: funnelled lips; silence: near rest with the lips slightly parted (jaw 0.03).
+   postalveolars: funnelled lips; a short silence between words: near rest with the lips slightly parted (jaw
+   0.03); a **pause** (a silence of at least ``PAUSE_S``, 150 ms): the character's neutral, dominating its whole
+   span with a steep edge (strength 6, 20 ms), so the mouth is at rest when the sound stops and stays still.
 5. **Bilabial and labiodental contacts** are separate curves (max of raised-cosine trapezoids: 60 ms anticipatory
    ramp, plateau, 50 ms release). Closure sets mouthClose = closure x jawOpen (ARKit's "jaw open, lips
    together"), adds mouthPress, and fades out every lip-opening shape (funnel, upper-lip up, lower-lip down,
@@ -37,8 +39,8 @@ Rules, in the order they are applied:
 
 Calibration on the default head (:mod:`facecast.characters`, measured with its lip-pair landmarks, relative to
 the neutral pose, where the lips touch): bilabial closures 0.03-0.15 cm *below* the neutral gap (lips pressed;
-more with a smile), open vowels 0.5-1.1 cm above it, silence about +0.06 cm (slightly parted). ARKit's jawOpen
-(+2.22 cm at weight 1) and mouthClose (-2.22 cm) cancel exactly, which is what rule 5 relies on;
+more with a smile), open vowels 0.5-1.1 cm above it, short silences about +0.06 cm (slightly parted), pauses 0.
+ARKit's jawOpen (+2.22 cm at weight 1) and mouthClose (-2.22 cm) cancel exactly, which is what rule 5 relies on;
 ``tests/test_synth.py`` checks closures and openings on TTS speech.
 
 All randomness comes from ``params.seed``.
