@@ -131,26 +131,38 @@ def skin_config_path(pack_dir: str | os.PathLike) -> Path:
     return resolve_inside(root, skin["config"], "blendshapePaths.skin.config")
 
 
+def apply_multipliers(config: dict, names: Sequence[str], multipliers: dict[str, float]) -> dict:
+    """A copy of a ``blendshape_params`` dict with ``bsWeightMultipliers`` set by pose name."""
+    names = list(names)
+    unknown = sorted(set(multipliers) - set(names))
+    if unknown:
+        raise ValueError(f"multipliers for poses the character lacks: {unknown}")
+    out = dict(config)
+    values = [float(v) for v in out.get("bsWeightMultipliers", [1.0] * len(names))]
+    for name, value in multipliers.items():
+        values[names.index(name)] = float(value)
+    out["bsWeightMultipliers"] = values
+    return out
+
+
 def write_multipliers(pack_dir: str | os.PathLike, gains: dict[str, PoseGain]) -> dict[str, float]:
     """Multiply the pack's ``bsWeightMultipliers`` by the gains; returns the new multipliers of those poses."""
     from .pack import load_pack
 
-    pack = load_pack(pack_dir)
-    if pack.skin_blendshapes is None:
+    bs = load_pack(pack_dir).skin_blendshapes
+    if bs is None:
         raise ValueError(f"{pack_dir} has no skin blendshapes to calibrate")
-    names = list(pack.skin_blendshapes.names)
-    path = skin_config_path(pack.root)
-    doc = read_json(path)
-    params = doc.get("blendshape_params", doc)
-    mult = [float(v) for v in params.get("bsWeightMultipliers", [1.0] * len(names))]
-    new = {}
-    for pose, g in gains.items():
-        if pose not in names:
+    for pose in gains:
+        if pose not in bs.names:
             raise ValueError(f"{pack_dir} has no skin pose {pose!r}")
-        i = names.index(pose)
-        mult[i] = round(mult[i] * g.gain, 4)
-        new[pose] = mult[i]
-    params["bsWeightMultipliers"] = mult
+    old = bs.config.get("bsWeightMultipliers", [1.0] * len(bs.names))
+    new = {pose: round(float(old[bs.names.index(pose)]) * g.gain, 4) for pose, g in gains.items()}
+    path = skin_config_path(pack_dir)
+    doc = read_json(path)
+    if "blendshape_params" in doc:
+        doc["blendshape_params"] = apply_multipliers(doc["blendshape_params"], bs.names, new)
+    else:
+        doc = apply_multipliers(doc, bs.names, new)
     write_json(path, doc)
     return new
 

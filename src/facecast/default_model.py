@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibrate import apply_multipliers
 from .defaults import cache_dir
 from .fileio import read_json, read_npz, write_json, write_npz
 
@@ -68,32 +69,16 @@ def package_trained(checkpoint: str | os.PathLike, deploy_dir: str | os.PathLike
 
 def _package_multipliers(deploy_dir: Path, out: Path) -> None:
     """Keep the deployed pack's calibrated ``bsWeightMultipliers`` (those other than 1) by pose name."""
-    from .calibrate import skin_config_path
     from .pack import load_pack
 
-    pack = load_pack(deploy_dir)
-    params = read_json(skin_config_path(deploy_dir)).get("blendshape_params", {})
-    values = params.get("bsWeightMultipliers") or []
-    names = pack.skin_blendshapes.names if pack.skin_blendshapes is not None else []
-    kept = {name: float(v) for name, v in zip(names, values, strict=False) if float(v) != 1.0}
+    bs = load_pack(deploy_dir).skin_blendshapes
+    values = (bs.config.get("bsWeightMultipliers") or []) if bs is not None else []
+    kept = {name: float(v) for name, v in zip(bs.names if bs else [], values, strict=False) if float(v) != 1.0}
     target = out / MULTIPLIERS
     if kept:
         write_json(target, kept)
     elif target.exists():
         target.unlink()
-
-
-def apply_multipliers(config: dict, names: list[str], multipliers: dict[str, float]) -> dict:
-    """A copy of a ``blendshape_params`` dict with ``bsWeightMultipliers`` set by pose name."""
-    unknown = sorted(set(multipliers) - set(names))
-    if unknown:
-        raise ValueError(f"multipliers for poses the character lacks: {unknown}")
-    out = dict(config)
-    values = [float(v) for v in out.get("bsWeightMultipliers", [1.0] * len(names))]
-    for name, value in multipliers.items():
-        values[names.index(name)] = float(value)
-    out["bsWeightMultipliers"] = values
-    return out
 
 
 def _packaged_key() -> str:
