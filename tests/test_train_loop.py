@@ -125,6 +125,28 @@ def test_train_eval_deploy_and_animate(synthetic, tmp_path):
 
     assert np.corrcoef(opening(truth), opening(anim.skin_geometry))[0, 1] > 0.8
 
+    # rest centring, checked through ONNX Runtime: the deployed pack answers silence with the neutral face
+    cfg.deploy.centre_rest = True
+    centred = run_deploy(cfg, out_dir=tmp_path / "centred")
+    engine = load_model(centred, device="cpu").engine
+    emotion = engine.emotion_rows(np.array([16000]), None)[0]
+    plain_rest = model.engine.rest_result(emotion)
+    assert np.abs(plain_rest[:-4]).max() > 1e-3
+    assert np.abs(engine.rest_result(emotion)[:-4]).max() < 1e-4
+    assert np.allclose(engine.rest_result(emotion)[-4:], plain_rest[-4:], atol=1e-5)  # the gaze is not centred
+    from facecast.default_model import package_trained
+
+    packaged = package_trained(result.checkpoint, centred, tmp_path / "packaged")
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(centred / "network.onnx")).graph
+    deployed = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    with np.load(packaged / "decoder.npz") as decoder:  # packaging keeps the deployed (centred) biases
+        for key in ("out_mapping1.bias", "out_mapping1_tongue.bias"):
+            assert np.array_equal(decoder[key], deployed[key])
+            assert not np.allclose(decoder[key], ckpt.network.state_dict()[key].numpy())
+
 
 def test_chunk_samples_and_a_chunk_trained_pack(synthetic, tmp_path):
     """``network.chunk_frames``: pairs of frames seen from blocks of K, K drawn per step, a deployable chunk graph."""

@@ -43,6 +43,7 @@ def package_trained(checkpoint: str | os.PathLike, deploy_dir: str | os.PathLike
     net = ckpt.network
     state = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items() if not k.startswith(ENCODER_PREFIX)}
     deploy_dir = Path(deploy_dir)
+    state.update(_deployed_output_biases(deploy_dir, state))
     out.mkdir(parents=True, exist_ok=True)
     write_npz(out / "decoder.npz", state)
     write_json(out / "network.json", net.cfg.to_dict())
@@ -65,6 +66,21 @@ def package_trained(checkpoint: str | os.PathLike, deploy_dir: str | os.PathLike
     )
     _package_multipliers(deploy_dir, out)
     return out
+
+
+OUTPUT_BIASES = ("out_mapping1.bias", "out_mapping1_tongue.bias")
+
+
+def _deployed_output_biases(deploy_dir: Path, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The output biases as deployed (deploy may have centred the rest pose: :mod:`facecast.train.rest`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(deploy_dir / "network.onnx")).graph
+    found = {t.name: numpy_helper.to_array(t) for t in graph.initializer if t.name in OUTPUT_BIASES}
+    if set(found) != set(OUTPUT_BIASES) or any(found[k].shape != state[k].shape for k in OUTPUT_BIASES):
+        raise ValueError(f"{deploy_dir}: the deployed network's output biases do not match the checkpoint's")
+    return {k: np.array(v, np.float32) for k, v in found.items()}
 
 
 def _package_multipliers(deploy_dir: Path, out: Path) -> None:

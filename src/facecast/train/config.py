@@ -172,6 +172,8 @@ class DeploySection:
     source_frame: int = 0
     model_config: dict[str, float] = field(default_factory=dict)
     """Overrides of model_config.json values."""
+    centre_rest: bool = False
+    """Shift the output biases so that silence gives the neutral face (:mod:`facecast.train.rest`)."""
 
 
 @dataclass

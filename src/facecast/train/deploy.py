@@ -7,6 +7,7 @@ The result holds ``model.json``, ``network.onnx``, ``network_info.json``, ``mode
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from ..constants import EMOTION_NAMES
 from ..fileio import FileFormatError
 from ..network.onnx_io import export_chunk_onnx, export_onnx
 from ..pack import BlendshapeSet, NetworkInfo, write_pack
+from . import rest
 from .preprocess import TrainingData
 from .trainer import Checkpoint, load_checkpoint
 
@@ -130,8 +132,10 @@ def deploy(
     source_frame: int = 0,
     model_config: Mapping[str, float] | None = None,
     blendshapes_dir: str | os.PathLike | None = None,
+    centre_rest: bool = False,
 ) -> Path:
-    """Write the official file set for a checkpoint into ``out_dir`` and return it."""
+    """Write the official file set for a checkpoint into ``out_dir`` and return it; ``centre_rest`` shifts the
+    network's output biases so that silence with the deployed emotion gives the neutral face."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     net = ckpt.network
     cfg = net.cfg
@@ -147,6 +151,10 @@ def deploy(
     size = next(s.frames for s in ckpt.layout if s.name == shot)
     if not 0 <= source_frame < size:
         raise ValueError(f"deploy.source_frame {source_frame} is outside shot {shot!r} (0..{size - 1})")
+    if centre_rest:
+        net = copy.deepcopy(net)
+        row = next(s.row for s in ckpt.layout if s.name == shot) + source_frame
+        rest.centre_rest(net, rest.deployed_emotion(ckpt.emotion_table, row, cfg.num_explicit_emotions))
     config = neutral_model_config(shot, source_frame)
     for key, value in (model_config or {}).items():
         if key not in config and key not in FACECAST_KEYS:

@@ -97,4 +97,5 @@ def run_deploy(
         source_frame=dep.source_frame,
         model_config=dep.model_config,
         blendshapes_dir=Path(cfg.dataset.root) / "bs_data",
+        centre_rest=dep.centre_rest,
     )
