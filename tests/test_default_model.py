@@ -43,6 +43,8 @@ def test_default_model_assembles_and_animates(tmp_path, monkeypatch):
     assert np.isfinite(anim.skin_weights).all()
     jaw = anim.weights("jawOpen")
     assert jaw.max() - jaw.min() > 0.1  # the mouth opens and closes with the vowels and closures
+    emotion = model.engine.emotion_rows(np.array([16000]), None)[0]
+    assert np.abs(model.engine.rest_result(emotion)[:-4]).max() < 1e-4  # rest-centred: silence is the neutral face
     if (PACKAGED / MULTIPLIERS).is_file():  # the calibrated output gains reach the assembled pack
         mult = model.pack.skin_blendshapes.config["bsWeightMultipliers"]
         for name, value in json.loads((PACKAGED / MULTIPLIERS).read_text()).items():

@@ -44,6 +44,7 @@ def test_relative_paths_and_defaults(tmp_path):
         ("[dataset.emotions]\nshot1 = 'happy'\n", "dataset.emotions.shot1"),
         ("[train.refine]\nsteps = -1\n", "train.refine.steps"),
         ("[train.refine.losses]\nlip_gap = 3.0\n", "train.refine.losses.lip_gap"),
+        ("[deploy]\ncentre_rest = 'yes'\n", "deploy.centre_rest"),
     ],
 )
 def test_invalid_values_name_file_and_key(tmp_path, text, key):
@@ -60,7 +61,8 @@ def test_default_model_config_refines_the_lips():
     assert cfg.train.refine.steps > 0 and cfg.train.losses.lip_shape is None
     assert refine.lip_shape > 0 and refine.lip_distance > cfg.train.losses.lip_distance
     assert refine.quiet_jitter == cfg.train.losses.quiet_jitter
-    assert cfg.deploy.model_config == {"quiet_hold": 1.0}
+    assert cfg.deploy.model_config == {"quiet_hold": 1.0, "lower_face_strength": 1.4, "skin_strength": 1.1}
+    assert cfg.deploy.centre_rest
 
 
 def test_unreadable_config(tmp_path):
