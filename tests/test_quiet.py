@@ -8,6 +8,7 @@ import pytest
 from facecast.quiet import (
     EYE_COLUMNS,
     FLOOR_MARGIN_DB,
+    NEAR_REST,
     PEAK_MARGIN_DB,
     QuietHoldState,
     frame_levels,
@@ -134,6 +135,40 @@ def test_hold_relaxes_to_rest_in_a_pause_and_lets_go_after():
     cuts = ((0, 31), (31, 45), (45, 61), (61, n))
     parts = [hold_quiet(live[a:b], levels[a:b], state, FPS, rest=lambda i, a=a: rest(a + i)) for a, b in cuts]
     assert np.array_equal(np.concatenate(parts), out)
+
+
+def test_a_pose_already_at_rest_is_held_from_the_first_quiet_frame():
+    rng = np.random.default_rng(1)
+    n, d = 60, 10
+    rest_pose = rng.standard_normal(d).astype(np.float32)
+    live = np.repeat(rest_pose[None], n, axis=0) + 0.01 * rng.standard_normal((n, d)).astype(np.float32)
+    live[10:20] += 2.0  # speech far from rest
+    levels = np.full(n, -20.0)
+    levels[20:40] = -70.0
+    levels[50] = -70.0  # a lone quiet frame: a stop closure
+    live[50] += 2.0  # ... with the lips far from rest
+
+    def near(delta: np.ndarray) -> bool:
+        return float(np.abs(delta).max()) < 0.1
+
+    out = hold_quiet(live, levels, QuietHoldState(), FPS, rest=lambda i: rest_pose, near_rest=near)
+    body, target = out[:, :-EYE_COLUMNS], rest_pose[:-EYE_COLUMNS]
+    assert np.allclose(body[20:40], target, atol=1e-6)  # at rest and still from the first quiet frame
+    assert np.array_equal(out[50], live[50])  # a quiet frame far from rest is still followed live
+    plain = hold_quiet(live, levels, QuietHoldState(), FPS, rest=lambda i: rest_pose)
+    assert np.array_equal(plain[20], live[20])  # without near_rest the first quiet frame is live
+    far = hold_quiet(live, levels, QuietHoldState(), FPS, rest=lambda i: rest_pose, near_rest=lambda x: False)
+    assert np.array_equal(far, plain)
+
+
+def test_near_rest_is_the_largest_skin_vertex_move(small_model):
+    pipeline = small_model.pipeline
+    shapes = np.asarray(pipeline.model_data.shapes_matrix_skin, np.float64)  # [K, V, 3]
+    delta = np.zeros(len(shapes) + 20)  # skin coefficients first; the rest (tongue, jaw) does not count
+    delta[:2] = (0.3, -0.2)
+    moved = np.linalg.norm(0.3 * shapes[0] - 0.2 * shapes[1], axis=1).max()  # numpy, vertex by vertex
+    assert pipeline.near_rest(delta * (0.99 * NEAR_REST / moved))
+    assert not pipeline.near_rest(delta * (1.01 * NEAR_REST / moved))
 
 
 def test_rest_pose_is_the_network_on_silence_with_the_frame_emotion(small_model):

@@ -19,7 +19,7 @@ from .constants import JAW_RESULT_SIZE
 from .engine import NetworkOutput
 from .face import FaceModelData, FaceParams, FacePostProcessor, FaceStreamState
 from .pack import BlendshapeSet, ModelPack
-from .quiet import QuietHoldState, hold_quiet
+from .quiet import NEAR_REST, QuietHoldState, hold_quiet
 
 
 @dataclass
@@ -121,6 +121,15 @@ class FacePipeline:
         self._row_maps: dict[tuple, _RowMaps] = {}
         self.rest_result: Callable[[np.ndarray], np.ndarray] | None = None
         """Emotion row [26] -> the network's result on silence (the quiet hold's rest pose); set by the model."""
+        basis = self.model_data.shapes_matrix_skin
+        self._skin_basis = basis.reshape(len(basis), -1).astype(np.float64)
+
+    def near_rest(self, delta: np.ndarray) -> bool:
+        """Whether a change of the network result moves no skin vertex more than ``NEAR_REST`` (the quiet hold
+        may then start at once)."""
+        coeffs = np.asarray(delta, np.float64)[: len(self._skin_basis)]
+        moved = (coeffs @ self._skin_basis).reshape(-1, 3)
+        return bool(np.sqrt(np.einsum("ij,ij->i", moved, moved).max(initial=0.0)) <= NEAR_REST)
 
     def face_params(self, overrides: Mapping[str, float] | None = None) -> FaceParams:
         """The model's parameters with per-call overrides (snake_case or the NIM's camelCase), validated."""
@@ -168,7 +177,7 @@ class FacePipeline:
         result = raw.result
         if params.quiet_hold > 0 and raw.levels is not None:
             rest = None if self.rest_result is None else (lambda i: self.rest_result(raw.emotion[i]))
-            result = hold_quiet(result, raw.levels, state.quiet, raw.fps, params.quiet_hold, rest)
+            result = hold_quiet(result, raw.levels, state.quiet, raw.fps, params.quiet_hold, rest, self.near_rest)
         if geometry or not (self.skin and self.tongue and n):
             pose = proc.process(result, blink_offset, state.face)
             skin_w = self.skin.solve(pose.skin, state.skin_solver, solve) if self.skin and n else None

@@ -14,6 +14,8 @@ and causally within the model's look-ahead, so offline, streaming and served res
   louder audio might be speech and is left alone).
 * **Hold**: from the second quiet frame in a row (a single quiet frame is a stop closure: the lips must still
   close) the pose eases (raised cosine, ``relax`` 0.1 s) from where it is to the **rest pose** and stays there.
+  A quiet frame whose pose is already within ``NEAR_REST`` of rest (no skin vertex 0.5 mm away: a step too small
+  to see, and no closure, whose lips are pressed a millimetre or more past rest) starts the hold at once, at rest.
   The rest pose is the network's own output for silence with the frame's emotion input
   (:meth:`facecast.engine.Engine.rest_result`), so a smile stays a smile; without one the pose simply stops.
   When a frame is no longer quiet the output crossfades back to the network's over ``release`` (67 ms).
@@ -45,6 +47,9 @@ RELAX_S = 0.1
 HOLD_AFTER_FRAMES = 1
 """Quiet frames in a row that are still followed live (a stop closure); the hold starts on the next."""
 RELEASE_S = 0.067
+NEAR_REST = 0.05
+"""The largest skin vertex move (model units: cm in NVIDIA's and facecast's packs) too small to see: a quiet frame
+whose pose is that close to rest starts the hold at once, at rest."""
 EYE_COLUMNS = 4
 
 
@@ -123,10 +128,13 @@ def hold_quiet(
     fps: float,
     strength: float = 1.0,
     rest: Callable[[int], np.ndarray] | None = None,
+    near_rest: Callable[[np.ndarray], bool] | None = None,
 ) -> np.ndarray:
     """The network result [N, D] held at rest through quiet frames (see the module docstring).
 
-    ``rest(i)`` gives the rest pose [D] for frame ``i`` of this call; it is asked once per hold, at its start."""
+    ``rest(i)`` gives the rest pose [D] for frame ``i`` of this call; it is asked once per hold, at its start.
+    ``near_rest(delta)`` says whether a change of the held columns is too small to see; with it, a quiet frame
+    whose pose is that close to rest starts the hold at once, at rest."""
     out = np.array(result, np.float32, copy=True)
     quiet = quiet_frames(levels, state, fps)  # the references follow the audio even when nothing is held
     if strength <= 0:
@@ -137,11 +145,16 @@ def hold_quiet(
     for i in range(len(out)):
         live = out[i, cols].astype(np.float64)
         state.quiet_run = state.quiet_run + 1 if quiet[i] else 0
-        if state.quiet_run > HOLD_AFTER_FRAMES:
+        settled = None
+        if 0 < state.quiet_run <= HOLD_AFTER_FRAMES and state.age < 0 and rest is not None and near_rest is not None:
+            target = np.asarray(rest(i), np.float64)[cols]
+            if near_rest((live if state.last is None else state.last) - target):
+                settled = target  # already (all but) at rest: hold it now, a step too small to see
+        if state.quiet_run > HOLD_AFTER_FRAMES or settled is not None:
             state.age = state.age + 1 if state.age >= 0 else 0
             state.release_age = -1
             if state.age == 0:
-                state.start = live if state.last is None else state.last
+                state.start = (live if state.last is None else state.last) if settled is None else settled
                 state.rest = state.start if rest is None else np.asarray(rest(i), np.float64)[cols]
             ease = 0.5 - 0.5 * np.cos(np.pi * min(1.0, (state.age + 1) / relax))
             state.held = state.start + ease * (state.rest - state.start)
