@@ -10,6 +10,8 @@ from facecast.quiet import (
     FLOOR_MARGIN_DB,
     NEAR_REST,
     PEAK_MARGIN_DB,
+    RELAX_S,
+    RELAX_SPEED,
     QuietHoldState,
     frame_levels,
     hold_quiet,
@@ -141,34 +143,51 @@ def test_a_pose_already_at_rest_is_held_from_the_first_quiet_frame():
     rng = np.random.default_rng(1)
     n, d = 60, 10
     rest_pose = rng.standard_normal(d).astype(np.float32)
-    live = np.repeat(rest_pose[None], n, axis=0) + 0.01 * rng.standard_normal((n, d)).astype(np.float32)
+    live = np.repeat(rest_pose[None], n, axis=0) + 0.001 * rng.standard_normal((n, d)).astype(np.float32)
     live[10:20] += 2.0  # speech far from rest
     levels = np.full(n, -20.0)
     levels[20:40] = -70.0
     levels[50] = -70.0  # a lone quiet frame: a stop closure
     live[50] += 2.0  # ... with the lips far from rest
 
-    def near(delta: np.ndarray) -> bool:
-        return float(np.abs(delta).max()) < 0.1
+    def move(delta: np.ndarray) -> float:
+        return float(np.abs(delta).max())
 
-    out = hold_quiet(live, levels, QuietHoldState(), FPS, rest=lambda i: rest_pose, near_rest=near)
+    out = hold_quiet(live, levels, QuietHoldState(), FPS, rest=lambda i: rest_pose, distance=move)
     body, target = out[:, :-EYE_COLUMNS], rest_pose[:-EYE_COLUMNS]
+    assert move(live[20] - rest_pose) <= NEAR_REST
     assert np.allclose(body[20:40], target, atol=1e-6)  # at rest and still from the first quiet frame
     assert np.array_equal(out[50], live[50])  # a quiet frame far from rest is still followed live
     plain = hold_quiet(live, levels, QuietHoldState(), FPS, rest=lambda i: rest_pose)
-    assert np.array_equal(plain[20], live[20])  # without near_rest the first quiet frame is live
-    far = hold_quiet(live, levels, QuietHoldState(), FPS, rest=lambda i: rest_pose, near_rest=lambda x: False)
-    assert np.array_equal(far, plain)
+    assert np.array_equal(plain[20], live[20])  # without a distance the first quiet frame is live
+    far = hold_quiet(live, levels, QuietHoldState(), FPS, rest=lambda i: rest_pose, distance=lambda x: 1e9)
+    assert np.array_equal(far, plain)  # never near rest, and far away: the old 0.1 s ease
 
 
-def test_near_rest_is_the_largest_skin_vertex_move(small_model):
+@pytest.mark.parametrize(("gap", "frames"), [(0.08, 1), (0.15, 2), (0.5, 3)])
+def test_the_ease_moves_at_the_relax_speed_for_at_most_a_tenth_of_a_second(gap, frames):
+    n, d = 40, 8
+    rest_pose = np.zeros(d, np.float32)
+    live = np.full((n, d), gap, np.float32)  # the pose stays `gap` from rest: the ease alone moves it
+    levels = np.full(n, -20.0)
+    levels[10:] = -70.0
+    out = hold_quiet(live, levels, QuietHoldState(), FPS, rest=lambda i: rest_pose, distance=lambda x: gap)
+    body = out[:, :-EYE_COLUMNS]
+    relax = min(max(gap * FPS / RELAX_SPEED, 1.0), RELAX_S * FPS)
+    assert int(np.ceil(relax - 1e-9)) == frames
+    ease = 0.5 - 0.5 * np.cos(np.pi * np.minimum(1.0, np.arange(1, 5) / relax))
+    assert np.allclose(body[11:15], gap * (1 - ease)[:, None], atol=1e-6)  # the hold starts on the 2nd quiet frame
+    assert np.allclose(body[10 + frames :], 0.0, atol=1e-6) and not np.allclose(body[9 + frames], 0.0)
+
+
+def test_skin_move_is_the_largest_skin_vertex_move(small_model):
     pipeline = small_model.pipeline
     shapes = np.asarray(pipeline.model_data.shapes_matrix_skin, np.float64)  # [K, V, 3]
     delta = np.zeros(len(shapes) + 20)  # skin coefficients first; the rest (tongue, jaw) does not count
     delta[:2] = (0.3, -0.2)
+    delta[len(shapes) :] = 5.0
     moved = np.linalg.norm(0.3 * shapes[0] - 0.2 * shapes[1], axis=1).max()  # numpy, vertex by vertex
-    assert pipeline.near_rest(delta * (0.99 * NEAR_REST / moved))
-    assert not pipeline.near_rest(delta * (1.01 * NEAR_REST / moved))
+    assert pipeline.skin_move(delta) == pytest.approx(moved, rel=1e-9)
 
 
 def test_rest_pose_is_the_network_on_silence_with_the_frame_emotion(small_model):

@@ -19,7 +19,7 @@ from .constants import JAW_RESULT_SIZE
 from .engine import NetworkOutput
 from .face import FaceModelData, FaceParams, FacePostProcessor, FaceStreamState
 from .pack import BlendshapeSet, ModelPack
-from .quiet import NEAR_REST, QuietHoldState, hold_quiet
+from .quiet import QuietHoldState, hold_quiet
 
 
 @dataclass
@@ -124,12 +124,11 @@ class FacePipeline:
         basis = self.model_data.shapes_matrix_skin
         self._skin_basis = basis.reshape(len(basis), -1).astype(np.float64)
 
-    def near_rest(self, delta: np.ndarray) -> bool:
-        """Whether a change of the network result moves no skin vertex more than ``NEAR_REST`` (the quiet hold
-        may then start at once)."""
+    def skin_move(self, delta: np.ndarray) -> float:
+        """The largest skin vertex move (model units) of a change of the network result (its skin coefficients)."""
         coeffs = np.asarray(delta, np.float64)[: len(self._skin_basis)]
         moved = (coeffs @ self._skin_basis).reshape(-1, 3)
-        return bool(np.sqrt(np.einsum("ij,ij->i", moved, moved).max(initial=0.0)) <= NEAR_REST)
+        return float(np.sqrt(np.einsum("ij,ij->i", moved, moved).max(initial=0.0)))
 
     def face_params(self, overrides: Mapping[str, float] | None = None) -> FaceParams:
         """The model's parameters with per-call overrides (snake_case or the NIM's camelCase), validated."""
@@ -177,7 +176,7 @@ class FacePipeline:
         result = raw.result
         if params.quiet_hold > 0 and raw.levels is not None:
             rest = None if self.rest_result is None else (lambda i: self.rest_result(raw.emotion[i]))
-            result = hold_quiet(result, raw.levels, state.quiet, raw.fps, params.quiet_hold, rest, self.near_rest)
+            result = hold_quiet(result, raw.levels, state.quiet, raw.fps, params.quiet_hold, rest, self.skin_move)
         if geometry or not (self.skin and self.tongue and n):
             pose = proc.process(result, blink_offset, state.face)
             skin_w = self.skin.solve(pose.skin, state.skin_solver, solve) if self.skin and n else None

@@ -13,7 +13,8 @@ and causally within the model's look-ahead, so offline, streaming and served res
   heard); or ``L < F + 10 dB`` and ``L < -40 dBFS`` (room noise before any speech, when ``P`` is no guide yet;
   louder audio might be speech and is left alone).
 * **Hold**: from the second quiet frame in a row (a single quiet frame is a stop closure: the lips must still
-  close) the pose eases (raised cosine, ``relax`` 0.1 s) from where it is to the **rest pose** and stays there.
+  close) the pose eases (raised cosine) from where it is to the **rest pose** and stays there. The ease takes
+  the distance (the largest skin vertex move) over ``RELAX_SPEED``, 3 cm/s: at least one frame, at most 0.1 s.
   A quiet frame whose pose is already within ``NEAR_REST`` of rest (no skin vertex 0.5 mm away: a step too small
   to see, and no closure, whose lips are pressed a millimetre or more past rest) starts the hold at once, at rest.
   The rest pose is the network's own output for silence with the frame's emotion input
@@ -48,6 +49,10 @@ HOLD_AFTER_FRAMES = 1
 """Quiet frames in a row that are still followed live (a stop closure); the hold starts on the next."""
 RELEASE_S = 0.067
 NEAR_REST = 0.05
+RELAX_SPEED = 3.0
+"""The fastest a hold eases to rest (model units per second: 3 cm/s, a gentle lip movement; speech moves the lips
+at up to 10-20 cm/s): a pose 1 mm from rest gets there in one frame at 30 fps, one farther away takes longer, but
+never longer than ``RELAX_S``."""
 """The largest skin vertex move (model units: cm in NVIDIA's and facecast's packs) too small to see: a quiet frame
 whose pose is that close to rest starts the hold at once, at rest."""
 EYE_COLUMNS = 4
@@ -100,6 +105,8 @@ class QuietHoldState:
     """The pose the current hold eases from."""
     rest: np.ndarray | None = None
     """The pose the current hold eases to."""
+    relax: float = 1.0
+    """Frames the current hold's ease takes."""
     release_age: int = -1
     """Frames since the hold ended (-1: no crossfade running)."""
     last: np.ndarray | None = None
@@ -128,13 +135,14 @@ def hold_quiet(
     fps: float,
     strength: float = 1.0,
     rest: Callable[[int], np.ndarray] | None = None,
-    near_rest: Callable[[np.ndarray], bool] | None = None,
+    distance: Callable[[np.ndarray], float] | None = None,
 ) -> np.ndarray:
     """The network result [N, D] held at rest through quiet frames (see the module docstring).
 
     ``rest(i)`` gives the rest pose [D] for frame ``i`` of this call; it is asked once per hold, at its start.
-    ``near_rest(delta)`` says whether a change of the held columns is too small to see; with it, a quiet frame
-    whose pose is that close to rest starts the hold at once, at rest."""
+    ``distance(delta)`` measures a change of the held columns (the largest skin vertex move); with it, a quiet
+    frame within ``NEAR_REST`` of rest starts the hold at once, at rest, and a hold eases no faster than
+    ``RELAX_SPEED``."""
     out = np.array(result, np.float32, copy=True)
     quiet = quiet_frames(levels, state, fps)  # the references follow the audio even when nothing is held
     if strength <= 0:
@@ -146,9 +154,9 @@ def hold_quiet(
         live = out[i, cols].astype(np.float64)
         state.quiet_run = state.quiet_run + 1 if quiet[i] else 0
         settled = None
-        if 0 < state.quiet_run <= HOLD_AFTER_FRAMES and state.age < 0 and rest is not None and near_rest is not None:
+        if 0 < state.quiet_run <= HOLD_AFTER_FRAMES and state.age < 0 and rest is not None and distance is not None:
             target = np.asarray(rest(i), np.float64)[cols]
-            if near_rest((live if state.last is None else state.last) - target):
+            if distance((live if state.last is None else state.last) - target) <= NEAR_REST:
                 settled = target  # already (all but) at rest: hold it now, a step too small to see
         if state.quiet_run > HOLD_AFTER_FRAMES or settled is not None:
             state.age = state.age + 1 if state.age >= 0 else 0
@@ -156,7 +164,10 @@ def hold_quiet(
             if state.age == 0:
                 state.start = (live if state.last is None else state.last) if settled is None else settled
                 state.rest = state.start if rest is None else np.asarray(rest(i), np.float64)[cols]
-            ease = 0.5 - 0.5 * np.cos(np.pi * min(1.0, (state.age + 1) / relax))
+                state.relax = relax
+                if distance is not None and RELAX_SPEED > 0:  # as fast as a lip may relax, at most RELAX_S long
+                    state.relax = min(max(distance(state.start - state.rest) * fps / RELAX_SPEED, 1.0), relax)
+            ease = 0.5 - 0.5 * np.cos(np.pi * min(1.0, (state.age + 1) / state.relax))
             state.held = state.start + ease * (state.rest - state.start)
             gated = state.held
         elif state.held is not None:
