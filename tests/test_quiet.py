@@ -187,7 +187,7 @@ def test_skin_move_is_the_largest_skin_vertex_move(small_model):
     delta[:2] = (0.3, -0.2)
     delta[len(shapes) :] = 5.0
     moved = np.linalg.norm(0.3 * shapes[0] - 0.2 * shapes[1], axis=1).max()  # numpy, vertex by vertex
-    assert pipeline.skin_move(delta) == pytest.approx(moved, rel=1e-9)
+    assert pipeline.skin_move(delta) == pytest.approx(moved, rel=1e-5)  # float32 sums
 
 
 def test_rest_pose_is_the_network_on_silence_with_the_frame_emotion(small_model):

@@ -121,13 +121,12 @@ class FacePipeline:
         self._row_maps: dict[tuple, _RowMaps] = {}
         self.rest_result: Callable[[np.ndarray], np.ndarray] | None = None
         """Emotion row [26] -> the network's result on silence (the quiet hold's rest pose); set by the model."""
-        basis = self.model_data.shapes_matrix_skin
-        self._skin_basis = basis.reshape(len(basis), -1).astype(np.float64)
 
     def skin_move(self, delta: np.ndarray) -> float:
         """The largest skin vertex move (model units) of a change of the network result (its skin coefficients)."""
-        coeffs = np.asarray(delta, np.float64)[: len(self._skin_basis)]
-        moved = (coeffs @ self._skin_basis).reshape(-1, 3)
+        basis = self.model_data.shapes_matrix_skin  # [K, V, 3]
+        coeffs = np.asarray(delta, np.float32)[: len(basis)]
+        moved = np.tensordot(coeffs, basis, axes=1)  # [V, 3], no copy of the basis
         return float(np.sqrt(np.einsum("ij,ij->i", moved, moved).max(initial=0.0)))
 
     def face_params(self, overrides: Mapping[str, float] | None = None) -> FaceParams:

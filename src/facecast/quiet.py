@@ -49,12 +49,12 @@ HOLD_AFTER_FRAMES = 1
 """Quiet frames in a row that are still followed live (a stop closure); the hold starts on the next."""
 RELEASE_S = 0.067
 NEAR_REST = 0.05
+"""The largest skin vertex move (model units: cm in NVIDIA's and facecast's packs) too small to see: a quiet frame
+whose pose is that close to rest starts the hold at once, at rest."""
 RELAX_SPEED = 3.0
 """The fastest a hold eases to rest (model units per second: 3 cm/s, a gentle lip movement; speech moves the lips
 at up to 10-20 cm/s): a pose 1 mm from rest gets there in one frame at 30 fps, one farther away takes longer, but
 never longer than ``RELAX_S``."""
-"""The largest skin vertex move (model units: cm in NVIDIA's and facecast's packs) too small to see: a quiet frame
-whose pose is that close to rest starts the hold at once, at rest."""
 EYE_COLUMNS = 4
 
 
@@ -139,7 +139,8 @@ def hold_quiet(
 ) -> np.ndarray:
     """The network result [N, D] held at rest through quiet frames (see the module docstring).
 
-    ``rest(i)`` gives the rest pose [D] for frame ``i`` of this call; it is asked once per hold, at its start.
+    ``rest(i)`` gives the rest pose [D] for frame ``i`` of this call; it is asked at a hold's start (and, with
+    ``distance``, on the first quiet frame of a run, to see whether the face is already at rest).
     ``distance(delta)`` measures a change of the held columns (the largest skin vertex move); with it, a quiet
     frame within ``NEAR_REST`` of rest starts the hold at once, at rest, and a hold eases no faster than
     ``RELAX_SPEED``."""
