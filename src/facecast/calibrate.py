@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import load_audio
 from .fileio import read_json, read_npz, write_json
 
 ROUNDING_POSES: tuple[str, ...] = ("mouthPucker", "mouthFunnel")
@@ -55,6 +54,8 @@ class Shot:
 
 def corpus_shots(corpus_dir: str | os.PathLike, max_shots: int | None = None) -> Iterator[Shot]:
     """The shots of a ``facecast synth`` corpus, in name order (``max_shots`` keeps the first ones)."""
+    from .audio import load_audio
+
     root = Path(corpus_dir)
     manifest = root / "corpus.json"
     if not manifest.is_file():

@@ -154,17 +154,21 @@ def hold_quiet(
     for i in range(len(out)):
         live = out[i, cols].astype(np.float64)
         state.quiet_run = state.quiet_run + 1 if quiet[i] else 0
+        base = live if state.last is None else state.last
         settled = None
         if 0 < state.quiet_run <= HOLD_AFTER_FRAMES and state.age < 0 and rest is not None and distance is not None:
             target = np.asarray(rest(i), np.float64)[cols]
-            if distance((live if state.last is None else state.last) - target) <= NEAR_REST:
+            if distance(base - target) <= NEAR_REST:
                 settled = target  # already (all but) at rest: hold it now, a step too small to see
         if state.quiet_run > HOLD_AFTER_FRAMES or settled is not None:
             state.age = state.age + 1 if state.age >= 0 else 0
             state.release_age = -1
             if state.age == 0:
-                state.start = (live if state.last is None else state.last) if settled is None else settled
-                state.rest = state.start if rest is None else np.asarray(rest(i), np.float64)[cols]
+                state.start = base if settled is None else settled
+                if settled is not None:
+                    state.rest = settled
+                else:
+                    state.rest = base if rest is None else np.asarray(rest(i), np.float64)[cols]
                 state.relax = relax
                 if distance is not None and RELAX_SPEED > 0:  # as fast as a lip may relax, at most RELAX_S long
                     state.relax = min(max(distance(state.start - state.rest) * fps / RELAX_SPEED, 1.0), relax)

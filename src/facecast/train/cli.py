@@ -11,6 +11,8 @@ import argparse
 import json
 import os
 
+from ..calibrate import MIN_STD, ROUNDING_POSES
+
 
 def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
@@ -154,12 +156,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--poses",
         nargs="+",
-        default=["mouthPucker", "mouthFunnel"],
+        default=list(ROUNDING_POSES),
         metavar="POSE",
-        help="skin poses to calibrate (default: mouthPucker mouthFunnel, the lip rounding)",
+        help=f"skin poses to calibrate (default: {' '.join(ROUNDING_POSES)}, the lip rounding)",
     )
     p.add_argument("--max-shots", type=int, metavar="N", help="use the first N shots only")
-    p.add_argument("--min-std", type=float, default=1e-3, help="refuse poses that vary less than this (default 0.001)")
+    p.add_argument(
+        "--min-std", type=float, default=MIN_STD, help=f"refuse poses that vary less than this (default {MIN_STD:g})"
+    )
     p.add_argument("--write", action="store_true", help="multiply the pack's bsWeightMultipliers by the gains")
     p.add_argument("--json", action="store_true", help="print the gains as JSON")
     p.set_defaults(func=cmd_calibrate)

@@ -148,12 +148,12 @@ def deploy(
     shot = source_shot or names[0]
     if shot not in names:
         raise ValueError(f"deploy.source_shot {shot!r} is not a training shot (known: {', '.join(names[:8])}...)")
-    size = next(s.frames for s in ckpt.layout if s.name == shot)
-    if not 0 <= source_frame < size:
-        raise ValueError(f"deploy.source_frame {source_frame} is outside shot {shot!r} (0..{size - 1})")
+    source = next(s for s in ckpt.layout if s.name == shot)
+    if not 0 <= source_frame < source.frames:
+        raise ValueError(f"deploy.source_frame {source_frame} is outside shot {shot!r} (0..{source.frames - 1})")
     if centre_rest:
         net = copy.deepcopy(net)
-        row = next(s.row for s in ckpt.layout if s.name == shot) + source_frame
+        row = source.row + source_frame
         rest.centre_rest(net, rest.deployed_emotion(ckpt.emotion_table, row, cfg.num_explicit_emotions))
     config = neutral_model_config(shot, source_frame)
     for key, value in (model_config or {}).items():
