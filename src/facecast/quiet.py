@@ -14,7 +14,7 @@ and causally within the model's look-ahead, so offline, streaming and served res
   louder audio might be speech and is left alone).
 * **Hold**: from the second quiet frame in a row (a single quiet frame is a stop closure: the lips must still
   close) the pose eases (raised cosine) from where it is to the **rest pose** and stays there. The ease takes
-  the distance (the largest skin vertex move) over ``RELAX_SPEED``, 3 cm/s: at least one frame, at most 0.1 s.
+  the distance (the largest skin vertex move) over ``RELAX_SPEED``, 10 cm/s: at least one frame, at most 0.1 s.
   A quiet frame whose pose is already within ``NEAR_REST`` of rest (no skin vertex 0.5 mm away: a step too small
   to see, and no closure, whose lips are pressed a millimetre or more past rest) starts the hold at once, at rest.
   The rest pose is the network's own output for silence with the frame's emotion input
@@ -51,10 +51,13 @@ RELEASE_S = 0.067
 NEAR_REST = 0.05
 """The largest skin vertex move (model units: cm in NVIDIA's and facecast's packs) too small to see: a quiet frame
 whose pose is that close to rest starts the hold at once, at rest."""
-RELAX_SPEED = 3.0
-"""The fastest a hold eases to rest (model units per second: 3 cm/s, a gentle lip movement; speech moves the lips
-at up to 10-20 cm/s): a pose 1 mm from rest gets there in one frame at 30 fps, one farther away takes longer, but
-never longer than ``RELAX_S``."""
+RELAX_SPEED = 10.0
+"""How fast a hold eases to rest (model units per second: 10 cm/s of the largest skin vertex move; at least one
+frame, at most ``RELAX_S``). The network lags the sound (its teacher is at rest when the sound stops), and the hold
+starts only on the second quiet frame, so the ease catches up at the speed the lips themselves move: the teacher
+closes into a pause with a peak vertex speed of 9 cm/s (median; upper quartile 12) and its speech frames move at 8
+to 14 cm/s at the 75th to 90th percentile (``benchmarks/teacher_lip_speed.py`` on a synthetic corpus). A face 3 mm
+from rest gets there in one frame at 30 fps, one farther away takes two or three."""
 EYE_COLUMNS = 4
 
 
