@@ -103,7 +103,7 @@ def test_chunk_graph_in_onnx_runtime_matches_torch(network, tmp_path):
 def test_engine_blocks_stream_and_offline_agree(chunk_pack):
     model = load_model(chunk_pack, device="cpu")
     single = load_model(chunk_pack, device="cpu", frames_per_pass=1)
-    assert model.frames_per_pass == 4 and single.frames_per_pass == 1
+    assert model.frames_per_pass == 4 and single.frames_per_pass == 1 and single.engine.uses_blocks
     audio = _speechy(1.7)
     offline = model.infer(audio)
     assert len(offline) == 51
@@ -118,15 +118,66 @@ def test_engine_blocks_stream_and_offline_agree(chunk_pack):
     # frames requested on their own are computed within their whole block
     some = model.engine.run_frames(audio, np.arange(5, 11), 30.0)
     assert np.abs(some.result - offline.result[5:11]).max() < 1e-5
-    # one frame per pass is the window network; more frames per pass see more context, so they differ
-    windows = single.infer(audio)
-    assert 1e-4 < np.abs(windows.result - offline.result).max()
-    assert np.abs(windows.result[::4] - offline.result[::4]).max() > 0  # not even the first of a block is equal
+    # one frame per pass hears the same past (3 frames more) from a chunk of its own; blocks differ
+    ones_offline = single.infer(audio)
+    assert single.engine.context_frames == 3 and model.engine.context_frames == 0
+    assert 1e-4 < np.abs(ones_offline.result - offline.result).max()
     ones = model.stream(frames_per_pass=1)
-    out = NetworkOutput.concatenate([ones.push(audio), ones.close()], windows)
-    assert np.abs(out.result - windows.result).max() < 1e-5
+    out = NetworkOutput.concatenate([ones.push(audio[:9000]), ones.push(audio[9000:]), ones.close()], ones_offline)
+    assert np.abs(out.result - ones_offline.result).max() < 1e-5
     assert model.stream().lookahead_seconds == pytest.approx((1120 + 1600) / 16000)
-    assert ones.lookahead_seconds == pytest.approx(1120 / 16000)
+    assert ones.lookahead_seconds == pytest.approx(1120 / 16000)  # the context adds no latency
+
+
+def _by_hand(model, audio: np.ndarray, first: int, count: int, keep: slice) -> np.ndarray:
+    """Frames ``first .. first + count - 1`` in one chunk straight through the chunk network, ``keep`` of them."""
+    info = model.info
+    targets = frame_targets(first, count, 30.0)
+    length = block_length(count, 30.0, info.buffer_len)
+    chunk = np.zeros(length, np.float32)
+    start = int(targets[0]) - info.buffer_ofs
+    for i in range(length):
+        if 0 <= start + i < len(audio) and i < int(targets[-1] - targets[0]) + info.buffer_len:
+            chunk[i] = audio[start + i] * model.engine.input_strength
+    emotion = np.zeros((1, count, info.emotion_len), np.float32)
+    emotion[..., : info.implicit_emotion_len] = model.engine.implicit_emotion
+    out = model.backend.run_chunks(chunk[None], (targets - targets[0])[None], emotion)[0]
+    return out[keep]
+
+
+@pytest.mark.parametrize(("per_pass", "context"), [(1, 3), (2, 2), (1, 1)])
+def test_context_frames_are_the_earlier_frames_of_a_longer_chunk(chunk_pack, per_pass, context):
+    model = load_model(chunk_pack, device="cpu", frames_per_pass=per_pass, context_frames=context)
+    assert (model.frames_per_pass, model.engine.context_frames) == (per_pass, context)
+    audio = _speechy(1.2, seed=5)
+    got = model.infer(audio).result
+    for block in (0, 1, 7, 12):
+        first = block * per_pass
+        want = _by_hand(model, audio, first - context, per_pass + context, slice(context, None))
+        assert np.abs(got[first : first + per_pass] - want).max() < 1e-5
+    stream = model.stream()
+    parts = [stream.push(audio[i : i + 700]) for i in range(0, len(audio), 700)] + [stream.close()]
+    assert np.abs(NetworkOutput.concatenate(parts, parts[0]).result - got).max() < 1e-5
+
+
+def test_no_context_and_one_frame_per_pass_is_the_window_network(chunk_pack, small_pack):
+    windows = load_model(chunk_pack, device="cpu", frames_per_pass=1, context_frames=0)
+    assert windows.backend.chunk_path is None and not windows.engine.uses_blocks
+    audio = _speechy(1.0, seed=6)
+    info = windows.info
+    targets = frame_targets(0, 30, 30.0)
+    from facecast.engine import extract_windows
+
+    rows = extract_windows(audio, targets - info.buffer_ofs, info.buffer_len, 0, windows.engine.input_strength)
+    emotion = np.zeros((30, info.emotion_len), np.float32)
+    emotion[:, : info.implicit_emotion_len] = windows.engine.implicit_emotion
+    want = windows.backend.run(rows, emotion)
+    assert np.abs(windows.infer(audio).result - want).max() < 1e-5
+    assert load_model(small_pack, device="cpu").engine.context_frames == 0  # NVIDIA-style pack: no chunk network
+    with pytest.raises(ValueError, match="context_frames"):
+        load_model(small_pack, device="cpu", context_frames=2)
+    with pytest.raises(ValueError, match="context_frames"):
+        load_model(chunk_pack, device="cpu", context_frames=-1)
 
 
 def test_frames_per_pass_is_checked(chunk_pack, small_pack):

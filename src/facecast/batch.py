@@ -105,7 +105,7 @@ def _levels(model: Model, audio: np.ndarray, targets: np.ndarray) -> np.ndarray 
 def _infer_group(model: Model, group: list[tuple[Job, np.ndarray]], fps: float) -> list[NetworkOutput]:
     """Run the windows (or blocks) of several clips through the network in shared batches."""
     engine, info = model.engine, model.info
-    if engine.frames_per_pass > 1:
+    if engine.uses_blocks:
         return _infer_group_blocks(model, group, fps)
     windows, emotions, sizes = [], [], []
     for job, audio in group:

@@ -68,14 +68,21 @@ def _face_params(specs: list[str]) -> dict[str, float]:
 
 
 def _add_batching_arguments(p: argparse.ArgumentParser) -> None:
-    """``--batch-size`` and ``--frames-per-pass``, shared by ``animate`` and ``batch``."""
+    """``--batch-size``, ``--frames-per-pass`` and ``--context-frames``, shared by ``animate`` and ``batch``."""
     p.add_argument("--batch-size", type=int, help="frames per inference call (default: 32, or 128 with chunks)")
     p.add_argument(
         "--frames-per-pass",
         type=int,
         metavar="K",
         help="frames animated from one encoder pass, for models with a chunk network (default: the "
-        "most the model was trained for; 1 = one window per frame)",
+        "most the model was trained for; 1 = the lowest latency)",
+    )
+    p.add_argument(
+        "--context-frames",
+        type=int,
+        metavar="C",
+        help="frames of earlier audio each encoder pass also hears (default: as many as the chunk network was "
+        "trained for; 0 = none: with --frames-per-pass 1, one window per frame as in NVIDIA's SDK)",
     )
 
 
@@ -92,7 +99,8 @@ def cmd_animate(args: argparse.Namespace) -> int:
     face_params = _face_params(args.face_param)
     clips = [(path, load_audio(path)) for path in inputs]  # fail fast on a bad input, before loading the model
     model = load_model(args.model, device=args.device, backend=args.backend, batch_size=args.batch_size,
-                       precision=args.precision, frames_per_pass=args.frames_per_pass)  # fmt: skip
+                       precision=args.precision, frames_per_pass=args.frames_per_pass,
+                       context_frames=args.context_frames)  # fmt: skip
     model.pipeline.face_params(face_params)  # validate overrides before any work
     if model.random_weights:
         print(
@@ -136,7 +144,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         from .model import load_model
 
         model = load_model(args.model, device=args.device, batch_size=args.batch_size, precision=args.precision,
-                           frames_per_pass=args.frames_per_pass)  # fmt: skip
+                           frames_per_pass=args.frames_per_pass, context_frames=args.context_frames)  # fmt: skip
         if model.random_weights:
             print("facecast: NOTE: the built-in model has RANDOM weights; the motion is meaningless", file=sys.stderr)
         report = run_batch(model, jobs, formats, args.fps, args.workers, blinks=not args.no_blinks)

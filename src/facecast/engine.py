@@ -170,17 +170,31 @@ class Engine:
         input_strength: float = 1.0,
         batch_size: int | None = None,
         frames_per_pass: int = 1,
+        chunk_frames: int = 0,
+        context_frames: int | None = None,
     ) -> None:
-        self._batch_request = batch_size
-        if batch_size is None:  # chunks are batches already: larger calls pay off (bench: 1.2x at 128 frames)
-            batch_size = 32 if frames_per_pass == 1 else 128
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        """``chunk_frames``: the longest chunk (in frames) the network was trained for, 0 without a chunk
+        network. ``context_frames``: frames of past audio each encoder pass adds before its block (see
+        :mod:`facecast.chunking`); ``None`` gives as many as the training allows, ``chunk_frames - frames_per_pass``."""
+        self._batch_request, self._context_request = batch_size, context_frames
         if frames_per_pass < 1:
             raise ValueError(f"frames_per_pass must be at least 1, got {frames_per_pass}")
-        if frames_per_pass > 1 and not callable(getattr(backend, "run_chunks", None)):
+        chunked = callable(getattr(backend, "run_chunks", None))
+        if frames_per_pass > 1 and not chunked:
             raise ValueError("frames_per_pass > 1 needs a network trained for chunks (this model has none)")
         self.backend = backend
+        self.chunk_frames = int(chunk_frames)
+        if context_frames is None:
+            context_frames = self._default_context(frames_per_pass)
+        if context_frames < 0:
+            raise ValueError(f"context_frames must be 0 or more, got {context_frames}")
+        if context_frames > 0 and not chunked:
+            raise ValueError("context_frames > 0 needs a network trained for chunks (this model has none)")
+        if batch_size is None:  # chunks are batches already: larger calls pay off (bench: 1.2x at 128 frames)
+            batch_size = 128 if frames_per_pass > 1 or context_frames > 0 else 32
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.context_frames = int(context_frames)
         self.info = info
         self.batch_size = batch_size
         self.frames_per_pass = int(frames_per_pass)
@@ -204,13 +218,34 @@ class Engine:
         rest of its block."""
         return self.lookahead_samples + int(frame_targets(self.frames_per_pass - 1, 1, fps)[0])
 
-    def with_options(self, input_strength: float | None = None, frames_per_pass: int | None = None) -> Engine:
-        """This engine, or a copy sharing its backend with other settings."""
+    def _default_context(self, frames_per_pass: int) -> int:
+        """As much past context as the network was trained for: its longest chunk less the block."""
+        chunked = callable(getattr(self.backend, "run_chunks", None))
+        return max(self.chunk_frames - int(frames_per_pass), 0) if chunked else 0
+
+    @property
+    def uses_blocks(self) -> bool:
+        """Whether frames are computed in blocks through the chunk network (rather than a window each)."""
+        return self.frames_per_pass > 1 or self.context_frames > 0
+
+    def first_sample(self, frame: int, fps: float) -> int:
+        """The earliest audio sample that frame ``frame`` (and every later one) still reads."""
+        first = frame - frame % self.frames_per_pass - self.context_frames
+        return int(frame_targets(first, 1, fps)[0]) - self.info.buffer_ofs
+
+    def with_options(
+        self, input_strength: float | None = None, frames_per_pass: int | None = None, context_frames: int | None = None
+    ) -> Engine:
+        """This engine, or a copy sharing its backend with other settings (the context as this engine's was asked
+        for: a default context follows a new ``frames_per_pass``)."""
         strength = self.input_strength if input_strength is None else float(input_strength)
         per_pass = self.frames_per_pass if frames_per_pass is None else int(frames_per_pass)
-        if strength == self.input_strength and per_pass == self.frames_per_pass:
+        context = self._context_request if context_frames is None else int(context_frames)
+        same_context = (context if context is not None else self._default_context(per_pass)) == self.context_frames
+        if strength == self.input_strength and per_pass == self.frames_per_pass and same_context:
             return self
-        return Engine(self.backend, self.info, self.implicit_emotion, strength, self._batch_request, per_pass)
+        return Engine(self.backend, self.info, self.implicit_emotion, strength, self._batch_request, per_pass,
+                      self.chunk_frames, context)  # fmt: skip
 
     def infer(self, windows: np.ndarray, emotion: np.ndarray) -> np.ndarray:
         """Run the backend over [N, buffer_len] windows and [N, 26] emotions in batches -> [N, D]."""
@@ -222,7 +257,7 @@ class Engine:
 
     def infer_blocks(self, chunks: np.ndarray, offsets: np.ndarray, emotion: np.ndarray) -> np.ndarray:
         """Run the chunk network over blocks (see :meth:`block_inputs`) in batches -> [n, K, D]."""
-        per_call = max(1, self.batch_size // self.frames_per_pass)
+        per_call = max(1, self.batch_size // (self.frames_per_pass + self.context_frames))
         out = np.empty((len(chunks), offsets.shape[1], self.info.result_size), np.float32)
         for lo in range(0, len(chunks), per_call):
             hi = min(lo + per_call, len(chunks))
@@ -241,7 +276,7 @@ class Engine:
         frames = np.asarray(frames, dtype=np.int64)
         targets = frame_targets(int(frames[0]), len(frames), fps) if len(frames) else np.zeros(0, np.int64)
         levels = self.frame_levels(audio, targets, origin)
-        if self.frames_per_pass > 1 and len(frames):
+        if self.uses_blocks and len(frames):
             result, emotion = self._run_blocks(audio, int(frames[0]), len(frames), fps, explicit, origin)
             return NetworkOutput(frames, targets, result, emotion, self.info.num_shapes_skin,
                                  self.info.num_shapes_tongue, float(fps), levels=levels)  # fmt: skip
@@ -291,11 +326,15 @@ class Engine:
     def block_inputs(
         self, audio: np.ndarray, first_block: int, blocks: int, fps: float, explicit: ExplicitEmotion, origin: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Chunk-graph inputs of blocks ``first_block ..``: chunks [n, L], window offsets [n, K], emotion [n, K, E]."""
-        k, info = self.frames_per_pass, self.info
-        targets = frame_targets(first_block * k, blocks * k, fps).reshape(blocks, k)
-        offsets = targets - targets[:, :1]
-        chunks = extract_windows(audio, targets[:, 0] - info.buffer_ofs, block_length(k, fps, info.buffer_len),
+        """Chunk-graph inputs of blocks ``first_block ..``: chunks [n, L], window offsets [n, K], emotion [n, K, E].
+
+        A block's chunk starts at the window of the frame ``context_frames`` before its first frame."""
+        k, c, info = self.frames_per_pass, self.context_frames, self.info
+        span = frame_targets(first_block * k - c, blocks * k + c, fps)
+        rows = span[k * np.arange(blocks)[:, None] + np.arange(k + c)]  # each block's frames, context first
+        targets = rows[:, c:]
+        offsets = targets - rows[:, :1]
+        chunks = extract_windows(audio, rows[:, 0] - info.buffer_ofs, block_length(k + c, fps, info.buffer_len),
                                  origin, self.input_strength)  # fmt: skip
         for row, end in enumerate(offsets[:, -1] + info.buffer_len):
             chunks[row, end:] = 0.0
@@ -308,7 +347,7 @@ class Engine:
         """Results and emotion rows of frames ``first .. first + count - 1``, computed in whole blocks."""
         k = self.frames_per_pass
         first_block, end_block = first // k, -(-(first + count) // k)
-        per_call = max(1, self.batch_size // k)
+        per_call = max(1, self.batch_size // (k + self.context_frames))
         results, emotions = [], []
         for lo in range(first_block, end_block, per_call):
             n = min(per_call, end_block - lo)

@@ -57,7 +57,12 @@ class Model:
     """A loaded regression model: the pack, an inference backend, the engine and the face pipeline."""
 
     def __init__(
-        self, pack: ModelPack, backend: Backend, batch_size: int | None = None, frames_per_pass: int | None = None
+        self,
+        pack: ModelPack,
+        backend: Backend,
+        batch_size: int | None = None,
+        frames_per_pass: int | None = None,
+        context_frames: int | None = None,
     ) -> None:
         self.pack = pack
         self.backend = backend
@@ -68,7 +73,7 @@ class Model:
             chunked = callable(getattr(backend, "run_chunks", None))
             frames_per_pass = pack.chunk_frames if chunked and pack.chunk_frames else 1
         self.engine = Engine(backend, pack.network_info, pack.implicit_emotion, input_strength, batch_size,
-                             frames_per_pass)  # fmt: skip
+                             frames_per_pass, pack.chunk_frames, context_frames)  # fmt: skip
         self.pipeline.rest_result = self.engine.rest_result
 
     @property
@@ -268,6 +273,7 @@ def load_model(
     batch_size: int | None = None,
     precision: str = "fp32",
     frames_per_pass: int | None = None,
+    context_frames: int | None = None,
 ) -> Model:
     """Load a model pack folder (NVIDIA's or facecast's, or one already read); ``None`` gives the built-in default.
 
@@ -276,7 +282,10 @@ def load_model(
     (built once into the cache; about 2x faster on CPUs with VNNI, at a measured accuracy cost).
     ``batch_size`` is the frames per inference call (default 32 windows, or 128 frames with chunks).
     ``frames_per_pass`` sets how many frames one encoder pass animates (models with a chunk network; default:
-    the most they were trained for; 1 encodes each frame's window alone).
+    the most they were trained for). ``context_frames`` sets how many frames of earlier audio each pass also
+    encodes (default: as many as the chunk network was trained for, so a stream's latency depends on
+    ``frames_per_pass`` only and every frame hears the same past); ``frames_per_pass=1, context_frames=0``
+    encodes each frame's window alone, as NVIDIA's models always do.
     """
     if isinstance(path, ModelPack):
         pack, root = path, path.root
@@ -290,9 +299,10 @@ def load_model(
         if precision == "int8":
             from .quantize import int8_chunk_network, int8_network
 
+            windows_only = frames_per_pass == 1 and context_frames == 0
             network = int8_network(pack)
-            chunk = int8_chunk_network(pack) if frames_per_pass != 1 else None
-        if frames_per_pass == 1:
+            chunk = int8_chunk_network(pack) if pack.chunk_frames and not windows_only else None
+        if frames_per_pass == 1 and context_frames == 0:
             chunk = None
         runner: Backend = OnnxRuntimeBackend(network, device=device, threads=threads, chunk_path=chunk)
     elif backend == "torch":
@@ -302,11 +312,13 @@ def load_model(
         from .network.onnx_io import import_onnx
 
         network = import_onnx(pack.network_path)
-        if pack.chunk_frames and frames_per_pass != 1:
+        if pack.chunk_frames and not (frames_per_pass == 1 and context_frames == 0):
             network.cfg.chunk_frames = pack.chunk_frames
         runner = TorchBackend(network, device=device)
     else:
         raise ValueError(f"unknown backend {backend!r}; choose onnxruntime or torch")
     if frames_per_pass is not None and frames_per_pass > 1 and not pack.chunk_frames:
         raise ValueError(f"{root}: this model has no chunk network; frames_per_pass must be 1")
-    return Model(pack, runner, batch_size, frames_per_pass)
+    if context_frames and not pack.chunk_frames:
+        raise ValueError(f"{root}: this model has no chunk network; context_frames must be 0")
+    return Model(pack, runner, batch_size, frames_per_pass, context_frames)

@@ -107,7 +107,7 @@ class StreamSession:
         out = self.engine.run_frames(self._buffer, frames, self.fps, self.explicit, origin=self._origin)
         self._next_frame = end
         # drop audio no future frame can reach
-        first_needed = int(frame_targets(end, 1, self.fps)[0]) - self.engine.info.buffer_ofs
+        first_needed = self.engine.first_sample(end, self.fps)
         drop = min(max(first_needed - self._origin, 0), len(self._buffer))
         if drop:
             self._buffer = self._buffer[drop:]

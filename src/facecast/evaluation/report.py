@@ -275,7 +275,8 @@ def cmd_evaluate_lipsync(args: argparse.Namespace) -> int:
     peers = _names(args.peers, PEER_NAMES, "peer") if args.peers != "none" else []
     from facecast.model import load_model
 
-    model = load_model(args.model, precision=args.precision, frames_per_pass=args.frames_per_pass)
+    model = load_model(args.model, precision=args.precision, frames_per_pass=args.frames_per_pass,
+                       context_frames=args.context_frames)  # fmt: skip
     if model.random_weights:
         print("facecast: NOTE: this model has RANDOM weights; its lip-sync figures are meaningless", file=sys.stderr)
     report = evaluate_lipsync(model, corpora, peers, args.voice, args.fps, args.bootstrap)
@@ -298,6 +299,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="network precision (default fp32)")
     p.add_argument("--frames-per-pass", type=int, metavar="K",
                    help="frames per encoder pass, for models with a chunk network (default: the model's)")  # fmt: skip
+    p.add_argument("--context-frames", type=int, metavar="C",
+                   help="frames of earlier audio each pass also hears (default: as trained for; 0 = none)")  # fmt: skip
     p.add_argument("--out", action="append", default=[], metavar="FILE",
                    help="write the report: .json gives JSON, anything else Markdown (repeatable)")  # fmt: skip
     p.add_argument("--corpus", default=",".join(CORPORA), help=f"comma list of {', '.join(CORPORA)}")

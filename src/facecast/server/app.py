@@ -72,6 +72,13 @@ def server_frames_per_pass(cfg: ServerConfig, pack: ModelPack) -> int | None:
     return max(1, min(cfg.frames_per_pass, pack.chunk_frames or 1))
 
 
+def server_context_frames(cfg: ServerConfig, pack: ModelPack) -> int | None:
+    """The server's context frames: none for a pack without a chunk network."""
+    if not pack.chunk_frames:
+        return 0
+    return cfg.context_frames
+
+
 class RunningServer:
     """A gRPC server on the process's gRPC event-loop thread, with one model and one batching scheduler.
 
@@ -108,10 +115,12 @@ class RunningServer:
             pack = load_pack(cfg.model if cfg.model is not None else builtin_pack())
             self.model = load_model(pack, device=cfg.device, backend=cfg.backend, threads=cfg.threads,
                                     batch_size=cfg.max_batch, precision=cfg.precision,
-                                    frames_per_pass=server_frames_per_pass(cfg, pack))  # fmt: skip
+                                    frames_per_pass=server_frames_per_pass(cfg, pack),
+                                    context_frames=server_context_frames(cfg, pack))  # fmt: skip
         per_pass = self.model.frames_per_pass
-        run = self.model.backend.run_chunks if per_pass > 1 else self.model.backend.run
-        max_batch = cfg.max_batch or (32 if per_pass == 1 else 64)
+        blocks = self.model.engine.uses_blocks
+        run = self.model.backend.run_chunks if blocks else self.model.backend.run
+        max_batch = cfg.max_batch or (64 if blocks else 32)
         self.scheduler = BatchScheduler(run, max(1, max_batch // per_pass), cfg.batch_wait_ms / 1000.0).start()
         self._loop = _LOOP.acquire()
         try:

@@ -21,6 +21,7 @@ _FLAGS = {
     "max_streams": "max_streams",
     "max_batch": "max_batch",
     "frames_per_pass": "frames_per_pass",
+    "context_frames": "context_frames",
     "batch_wait_ms": "batch_wait_ms",
     "max_pending_frames": "max_pending_frames",
     "max_message_bytes": "max_message_bytes",
@@ -49,6 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=int,
         metavar="K",
         help="frames per encoder pass, for models with a chunk network (default 6; 1 = lowest latency)",
+    )
+    p.add_argument(
+        "--context-frames",
+        type=int,
+        metavar="C",
+        help="frames of earlier audio each encoder pass also hears (default: as the model was trained for; 0 = none)",
     )
     p.add_argument("--precision", choices=["fp32", "int8"], help="fp32 (default, exact) or int8 (faster on CPU)")
     p.add_argument("--fps", type=float, help="output frames per second (default 30)")

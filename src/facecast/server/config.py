@@ -45,6 +45,9 @@ class ServerConfig:
     """Frames animated from one encoder pass (models with a chunk network; capped at what the model was trained
     for): frames are computed in blocks of this many, so a frame waits for the rest of its block (6 at 30 fps:
     up to 167 ms more) and costs far less. 1 gives the lowest latency; ``None`` the model's own default."""
+    context_frames: int | None = None
+    """Frames of earlier audio each encoder pass also hears (no added latency; more encoder work per block).
+    ``None``: as many as the model's chunk network was trained for; 0: none."""
     batch_wait_ms: float = 5.0
     """How long the scheduler waits for more windows once one is ready."""
     max_pending_frames: int = 60
@@ -89,6 +92,8 @@ class ServerConfig:
             _int(self.max_batch, "max_batch", 1, 4096)
         if self.frames_per_pass is not None:
             _int(self.frames_per_pass, "frames_per_pass", 1, 1000)
+        if self.context_frames is not None:
+            _int(self.context_frames, "context_frames", 0, 1000)
         _float(self.batch_wait_ms, "batch_wait_ms", 0.0, 1000.0)
         _int(self.max_pending_frames, "max_pending_frames", 1, 1_000_000)
         _int(self.max_message_bytes, "max_message_bytes", 1024, 1 << 31)

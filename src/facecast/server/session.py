@@ -161,7 +161,7 @@ class ServerStream:
 
     def take(self, count: int) -> Job:
         """The next ``count`` ready rows: windows (or blocks) and emotion rows, as offline mode builds them."""
-        if self._per_pass > 1:
+        if self._engine.uses_blocks:
             return self._take_blocks(count)
         with self._lock:
             first = self._taken
@@ -196,7 +196,7 @@ class ServerStream:
 
     def _drop_audio(self) -> None:
         """Under the lock: forget the audio before the next frame's window."""
-        next_start = int(frame_targets(self._taken, 1, self.fps)[0]) - self._buffer_ofs
+        next_start = self._engine.first_sample(self._taken, self.fps)
         drop = min(max(next_start - self._origin, 0), len(self._audio))
         if drop:
             self._audio = self._audio[drop:]
