@@ -55,12 +55,13 @@ def child(args: argparse.Namespace) -> None:
     from facecast.model import builtin_pack
     from facecast.pack import load_pack
     from facecast.server import ServerConfig, serve
-    from facecast.server.app import server_frames_per_pass
+    from facecast.server.app import server_context_frames, server_frames_per_pass
 
     pack = load_pack(builtin_pack() if args.pack == "default" else args.pack)
-    per_pass = server_frames_per_pass(ServerConfig(frames_per_pass=args.frames_per_pass), pack)
+    asked = ServerConfig(frames_per_pass=args.frames_per_pass, context_frames=args.context_frames)
+    per_pass = server_frames_per_pass(asked, pack)
     model = load_model(pack, device="cpu", threads=args.threads, precision=args.precision,
-                       frames_per_pass=per_pass)  # fmt: skip
+                       frames_per_pass=per_pass, context_frames=server_context_frames(asked, pack))  # fmt: skip
     if args.null_network:
         model.backend = NullBackend(model.info.result_size)
     cfg = ServerConfig(port=0, max_streams=args.max_streams, max_batch=args.max_batch,
@@ -153,11 +154,14 @@ def start_child(
     null_network: bool = False,
     precision: str = "fp32",
     frames_per_pass: int = 6,
+    context_frames: int | None = None,
 ) -> tuple[subprocess.Popen, str]:
     """Start the server child process; returns it and its 127.0.0.1 address."""
     command = [sys.executable, __file__, "--child", "--pack", pack, "--max-streams", str(max(max_streams, 1)),
                "--batch-wait-ms", str(batch_wait_ms),
                "--precision", precision, "--frames-per-pass", str(frames_per_pass)]  # fmt: skip
+    if context_frames is not None:
+        command += ["--context-frames", str(context_frames)]
     if threads:
         command += ["--threads", str(threads)]
     if max_batch:
@@ -185,6 +189,7 @@ def sweep_point(n: int, args: argparse.Namespace, pack: str, lookahead: int) -> 
         args.null_network,
         args.precision,
         args.frames_per_pass,
+        args.context_frames,
     )
     try:
         started = time.perf_counter()
@@ -226,6 +231,11 @@ def main() -> None:
         type=int,
         default=6,
         help="frames per encoder pass for models with a chunk network (server default 6)",
+    )
+    parser.add_argument(
+        "--context-frames",
+        type=int,
+        help="frames of earlier audio per encoder pass (default: the server's, as the model was trained for)",
     )
     parser.add_argument("--max-latency-ms", type=float, default=500.0, help="a later frame breaks real time")
     parser.add_argument("--keep-going", action="store_true", help="do not stop the sweep at the first break")
@@ -272,6 +282,7 @@ def main() -> None:
         "max_latency_ms": args.max_latency_ms,
         "max_batch": args.max_batch,
         "frames_per_pass_asked": args.frames_per_pass,
+        "context_frames_asked": args.context_frames,
         "batch_wait_ms": args.batch_wait_ms,
         "inference_threads": args.threads or os.cpu_count(),
         "points": points,

@@ -70,6 +70,8 @@ def bench_network(pack_dir: Path, seconds: float, naive_frames: int, repeats: in
     if per_pass:
         chunked = OnnxRuntimeBackend(pack.network_path, "cpu", chunk_path=pack.chunk_network_path)
         contenders["engine_fp32_chunks"] = Engine(chunked, info, pack.implicit_emotion, frames_per_pass=per_pass)
+        contenders["engine_fp32_context"] = Engine(chunked, info, pack.implicit_emotion, frames_per_pass=1,
+                                                   chunk_frames=per_pass)  # fmt: skip
         if int8:
             q_chunked = OnnxRuntimeBackend(q_path, "cpu", chunk_path=int8_chunk_network(pack))
             contenders["engine_int8_chunks"] = Engine(q_chunked, info, pack.implicit_emotion, frames_per_pass=per_pass)
@@ -103,7 +105,7 @@ def bench_network(pack_dir: Path, seconds: float, naive_frames: int, repeats: in
         name: _stream_latency(contenders[name], audio, chunk) for name in ("engine_fp32", "engine_fp32_one_session")
     }
     lat_ms = latency["engine_fp32"]
-    end_to_end = _end_to_end_seconds(pack_dir, audio, frames_per_pass=1)
+    end_to_end = _end_to_end_seconds(pack_dir, audio, frames_per_pass=1, context_frames=0)
     flops = sum(count_flops(pack.network_path).values())
     result = {
         "pack": str(pack.root),
@@ -141,8 +143,14 @@ def _chunk_figures(contenders: dict, best: dict, audio: np.ndarray, chunk: int, 
     minute = np.tile(audio, int(np.ceil(60.0 / seconds)))[: 60 * 16000]
     a, b = engine.run(audio).result, contenders["engine_fp32"].run(audio).result
     lat = _stream_latency(engine, audio, chunk)
+    context = contenders["engine_fp32_context"]
+    context_lat = _stream_latency(context, audio, chunk)
     out = {
         "frames_per_pass": engine.frames_per_pass,
+        "context_frames_one_per_pass": context.context_frames,
+        "engine_fp32_context_vs_windows_speed": round(best["engine_fp32_context"] / best["engine_fp32"], 3),
+        "streaming_context_latency_ms_p50": round(float(np.percentile(context_lat, 50)), 1),
+        "streaming_context_latency_ms_p99": round(float(np.percentile(context_lat, 99)), 1),
         "engine_fp32_chunks_speedup_vs_windows": round(best["engine_fp32_chunks"] / best["engine_fp32"], 3),
         "engine_fp32_chunks_speedup_vs_naive": round(best["engine_fp32_chunks"] / best["naive_fp32"], 3),
         "chunks_vs_windows_pose_rmse_over_std": round(float(np.sqrt(((a - b) ** 2).mean()) / b.std()), 4),
@@ -192,7 +200,11 @@ def _stream_latency(engine: Engine, audio: np.ndarray, chunk: int) -> np.ndarray
 
 
 def _end_to_end_seconds(
-    pack_dir: Path, audio: np.ndarray, precision: str = "fp32", frames_per_pass: int | None = None
+    pack_dir: Path,
+    audio: np.ndarray,
+    precision: str = "fp32",
+    frames_per_pass: int | None = None,
+    context_frames: int | None = None,
 ) -> float:
     """Seconds for ``facecast animate``'s work on a WAV of ``audio``: decode, network, face, solve (best of 2)."""
     import tempfile
@@ -201,7 +213,8 @@ def _end_to_end_seconds(
 
     from .model import load_model
 
-    model = load_model(pack_dir, device="cpu", precision=precision, frames_per_pass=frames_per_pass)
+    model = load_model(pack_dir, device="cpu", precision=precision, frames_per_pass=frames_per_pass,
+                       context_frames=context_frames)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.wav"
         sf.write(path, audio, 16000, subtype="PCM_16")
