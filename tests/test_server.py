@@ -532,22 +532,25 @@ def test_chunk_network_served_in_blocks_matches_offline(chunk_pack):
     emotions = [(0.0, {"Joy": 0.5}), (0.6, {"Sadness": 1.0})]
     track = EmotionTrack().add(0.0, {"joy": 0.5}).add(0.6, {"sadness": 1.0})
     results = {}
-    for per_pass in (4, 1):
-        model = load_model(chunk_pack, device="cpu", frames_per_pass=per_pass)
+    for per_pass, context in ((4, None), (1, None), (1, 0)):  # one per pass: 3 context frames, or plain windows
+        model = load_model(chunk_pack, device="cpu", frames_per_pass=per_pass, context_frames=context)
         offline = model.animate(pcm16_to_float(pcm), emotion=track, blinks=False)
         expected = np.concatenate([offline.skin_weights, offline.tongue_weights], axis=1)
-        srv = serve(ServerConfig(port=0, model=str(chunk_pack), device="cpu", frames_per_pass=per_pass))
+        srv = serve(ServerConfig(port=0, model=str(chunk_pack), device="cpu", frames_per_pass=per_pass,
+                                 context_frames=context))  # fmt: skip
         try:
             assert srv.model.frames_per_pass == per_pass
+            assert srv.model.engine.context_frames == (0 if per_pass == 4 or context == 0 else 3)
             answers = _run(srv.address, _messages(pcm, emotions=emotions))
             stats = srv.scheduler.stats
         finally:
             srv.stop()
         _assert_success(answers, len(expected))
         assert np.abs(_weights(answers) - expected).max() < 1e-5
-        results[per_pass] = _weights(answers)
-        assert stats.windows == (10 if per_pass == 4 else 38)  # batch rows: blocks of 4, or windows
-    assert np.abs(results[4] - results[1]).max() > 1e-4
+        results[per_pass, context] = _weights(answers)
+        assert stats.windows == (10 if per_pass == 4 else 38)  # batch rows: blocks of 4, or frames
+    assert np.abs(results[4, None] - results[1, None]).max() > 1e-4
+    assert np.abs(results[1, None] - results[1, 0]).max() > 1e-4  # the context changes what a frame hears
     # the server caps frames per pass at what the model was trained for
     srv = serve(ServerConfig(port=0, model=str(chunk_pack), device="cpu", frames_per_pass=64))
     try:
@@ -556,3 +559,5 @@ def test_chunk_network_served_in_blocks_matches_offline(chunk_pack):
         srv.stop()
     with pytest.raises(ConfigError, match="frames_per_pass"):
         ServerConfig(frames_per_pass=0).validate()
+    with pytest.raises(ConfigError, match="context_frames"):
+        ServerConfig(context_frames=-1).validate()
