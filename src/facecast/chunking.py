@@ -5,6 +5,11 @@ each frame's features at that frame's window, instead of encoding every frame's 
 grouped in fixed blocks of ``K`` by frame number (frames ``mK .. mK + K - 1``), so the result depends only on
 ``K``: offline, streaming and serving with the same ``K`` give the same frames. The chunk of a block starts at
 its first frame's window, is ``chunk_length`` samples long and is zero after its last frame's window.
+
+**Context frames** ``C`` (:class:`facecast.engine.Engine`): the chunk starts ``C`` frames earlier, so the encoder
+also hears that much of the past; only the block's ``K`` frames are decoded, and the look-ahead (the wait for the
+last frame's window) is unchanged. With ``K + C`` at most the chunk length the network was trained for, every
+frame sits at a position of a chunk it was trained at.
 """
 
 from __future__ import annotations
