@@ -291,6 +291,23 @@ def _utterance(seconds: float = 1.5) -> Utterance:
     return Utterance("toy", "test", audio, "ma", al)
 
 
+def test_noise_is_added_at_the_asked_snr_and_repeats():
+    from dataclasses import replace
+
+    from facecast.evaluation.corpus import with_noise
+
+    clean = [_utterance(), replace(_utterance(), name="other")]
+    noisy = with_noise(clean, 10.0)
+    for before, after in zip(clean, noisy, strict=True):
+        noise = after.audio.astype(np.float64) - before.audio
+        snr = 10 * np.log10(np.mean(before.audio.astype(np.float64) ** 2) / np.mean(noise**2))
+        assert abs(snr - 10.0) < 0.2
+        assert after.alignment is before.alignment and after.audio.dtype == np.float32
+    assert np.array_equal(with_noise(clean, 10.0)[0].audio, noisy[0].audio)  # seeded: a run repeats
+    first, second = (n.audio - c.audio for n, c in zip(noisy, clean, strict=True))
+    assert not np.allclose(first, second)  # each clip its own noise
+
+
 def test_loudness_baseline_follows_the_envelope():
     utt = _utterance()
     out = LoudnessBaseline().animate(utt, FPS)

@@ -3,8 +3,9 @@
 A network trained for it (``NetworkConfig.chunk_frames``) runs the audio encoder once over a chunk and reads
 each frame's features at that frame's window, instead of encoding every frame's window separately. Frames are
 grouped in fixed blocks of ``K`` by frame number (frames ``mK .. mK + K - 1``), so the result depends only on
-``K`` (and ``C``, below): offline, streaming and serving with the same settings give the same frames. The chunk of a block starts at
-its first frame's window, is ``chunk_length`` samples long and is zero after its last frame's window.
+``K`` (and ``C``, below): offline, streaming and serving with the same settings give the same frames. The chunk
+of a block starts at its first frame's window, is ``chunk_length`` samples long and is zero after its last
+frame's window.
 
 **Context frames** ``C`` (:class:`facecast.engine.Engine`): the chunk starts ``C`` frames earlier, so the encoder
 also hears that much of the past; only the block's ``K`` frames are decoded, and the look-ahead (the wait for the

@@ -25,6 +25,7 @@ from .corpus import (
     label_agreement,
     pocketsphinx_testdata,
     tts_corpus,
+    with_noise,
 )
 from .espeak import libespeak_available
 from .metrics import METRICS, MetricConfig, curves_from_weights, evaluate_curves, lip_geometry
@@ -157,9 +158,11 @@ def evaluate_lipsync(
     fps: float = DEFAULT_FPS,
     n_boot: int = 200,
     config: MetricConfig | None = None,
+    noise_snr_db: float | None = None,
 ) -> dict:
     """The whole evaluation: facecast (``model``: a folder, a loaded ``Model``, ``None`` = built-in) and ``peers``
-    on ``corpora``; returns the report as a dict (see :func:`report_markdown`, :func:`report_json`)."""
+    on ``corpora``; returns the report as a dict (see :func:`report_markdown`, :func:`report_json`).
+    ``noise_snr_db`` adds white noise at that SNR to every clip (:func:`facecast.evaluation.corpus.with_noise`)."""
     from facecast.characters import AnnyNotFoundError, build_default_character
     from facecast.model import load_model
 
@@ -178,6 +181,10 @@ def evaluate_lipsync(
             skipped[name] = f"not installed ({exc})"
     data, corpus_notes = load_corpora(corpora, voice)
     notes += corpus_notes
+    if noise_snr_db is not None:
+        data = {name: with_noise(utts, noise_snr_db) for name, utts in data.items()}
+        notes.append(f"white noise added to every clip at {noise_snr_db:g} dB below its mean power; phone "
+                     "timings from the clean clips")  # fmt: skip
     if not data:
         raise RuntimeError("no evaluation speech is installed here; " + "; ".join(corpus_notes))
     result = evaluate_systems(data, systems, geometry, fps, config, n_boot)
@@ -188,6 +195,7 @@ def evaluate_lipsync(
         "random_weights": bool(getattr(loaded, "random_weights", False)),
         "fps": fps,
         "bootstrap": n_boot,
+        "noise_snr_db": noise_snr_db,
         "neutral_gap_mm": round(10.0 * geometry.neutral_gap, 3),
         "systems": [s.name for s in systems],
         "skipped_systems": skipped,
@@ -279,7 +287,8 @@ def cmd_evaluate_lipsync(args: argparse.Namespace) -> int:
                        context_frames=args.context_frames)  # fmt: skip
     if model.random_weights:
         print("facecast: NOTE: this model has RANDOM weights; its lip-sync figures are meaningless", file=sys.stderr)
-    report = evaluate_lipsync(model, corpora, peers, args.voice, args.fps, args.bootstrap)
+    report = evaluate_lipsync(model, corpora, peers, args.voice, args.fps, args.bootstrap,
+                              noise_snr_db=args.noise_snr)  # fmt: skip
     markdown = report_markdown(report)
     for out in args.out:
         path = Path(out)
@@ -309,6 +318,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--voice", default=HELD_OUT_VOICE, help=f"espeak-ng voice for the TTS corpus ({HELD_OUT_VOICE})")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames per second (default 30)")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the standard errors")
+    p.add_argument("--noise-snr", type=float, metavar="DB",
+                   help="add white noise at this SNR (dB below each clip's mean power) to every clip")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     p.set_defaults(func=cmd_evaluate_lipsync)
     return p
