@@ -48,7 +48,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  look-ahead   {summary['lookahead_ms']:.0f} ms ({summary['window_samples']}-sample window)")
     chunk = summary.get("chunk_network")
     if chunk:
-        print(f"  chunks       {chunk['file']}: up to {chunk['frames_per_pass']} frames per encoder pass")
+        k = chunk["frames_per_pass"]
+        print(f"  chunks       {chunk['file']}: up to {k} frames per encoder pass; a pass of K frames also hears "
+              f"the {k} - K frames before them (--context-frames)")  # fmt: skip
     if summary["quiet_hold"] > 0:
         print(f"  quiet hold   {summary['quiet_hold']:g}: the face holds still in silences (--face-param quiet_hold=0)")
     return 0
