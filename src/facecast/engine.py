@@ -179,10 +179,10 @@ class Engine:
         self._batch_request, self._context_request = batch_size, context_frames
         if frames_per_pass < 1:
             raise ValueError(f"frames_per_pass must be at least 1, got {frames_per_pass}")
-        chunked = callable(getattr(backend, "run_chunks", None))
+        self.backend = backend
+        chunked = self._chunked
         if frames_per_pass > 1 and not chunked:
             raise ValueError("frames_per_pass > 1 needs a network trained for chunks (this model has none)")
-        self.backend = backend
         self.chunk_frames = int(chunk_frames)
         if context_frames is None:
             context_frames = self._default_context(frames_per_pass)
@@ -218,10 +218,14 @@ class Engine:
         rest of its block."""
         return self.lookahead_samples + int(frame_targets(self.frames_per_pass - 1, 1, fps)[0])
 
+    @property
+    def _chunked(self) -> bool:
+        """Whether the backend runs a chunk network."""
+        return callable(getattr(self.backend, "run_chunks", None))
+
     def _default_context(self, frames_per_pass: int) -> int:
         """As much past context as the network was trained for: its longest chunk less the block."""
-        chunked = callable(getattr(self.backend, "run_chunks", None))
-        return max(self.chunk_frames - int(frames_per_pass), 0) if chunked else 0
+        return max(self.chunk_frames - int(frames_per_pass), 0) if self._chunked else 0
 
     @property
     def uses_blocks(self) -> bool:

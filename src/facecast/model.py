@@ -294,16 +294,14 @@ def load_model(
         pack = load_pack(root)
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+    uses_chunks = bool(pack.chunk_frames) and not (frames_per_pass == 1 and context_frames == 0)
     if backend == "onnxruntime":
-        network, chunk = pack.network_path, pack.chunk_network_path
+        network, chunk = pack.network_path, pack.chunk_network_path if uses_chunks else None
         if precision == "int8":
             from .quantize import int8_chunk_network, int8_network
 
-            windows_only = frames_per_pass == 1 and context_frames == 0
             network = int8_network(pack)
-            chunk = int8_chunk_network(pack) if pack.chunk_frames and not windows_only else None
-        if frames_per_pass == 1 and context_frames == 0:
-            chunk = None
+            chunk = int8_chunk_network(pack) if uses_chunks else None
         runner: Backend = OnnxRuntimeBackend(network, device=device, threads=threads, chunk_path=chunk)
     elif backend == "torch":
         if precision != "fp32":
@@ -312,7 +310,7 @@ def load_model(
         from .network.onnx_io import import_onnx
 
         network = import_onnx(pack.network_path)
-        if pack.chunk_frames and not (frames_per_pass == 1 and context_frames == 0):
+        if uses_chunks:
             network.cfg.chunk_frames = pack.chunk_frames
         runner = TorchBackend(network, device=device)
     else:
