@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -86,6 +88,28 @@ def test_espeak_languages_and_determinism():
     zh = synthesize("ni3 hao3, wo3 men2 qu4 bei3 jing1.", Voice("espeak", "cmn-latn-pinyin", "cmn"))
     check_phones(zh.audio, zh.sample_rate, zh.phones)
     assert "tɕ" in [p for p, _, _ in zh.phones]
+
+
+@needs("espeak")
+def test_espeak_speaks_in_a_helper_that_is_restarted_and_stopped():
+    from facecast.synth import espeak
+
+    args = ("Bob may move the map.", "en-us+f3")
+    first = espeak.synthesize_espeak(*args, seed=4)
+    assert espeak._ENGINE is None  # this process never initialises (and never forks) an engine of its own
+    old = espeak.helper()
+    os.kill(old.pid, signal.SIGKILL)
+    old._proc.wait()
+    again = espeak.synthesize_espeak(*args, seed=4)  # a dead helper is started again
+    assert espeak.helper().pid != old.pid
+    assert np.array_equal(first[0], again[0]) and first[2] == again[2]
+    stuck = espeak.helper()
+    stuck.timeout = 1e-4
+    with pytest.raises(RuntimeError, match="did not answer"):
+        espeak.synthesize_espeak("Bob may move the map, and then the mop, and then the mat. " * 8, "en-us+f3")
+    assert not stuck.alive()
+    third = espeak.synthesize_espeak(*args, seed=4)
+    assert espeak.helper().alive() and np.array_equal(first[0], third[0])
 
 
 @pytest.mark.parametrize(
@@ -289,6 +313,26 @@ def test_tiny_corpus_loads_and_is_deterministic(tmp_path, character):
     assert wav.stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="other settings"):
         build_corpus(tmp_path / "a", **{**kwargs, "seed": 12})
+
+
+@needs("espeak")
+def test_corpus_stops_after_shots_fail_in_a_row(tmp_path, monkeypatch, character):
+    import facecast.synth.corpus as corpus
+
+    real, calls = corpus.render_shot, []
+
+    def first_then_fail(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            return real(*args, **kwargs)
+        raise RuntimeError("tts broke")
+
+    monkeypatch.setattr(corpus, "render_shot", first_then_fail)
+    with pytest.warns(UserWarning, match="tts broke"), pytest.raises(RuntimeError, match="in a row failed"):
+        corpus.build_corpus(tmp_path, minutes=5, seed=11, voices=["espeak"], languages=["en"], workers=1)
+    assert len(calls) == 1 + corpus.MAX_FAILURES
+    finished = [p for p in (tmp_path / "meta").glob("*.json") if p.name != corpus.SETTINGS_FILE]
+    assert len(finished) == 1  # the finished shot is kept for a resume
 
 
 def test_cli_registers_synth():

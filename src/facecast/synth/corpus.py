@@ -412,9 +412,13 @@ def build_corpus(
             if record is None:
                 failures += 1
                 warnings.warn(f"shot {plan.name} skipped: {error}", stacklevel=2)
-                if failures >= MAX_FAILURES and not records:
-                    raise RuntimeError(f"the first {failures} shots all failed; the last error: {error}")
+                if failures >= MAX_FAILURES:
+                    raise RuntimeError(
+                        f"{failures} shots in a row failed (the finished ones are kept; run again to resume); "
+                        f"the last error: {error}"
+                    )
                 continue
+            failures = 0
             records.append(record)
             total += record["seconds"]
             if bar is not None:
