@@ -100,6 +100,33 @@ def test_room_noise_before_speech_and_noisy_pauses_are_quiet():
     # one shout does not silence the speech after it: the peak falls back (1 dB/s)
     quiet, t = quiet_of(np.concatenate([noise(0.3, -2.0), noise(6.0, -24.0)]))
     assert quiet[(t > 0.5) & (t < 1.5)].all() and not quiet[t > 3.0].any()
+    # exact zeros, then room noise at -70 dBFS before any speech: the zeros do not set the floor, the room does
+    quiet, t = quiet_of(np.concatenate([np.zeros(int(0.5 * SR)), noise(0.6, -70.0), noise(0.5, -12.0)]))
+    assert quiet[t < 1.0].all() and not quiet[(t > 1.1) & (t < 1.5)].any()
+
+
+def test_a_quietly_recorded_voice_is_judged_against_its_own_levels():
+    """Speech peaking near -45 dBFS over a -95 dBFS room: its weak sounds (-63 dBFS) are speech, not silence."""
+    rng = np.random.default_rng(8)
+
+    def noise(seconds: float, dbfs: float) -> np.ndarray:
+        return rng.standard_normal(int(seconds * SR)) * 10 ** (dbfs / 20)
+
+    audio = np.concatenate(
+        [noise(0.3, -95.0), noise(0.5, -45.0), noise(0.4, -63.0), noise(0.5, -45.0), noise(0.7, -95.0)]
+    )
+    n = int(len(audio) / SR * FPS)
+    quiet = quiet_frames(
+        frame_levels(audio.astype(np.float32), _targets(n), 0, level_span(1120)), QuietHoldState(), FPS
+    )
+    t = np.arange(n) / FPS
+    assert -63.0 > -45.0 - PEAK_MARGIN_DB and -63.0 > -95.0 + FLOOR_MARGIN_DB  # above both references
+    assert not quiet[(t > 0.3) & (t < 1.65)].any()  # the loud and the weak speech
+    assert quiet[t > 1.8].all()  # the pause after it
+    for gain_db in (-10.0, 10.0):  # the same recording louder or softer: the same frames are quiet
+        scaled = (audio * 10 ** (gain_db / 20)).astype(np.float32)
+        again = quiet_frames(frame_levels(scaled, _targets(n), 0, level_span(1120)), QuietHoldState(), FPS)
+        assert np.array_equal(again, quiet)
 
 
 def test_hold_relaxes_to_rest_in_a_pause_and_lets_go_after():

@@ -6,10 +6,10 @@ and causally within the model's look-ahead, so offline, streaming and served res
 
 * **Level** ``L`` of a frame: the RMS of the audio from 30 ms before to 60 ms after the frame's time (at most
   the model's look-ahead), in dB full scale (:func:`frame_levels`).
-* **References**, carried frame to frame: the noise floor ``F`` (the lowest level so far, rising 3 dB/s to
-  follow a louder room) and the speech peak ``P`` (the highest level so far, falling 1 dB/s so that one shout
-  does not silence the speech after it).
-* A frame is **quiet** when ``L < -60 dBFS`` (digital silence); or ``L < P - 20 dB`` (well below the speech
+* **References**, carried frame to frame: the noise floor ``F`` (the lowest level so far, exact zeros aside,
+  rising 3 dB/s to follow a louder room) and the speech peak ``P`` (the highest level so far, falling 1 dB/s so
+  that one shout does not silence the speech after it).
+* A frame is **quiet** when ``L < -80 dBFS`` (digital silence); or ``L < P - 20 dB`` (well below the speech
   heard); or ``L < F + 10 dB`` and ``L < -40 dBFS`` (room noise before any speech, when ``P`` is no guide yet;
   louder audio might be speech and is left alone).
 * **Hold**: from the second quiet frame in a row (a single quiet frame is a stop closure: the lips must still
@@ -34,8 +34,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SILENT_DBFS = -60.0
-"""Below this level a frame is always quiet."""
+SILENT_DBFS = -80.0
+"""Below this level a frame is always quiet (digital silence: the last bits of 16-bit audio, dither). Speech
+recorded quietly (peaks at -40 dBFS, weak consonants at -60 to -70) is above it and is judged against its own
+peak and floor."""
+NO_SIGNAL_DBFS = -140.0
+"""Below this level there is no signal at all (exact zeros, or no audio around the frame): such frames do not set
+the noise floor, so a clip that starts with zeros still learns its room noise."""
 FLOOR_MARGIN_DB = 10.0
 PEAK_MARGIN_DB = 20.0
 QUIET_DBFS = -40.0
@@ -121,7 +126,10 @@ def quiet_frames(levels: np.ndarray, state: QuietHoldState, fps: float) -> np.nd
     rise, fall = FLOOR_RISE_DB_S / fps, PEAK_FALL_DB_S / fps
     quiet = np.zeros(len(levels), bool)
     for i, level in enumerate(np.asarray(levels, np.float64)):
-        state.floor = level if state.floor is None else min(level, state.floor + rise)
+        if state.floor is None or state.floor < NO_SIGNAL_DBFS:
+            state.floor = level
+        elif level >= NO_SIGNAL_DBFS:
+            state.floor = min(level, state.floor + rise)
         state.peak = level if state.peak is None else max(level, state.peak - fall)
         quiet[i] = (
             level < SILENT_DBFS
