@@ -52,7 +52,7 @@ class AugmentParams:
 
 def random_params(rng: np.random.Generator, clean_share: float = 0.2, babble: bool = True) -> AugmentParams:
     """Random augmentation settings; a ``clean_share`` of draws only changes the gain."""
-    gain = float(rng.uniform(-9.0, 3.0))
+    gain = float(rng.uniform(-30.0, 3.0))
     if rng.uniform() < clean_share:
         return AugmentParams(gain_db=gain)
     kinds = ["none", "white", "pink", "babble"] if babble else ["none", "white", "pink"]
