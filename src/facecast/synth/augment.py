@@ -7,7 +7,8 @@
   length;
 * EQ: random low / high shelves and peaks (RBJ biquads) and an optional low-pass (telephone-like band limit),
   run forward and backward (zero phase, so no group delay; gains are halved to compensate for the double pass);
-* gain: a level change, then the peak is kept below full scale.
+* gain: a level change of -30 to +3 dB (recordings come at any level: the network must not read loudness as
+  articulation), then the peak is kept below full scale.
 
 Every operation keeps the length, and none delays the signal, so the TTS phone timing still holds.
 Everything is a pure function of the parameters and the seed. Pitch and rate variety comes from the TTS.
