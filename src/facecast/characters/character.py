@@ -20,6 +20,10 @@ PART_NAMES = ("skin", "tongue", "upper_teeth", "lower_teeth", "eye_right", "eye_
 EYE_PARTS = ("eye_right", "eye_left")
 JAW_PARTS = ("lower_teeth", "tongue")
 """Parts the jaw transform carries (the SDK's tongue is in the jaw-stabilised frame)."""
+JAW_SHAPES = ("jawForward", "jawLeft", "jawRight", "jawOpen")
+"""ARKit shapes whose deltas on the jaw parts are the jaw's own motion: where a jaw transform is given it carries
+those parts instead, so these shapes' deltas are left out of them (applying both moves the jaw twice)."""
+_JAW_SHAPE_IDS = [ARKIT_NAMES.index(n) for n in JAW_SHAPES]
 
 _LANDMARKS = (
     "lip_upper",
@@ -218,7 +222,8 @@ def apply_weights(
 
     ``arkit_weights`` [N, 52] (ARKIT_NAMES order) drive all parts' ARKit deltas (the eyeballs through
     ``eye_look_rotations``); ``tongue_weights`` [N, 16] add the tongue poses; ``jaw`` [N, 4, 4] (row-major,
-    ``M @ [x, y, z, 1]``, as :class:`facecast.face.FacePose`) then moves the lower teeth and tongue; ``eyes``
+    ``M @ [x, y, z, 1]``, as :class:`facecast.face.FacePose`) then moves the lower teeth and tongue, in place of
+    the ``JAW_SHAPES`` deltas on those two parts (the A2F jaw already holds that motion); ``eyes``
     [N, 6] (right x, y, z, left x, y, z in degrees, z unused) adds to the eye rotation. Each eye turns about its
     pivot, x first (+ looks down) then y (+ looks to the character's left).
     """
@@ -240,7 +245,11 @@ def apply_weights(
             out[name] = np.einsum("nij,vj->nvi", rot, part.vertices - pivot) + pivot
             continue
         deltas = char.arkit_deltas[name].reshape(len(ARKIT_NAMES), nv * 3)
-        v = (w @ deltas).reshape(n, nv, 3) + part.vertices[None]
+        wp = w
+        if name in JAW_PARTS and jm is not None:
+            wp = w.copy()
+            wp[:, _JAW_SHAPE_IDS] = 0.0
+        v = (wp @ deltas).reshape(n, nv, 3) + part.vertices[None]
         if name == "tongue" and tw is not None:
             v += (tw @ char.tongue_deltas.reshape(len(TONGUE_NAMES), nv * 3)).reshape(n, nv, 3)
         if name in JAW_PARTS and jm is not None:

@@ -17,6 +17,8 @@ rotations. Eyeballs stay rigid when the character poses them by rotation (``eye_
 
 Posing the file at frame i reproduces :func:`facecast.characters.apply_weights` exactly: morphs first, then the
 jaw transform ``M @ [x, y, z, 1]`` on the lower teeth and tongue, then the eye rotations about their pivots. The
+jaw node carries the jaw's motion, so the lower teeth and tongue keep their jaw morphs (``JAW_SHAPES``) at 0 in
+the animation (the targets stay in the file: driving the file by ARKit weights alone still opens the jaw). The
 jaw pivot (the rest translation of the jaw node) is an estimated hinge behind and above the lower teeth; any
 pivot gives the same motion, this one makes rotating the jaw node by hand look right.
 
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..animation import Animation
+from ..characters.character import JAW_PARTS, JAW_SHAPES
 from ..constants import ARKIT_NAMES, TONGUE_NAMES
 from .csv import arkit_matrix
 from .glb import GltfAnimation, GltfMesh, GltfNode, GltfScene, decompose_rigid, write_glb
@@ -45,7 +48,6 @@ COLORS = {
     "eye_right": (0.96, 0.95, 0.93, 1.0),
     "eye_left": (0.96, 0.95, 0.93, 1.0),
 }
-JAW_PARTS = ("lower_teeth", "tongue")
 EYE_PARTS = ("eye_right", "eye_left")
 NO_AUDIO_NOTE = "audio is not embedded (glTF has no audio); play the source clip alongside, frame 0 is t = 0"
 
@@ -195,6 +197,10 @@ def animate_scene(scene: GltfScene, anim: Animation, character: Any) -> GltfAnim
         jaw = names.index("jaw")
         pivot = np.asarray(scene.nodes[jaw].translation, np.float64)
         track.translation[jaw], track.rotation[jaw] = jaw_tracks(np.asarray(anim.jaw).reshape(n, 4, 4), pivot)
+        for i, node in enumerate(scene.nodes):  # the jaw node carries these parts: their jaw morphs stay at 0
+            if node.name in JAW_PARTS and i in track.weights:
+                track.weights[i] = track.weights[i].copy()
+                track.weights[i][:, [ARKIT_NAMES.index(s) for s in JAW_SHAPES]] = 0.0
     for e, name in enumerate(EYE_PARTS):
         if name in names:
             track.rotation[names.index(name)] = eye_quaternions(eye_angles(character, arkit, anim.eyes, e))

@@ -10,7 +10,8 @@ Skeletal layout (the default)::
         <shape>                    BlendShape: sparse offsets + pointIndices, only the shapes that move the part
 
 The jaw joint rests at an estimated hinge and carries the lower teeth and tongue; its animated translation and
-rotation reproduce the rigid jaw transform ``M @ [x, y, z, 1]`` exactly. The eye joints rest at the eye pivots and
+rotation reproduce the rigid jaw transform ``M @ [x, y, z, 1]`` exactly, so those two parts get no blend shapes of
+the jaw's own shapes (``JAW_SHAPES``). The eye joints rest at the eye pivots and
 rotate x then y (degrees from the animation, plus the ``eyeLook*`` rotations of characters that pose their
 eyeballs by rotation; those eye meshes get no blend shapes). Skin and upper teeth hang on ``root``, which never
 moves. UsdSkel applies blend shapes before skinning, so evaluating the file reproduces
@@ -31,11 +32,11 @@ from typing import Any
 import numpy as np
 
 from ..animation import Animation
+from ..characters.character import JAW_PARTS, JAW_SHAPES
 from ..constants import ARKIT_NAMES, TONGUE_NAMES
 from .csv import arkit_matrix
 from .gltf import (
     EYE_PARTS,
-    JAW_PARTS,
     estimate_jaw_pivot,
     eye_angles,
     eye_quaternions,
@@ -169,8 +170,8 @@ def _skel_stage(anim: Animation, character: Any):
         used, targets = [], []
         for shape, delta in zip(names, deltas, strict=True):
             moved = np.flatnonzero(np.any(delta != 0, axis=1))
-            if moved.size == 0:
-                continue
+            if moved.size == 0 or (name in JAW_PARTS and shape in JAW_SHAPES):
+                continue  # (the jaw joint carries the jaw parts' jaw motion)
             blend = UsdSkel.BlendShape.Define(stage, f"{path}/{shape}")
             blend.CreateOffsetsAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(delta[moved])))
             blend.CreatePointIndicesAttr(Vt.IntArray.FromNumpy(moved.astype(np.int32)))

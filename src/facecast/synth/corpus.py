@@ -53,7 +53,6 @@ from .tts import BACKENDS, BackendUnavailable, Voice, available_voices, backend_
 
 ALL_EMOTIONS: tuple[str, ...] = ("neutral", *EMOTION_NAMES)
 BACKEND_WEIGHTS = {"espeak": 0.35, "piper": 0.25, "festival": 0.2, "flite": 0.2}
-JAW_SHAPES = ("jawForward", "jawLeft", "jawRight", "jawOpen")
 SACCADE_ROWS = 5000
 CORPUS_VERSION = 1
 SETTINGS_FILE = "_settings.json"
@@ -190,7 +189,7 @@ def _babble_sources(plan: ShotPlan, voices: list[Voice], seconds: float) -> list
 
 
 def _pose(char, arkit: np.ndarray, tongue_w: np.ndarray) -> dict[str, np.ndarray]:
-    from facecast.characters import apply_weights
+    from facecast.characters import JAW_SHAPES, apply_weights
 
     posed = apply_weights(char, arkit, tongue_w)
     nojaw = arkit.copy()
