@@ -11,6 +11,7 @@ import pytest
 from facecast.constants import ARKIT_NAMES
 from facecast.render import (
     BACKGROUND,
+    MOUTH_SHADOW_FLOOR,
     Renderer,
     rasterize,
     render_frames,
@@ -121,6 +122,26 @@ def test_jaw_open_changes_the_mouth_only(char, renderer):
     assert (mouth > 30).mean() > 0.3
     top = np.abs(opened - neutral)[: row - 40, :128]  # the forehead and crown do not move
     assert top.max() <= 2
+
+
+def test_the_inside_of_the_mouth_is_in_shadow(char, renderer):
+    posed = renderer.stack(_pose(char, jawOpen=0.8), 0)
+    lit = renderer.mouth_light(posed)
+    assert np.all(lit[renderer.slices["skin"]] == 1) and np.all(lit[renderer.slices["eye_left"]] == 1)
+    tongue = posed[renderer.slices["tongue"]]
+    light = lit[renderer.slices["tongue"]]
+    back, front = np.argmin(tongue[:, 2]), np.argmax(tongue[:, 2])
+    assert MOUTH_SHADOW_FLOOR <= light[back] < 0.3 < light[front] <= 1.0  # the root is darker than the tip
+    # and the open mouth is drawn darker than the lips around it
+    image = renderer.render(posed).astype(float)
+    pixels = renderer.render(renderer.stack(_pose(char), 0)).astype(float)
+    lips = char.skin.vertices[np.concatenate([char.lip_upper, char.lip_lower])].mean(axis=0)
+    cam = lips - renderer.centre
+    scale = renderer.focal / (renderer.distance - cam[2])
+    col, row = int(64 + scale * cam[0]), int(64 - scale * cam[1])
+    assert (
+        image[row - 1 : row + 4, col - 3 : col + 3].mean() < 0.7 * pixels[row - 1 : row + 4, col - 3 : col + 3].mean()
+    )
 
 
 def test_render_frames_yields_one_image_per_frame(char):

@@ -4,8 +4,9 @@ No OpenGL: triangles are scan-converted all at once (every pixel centre in every
 candidate, tested with edge functions), the nearest candidate per pixel wins through one ``np.minimum.at`` on
 packed (depth, candidate) keys, and only the winners are shaded (deferred shading with interpolated normals).
 Shading is Lambert from two lights plus a little Blinn-Phong specular; skin, lips, inner mouth, teeth, tongue
-and eyes get their own colours, and the eyes get an iris and pupil from the angle to each eyeball's forward
-axis. A frame shows a front view and a three-quarter view side by side.
+and eyes get their own colours, teeth and tongue darken with their depth behind the lips (the mouth's own
+shadow), and the eyes get an iris and pupil from the angle to each eyeball's forward axis. A frame shows a front
+view and a three-quarter view side by side.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ EYE_SPECULAR = (0.7, 80.0)
 LIGHTS = (((-0.45, 0.55, 0.70), 0.75), ((0.6, 0.05, 0.8), 0.30))  # camera space: direction, intensity
 AMBIENT = 0.22
 CULLED_PARTS = ("skin", "eye_right", "eye_left")  # closed, outward-facing: back faces are never seen
+MOUTH_PARTS = ("tongue", "upper_teeth", "lower_teeth")
+MOUTH_SHADOW_CM = 1.5  # light inside the mouth falls off as exp(-depth behind the lips / this)
+MOUTH_SHADOW_FLOOR = 0.2  # the darkest a point inside the mouth gets (a fraction of its lit colour)
 
 _CANDIDATE_BITS = 40
 _DEPTH_LEVELS = (1 << 22) - 1
@@ -209,9 +213,23 @@ class Renderer:
         a, b, c = v[self.faces[:, 0]], v[self.faces[:, 1]], v[self.faces[:, 2]]
         face_n = np.cross(b - a, c - a)
         normals = _normalise(np.asarray(self._incidence @ face_n))
-        return np.concatenate([self._render_view(v, normals, r) for r in self._rotations], axis=1)
+        lit = self.mouth_light(v)
+        return np.concatenate([self._render_view(v, normals, r, lit) for r in self._rotations], axis=1)
 
-    def _render_view(self, v: np.ndarray, normals: np.ndarray, rot: np.ndarray) -> np.ndarray:
+    def mouth_light(self, vertices: np.ndarray) -> np.ndarray:
+        """[V] light reaching each vertex: 1 outside the mouth; teeth and tongue darken with their depth behind
+        the lips (the head's z of the lip landmarks this frame), a cheap stand-in for the mouth's own shadow."""
+        light = np.ones(self.num_vertices, np.float32)
+        lips = vertices[self.slices["skin"]][np.concatenate([self.char.lip_upper, self.char.lip_lower])]
+        front = float(lips[:, 2].mean()) if len(lips) else float(vertices[:, 2].max())
+        for name in MOUTH_PARTS:
+            if name in self.slices:
+                depth = np.clip(front - vertices[self.slices[name], 2], 0.0, None)
+                fall = np.exp(-depth / MOUTH_SHADOW_CM)
+                light[self.slices[name]] = MOUTH_SHADOW_FLOOR + (1.0 - MOUTH_SHADOW_FLOOR) * fall
+        return light
+
+    def _render_view(self, v: np.ndarray, normals: np.ndarray, rot: np.ndarray, lit: np.ndarray) -> np.ndarray:
         size = self.size
         cam = (v - self.centre) @ rot.T
         n_cam = normals @ rot.T
@@ -229,11 +247,14 @@ class Renderer:
         image = np.empty((size * size, 3), np.float32)
         image[:] = BACKGROUND
         if pix.size:
-            image[pix] = self._shade(tri, bary, n_cam, cam)
+            image[pix] = self._shade(tri, bary, n_cam, cam, lit)
         return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(size, size, 3)
 
-    def _shade(self, tri: np.ndarray, bary: np.ndarray, n_cam: np.ndarray, cam: np.ndarray) -> np.ndarray:
-        """Colours of the covered pixels: interpolated normal, base colour and eye texture, two lights."""
+    def _shade(
+        self, tri: np.ndarray, bary: np.ndarray, n_cam: np.ndarray, cam: np.ndarray, lit: np.ndarray
+    ) -> np.ndarray:
+        """Colours of the covered pixels: interpolated normal, base colour and eye texture, two lights, scaled by
+        the light that reaches the point (:meth:`mouth_light`)."""
         corners = self.faces[tri]
         b = [bary[:, k : k + 1] for k in range(3)]
 
@@ -264,7 +285,8 @@ class Renderer:
             diffuse += strength * np.clip(n @ light, 0.0, None)
             half = _normalise(view + light)
             spec += strength * ks * np.clip(np.einsum("ij,ij->i", n, half), 0.0, None) ** shine
-        return base * diffuse[:, None] + spec[:, None]
+        reach = interp(lit[:, None])
+        return (base * diffuse[:, None] + spec[:, None]) * reach
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:
