@@ -15,6 +15,7 @@ from facecast.characters import (
     character_model_data,
     default_character_path,
     eyelid_gap,
+    jaw_from_weights,
     jaw_keypoint_positions,
     lip_gap,
 )
@@ -136,6 +137,7 @@ def test_a_jaw_transform_replaces_the_jaw_shapes_on_teeth_and_tongue(char):
     jaw = np.eye(4, dtype=np.float32)[None].copy()
     jaw[0, :3, :3], jaw[0, :3, 3] = rot[0], t[0]
     by_jaw = apply_weights(char, w, jaw=jaw)
+    np.testing.assert_allclose(jaw_from_weights(char, w), jaw, atol=1e-4)  # what the character exports use
     moved = np.linalg.norm(by_shapes["lower_teeth"][0] - char.parts["lower_teeth"].vertices, axis=1).max()
     off = np.linalg.norm(by_jaw["lower_teeth"][0] - by_shapes["lower_teeth"][0], axis=1).max()
     assert moved > 1.0 and off < 0.1 * moved, (moved, off)  # a rigid fit of a near-rigid blendshape

@@ -19,7 +19,7 @@ from facecast.characters import JAW_SHAPES, apply_weights
 from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
 from facecast.export import WRITERS, write
 from facecast.export.glb import matrix_to_quat, quat_to_matrix, unpack_glb
-from facecast.export.gltf import eye_quaternions, write_gltf
+from facecast.export.gltf import character_jaw, eye_quaternions, write_gltf
 
 pygltflib = pytest.importorskip("pygltflib", reason="pygltflib is needed to read the GLB back")
 
@@ -120,8 +120,10 @@ def test_animation_times_and_weights_round_trip(glb, anim):
     np.testing.assert_allclose(tongue[:, 52:], anim.tongue_weights, rtol=1e-6, atol=1e-7)
 
 
-def test_jaw_node_reproduces_the_jaw_matrix(glb, anim):
+def test_jaw_node_reproduces_the_jaw_matrix(glb, tiny, anim):
     _, gltf, blob = glb
+    jaw_motion = character_jaw(tiny, anim)  # the jaw the ARKit weights give the teeth, not the network's
+    assert not np.allclose(jaw_motion, anim.jaw, atol=1e-3)
     tracks = animation_tracks(gltf, blob)
     jaw = _node(gltf, "jaw")
     child = gltf.nodes[jaw].children[0]
@@ -134,16 +136,17 @@ def test_jaw_node_reproduces_the_jaw_matrix(glb, anim):
         m[:3, :3], m[:3, 3] = quat_to_matrix(q), t
         offset = np.eye(4)
         offset[:3, 3] = -pivot
-        np.testing.assert_allclose((m @ offset @ point)[:3], (anim.jaw[frame] @ point)[:3], atol=2e-5)
+        np.testing.assert_allclose((m @ offset @ point)[:3], (jaw_motion[frame] @ point)[:3], atol=2e-5)
 
 
 def test_posed_file_matches_apply_weights(glb, tiny, anim):
     _, gltf, blob = glb
     names = {i: n.name.removesuffix("_mesh") for i, n in enumerate(gltf.nodes)}
+    jaw = character_jaw(tiny, anim)
     for frame in (0, 4, N - 1):
         posed = posed_world_vertices(gltf, blob, frame)
         expected = apply_weights(tiny, anim.skin_weights[frame : frame + 1], anim.tongue_weights[frame : frame + 1],
-                                 anim.jaw[frame : frame + 1], anim.eyes[frame : frame + 1])  # fmt: skip
+                                 jaw[frame : frame + 1], anim.eyes[frame : frame + 1])  # fmt: skip
         assert {names[i] for i in posed} == set(expected)
         for node, verts in posed.items():  # the root node scales centimetres to metres
             np.testing.assert_allclose(verts / 0.01, expected[names[node]][0], atol=2e-4)
@@ -200,7 +203,8 @@ def test_default_character_glb(tmp_path):
     _, weights = animation_tracks(gltf, blob)[(_node(gltf, "skin"), "weights")]
     np.testing.assert_allclose(weights, anim.skin_weights, rtol=1e-6, atol=1e-7)
     char = build_default_character()
-    expected = apply_weights(char, anim.skin_weights[2:3], anim.tongue_weights[2:3], anim.jaw[2:3], anim.eyes[2:3])
+    jaw = character_jaw(char, anim)[2:3]
+    expected = apply_weights(char, anim.skin_weights[2:3], anim.tongue_weights[2:3], jaw, anim.eyes[2:3])
     names = {i: n.name.removesuffix("_mesh") for i, n in enumerate(gltf.nodes)}
     for node, verts in posed_world_vertices(gltf, blob, 2).items():
         np.testing.assert_allclose(verts / 0.01, expected[names[node]][0], atol=5e-4)

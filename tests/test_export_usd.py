@@ -11,6 +11,7 @@ from exporthelpers import make_animation, make_character, skip_without_anny
 from facecast.characters import apply_weights
 from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
 from facecast.export import WRITERS, write
+from facecast.export.gltf import character_jaw
 from facecast.export.usd import JOINTS, write_usd
 
 pxr = pytest.importorskip("pxr", reason="usd-core is not installed (pip install usd-core)")
@@ -86,7 +87,7 @@ def test_skinned_file_matches_apply_weights(usda, tiny, anim, tmp_path):
     shutil.copy(usda, copy)
     stage = Usd.Stage.Open(str(copy))
     assert UsdSkel.BakeSkinning(UsdSkel.Root(stage.GetPrimAtPath("/facecast_head")), Gf.Interval(0, N - 1))
-    expected = apply_weights(tiny, anim.skin_weights, anim.tongue_weights, anim.jaw, anim.eyes)
+    expected = apply_weights(tiny, anim.skin_weights, anim.tongue_weights, character_jaw(tiny, anim), anim.eyes)
     for name in tiny.parts:
         mesh = UsdGeom.Mesh(stage.GetPrimAtPath(f"/facecast_head/Geom/{name}"))
         for frame in (0, 7, N - 1):
@@ -95,21 +96,23 @@ def test_skinned_file_matches_apply_weights(usda, tiny, anim, tmp_path):
             np.testing.assert_allclose(points @ xf[:3, :3] + xf[3, :3], expected[name][frame], atol=1e-5)
 
 
-def test_jaw_joint_reproduces_the_jaw_matrix(usda, anim):
+def test_jaw_joint_reproduces_the_jaw_matrix(usda, tiny, anim):
+    jaw = character_jaw(tiny, anim)  # the jaw the ARKit weights give the teeth, not the network's
+    assert not np.allclose(jaw, anim.jaw, atol=1e-3)
     stage = Usd.Stage.Open(str(usda))
     query = _anim_query(stage)
     bind = np.array(UsdSkel.Skeleton(stage.GetPrimAtPath("/facecast_head/Skeleton")).GetBindTransformsAttr().Get()[1])
     point = np.array([0.5, -4.0, 5.0, 1.0])
     for frame in (2, 9):
         local = np.array(query.ComputeJointLocalTransforms(frame)[1])  # row vectors: p @ inv(bind) @ local
-        np.testing.assert_allclose((point @ np.linalg.inv(bind) @ local)[:3], (anim.jaw[frame] @ point)[:3], atol=1e-5)
+        np.testing.assert_allclose((point @ np.linalg.inv(bind) @ local)[:3], (jaw[frame] @ point)[:3], atol=1e-5)
 
 
 def test_point_cache_variant(tmp_path, tiny, anim):
     path = write_usd(anim, tmp_path / "cache.usdc", character=tiny, geometry=True)
     stage = Usd.Stage.Open(str(path))
     assert not any(p.IsA(UsdSkel.Skeleton) for p in stage.Traverse())
-    expected = apply_weights(tiny, anim.skin_weights, anim.tongue_weights, anim.jaw, anim.eyes)
+    expected = apply_weights(tiny, anim.skin_weights, anim.tongue_weights, character_jaw(tiny, anim), anim.eyes)
     for name in tiny.parts:
         points = UsdGeom.Mesh(stage.GetPrimAtPath(f"/facecast_head/{name}")).GetPointsAttr()
         assert points.GetTimeSamples() == [float(i) for i in range(N)]

@@ -16,6 +16,8 @@ from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
 from facecast.fileio import FileFormatError, read_npz, write_npz
 from facecast.pack import BlendshapeSet
 
+from .geometry import rigid_transforms
+
 PART_NAMES = ("skin", "tongue", "upper_teeth", "lower_teeth", "eye_right", "eye_left")
 EYE_PARTS = ("eye_right", "eye_left")
 JAW_PARTS = ("lower_teeth", "tongue")
@@ -256,6 +258,18 @@ def apply_weights(
             v = np.einsum("nij,nvj->nvi", jm[:, :3, :3], v) + jm[:, None, :3, 3]
         out[name] = v.astype(np.float32)
     return out
+
+
+def jaw_from_weights(char: Character, arkit_weights: np.ndarray) -> np.ndarray:
+    """[N, 4, 4] the rigid jaw motion that ARKit weights [N, 52] give the lower teeth (the rigid fit of the teeth
+    their ``JAW_SHAPES`` move). The character exports carry the jaw this way, so teeth and tongue open with the
+    lips the same weights open; the network's own jaw transform (``Animation.jaw``) belongs with its skin
+    geometry, and for the default model opens the jaw about half as far as the solved jawOpen does."""
+    w = _frames(arkit_weights, len(ARKIT_NAMES), "arkit_weights", None)
+    teeth = char.parts["lower_teeth"].vertices
+    deltas = char.arkit_deltas["lower_teeth"].reshape(len(ARKIT_NAMES), -1)[_JAW_SHAPE_IDS]
+    moved = (w[:, _JAW_SHAPE_IDS] @ deltas).reshape(len(w), len(teeth), 3) + teeth[None]
+    return rigid_transforms(teeth, moved).astype(np.float32)
 
 
 def character_model_data(char: Character) -> dict[str, np.ndarray]:

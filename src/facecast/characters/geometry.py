@@ -143,3 +143,21 @@ def occluded_from_front(vertices: np.ndarray, normals: np.ndarray, candidates: n
         near = front[tree.query_ball_point(vertices[i, :2], gap)]
         out[i] = bool(np.any(vertices[near, 2] > vertices[i, 2] + gap))
     return out
+
+
+def rigid_transforms(source: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Least-squares rigid fits (Kabsch, no scaling, no reflection) of ``source`` [V, 3] onto each of ``targets``
+    [N, V, 3]: [N, 4, 4] row-major matrices M with ``M @ [x, y, z, 1]`` ≈ target."""
+    src = np.asarray(source, np.float64)
+    tgt = np.asarray(targets, np.float64)
+    mu_s, mu_t = src.mean(axis=0), tgt.mean(axis=1)
+    h = np.einsum("vr,nvc->nrc", src - mu_s, tgt - mu_t[:, None, :])
+    u, _, vt = np.linalg.svd(h)
+    v = np.swapaxes(vt, 1, 2)
+    v[:, :, 2] *= np.sign(np.linalg.det(v @ np.swapaxes(u, 1, 2)))[:, None]
+    rot = v @ np.swapaxes(u, 1, 2)
+    out = np.zeros((len(tgt), 4, 4))
+    out[:, :3, :3] = rot
+    out[:, :3, 3] = mu_t - rot @ mu_s
+    out[:, 3, 3] = 1.0
+    return out

@@ -17,8 +17,10 @@ rotations. Eyeballs stay rigid when the character poses them by rotation (``eye_
 
 Posing the file at frame i reproduces :func:`facecast.characters.apply_weights` exactly: morphs first, then the
 jaw transform ``M @ [x, y, z, 1]`` on the lower teeth and tongue, then the eye rotations about their pivots. The
-jaw node carries the jaw's motion, so the lower teeth and tongue keep their jaw morphs (``JAW_SHAPES``) at 0 in
-the animation (the targets stay in the file: driving the file by ARKit weights alone still opens the jaw). The
+jaw transform is the rigid motion the frame's ARKit jaw shapes give the lower teeth (:func:`character_jaw`), so
+teeth and tongue open with the lips; the jaw node carries it, and the lower teeth and tongue keep their jaw
+morphs (``JAW_SHAPES``) at 0 in the animation (the targets stay in the file: driving it by ARKit weights alone
+still opens the jaw). The
 jaw pivot (the rest translation of the jaw node) is an estimated hinge behind and above the lower teeth; any
 pivot gives the same motion, this one makes rotating the jaw node by hand look right.
 
@@ -33,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..animation import Animation
-from ..characters.character import JAW_PARTS, JAW_SHAPES
+from ..characters.character import JAW_PARTS, JAW_SHAPES, jaw_from_weights
 from ..constants import ARKIT_NAMES, TONGUE_NAMES
 from .csv import arkit_matrix
 from .glb import GltfAnimation, GltfMesh, GltfNode, GltfScene, decompose_rigid, write_glb
@@ -121,6 +123,16 @@ def jaw_tracks(jaw: np.ndarray, pivot: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return (r @ pivot + t).astype(np.float64), q
 
 
+def character_jaw(character: Any, anim: Animation) -> np.ndarray | None:
+    """[N, 4, 4] the jaw motion a character export shows: the rigid motion the animation's ARKit jaw shapes give
+    the character's lower teeth (:func:`facecast.characters.jaw_from_weights`), so teeth and tongue move with the
+    lips those weights move; the animation's own A2F jaw transform for characters without lower teeth."""
+    parts = getattr(character, "parts", {})
+    if "lower_teeth" in parts and "lower_teeth" in getattr(character, "arkit_deltas", {}):
+        return jaw_from_weights(character, arkit_matrix(anim))
+    return None if anim.jaw is None else np.asarray(anim.jaw, np.float32).reshape(len(anim), 4, 4)
+
+
 def tongue_matrix(anim: Animation) -> np.ndarray:
     """[N, 16] tongue weights in TONGUE_NAMES order (poses the animation lacks are 0)."""
     out = np.zeros((len(anim), len(TONGUE_NAMES)), np.float32)
@@ -184,7 +196,6 @@ def character_scene(character: Any, morph_normals: bool = True) -> GltfScene:
 def animate_scene(scene: GltfScene, anim: Animation, character: Any) -> GltfAnimation:
     """Add the animation's morph weights, jaw and eyes to the :func:`character_scene` of ``character``; returns
     the track set."""
-    n = len(anim)
     arkit = arkit_matrix(anim)
     tongue = tongue_matrix(anim)
     track = GltfAnimation(ANIMATION_NAME, np.asarray(anim.times, np.float64))
@@ -193,10 +204,11 @@ def animate_scene(scene: GltfScene, anim: Animation, character: Any) -> GltfAnim
             t = scene.meshes[node.mesh].num_targets
             track.weights[i] = np.concatenate([arkit, tongue], axis=1)[:, :t] if t > len(ARKIT_NAMES) else arkit
     names = [node.name for node in scene.nodes]
-    if "jaw" in names and anim.jaw is not None:
+    motion = character_jaw(character, anim) if "jaw" in names else None
+    if motion is not None:
         jaw = names.index("jaw")
         pivot = np.asarray(scene.nodes[jaw].translation, np.float64)
-        track.translation[jaw], track.rotation[jaw] = jaw_tracks(np.asarray(anim.jaw).reshape(n, 4, 4), pivot)
+        track.translation[jaw], track.rotation[jaw] = jaw_tracks(motion, pivot)
         for i, node in enumerate(scene.nodes):  # the jaw node carries these parts: their jaw morphs stay at 0
             if node.name in JAW_PARTS and i in track.weights:
                 track.weights[i] = track.weights[i].copy()

@@ -10,8 +10,9 @@ Skeletal layout (the default)::
         <shape>                    BlendShape: sparse offsets + pointIndices, only the shapes that move the part
 
 The jaw joint rests at an estimated hinge and carries the lower teeth and tongue; its animated translation and
-rotation reproduce the rigid jaw transform ``M @ [x, y, z, 1]`` exactly, so those two parts get no blend shapes of
-the jaw's own shapes (``JAW_SHAPES``). The eye joints rest at the eye pivots and
+rotation reproduce the rigid jaw transform ``M @ [x, y, z, 1]`` exactly: the motion the frame's ARKit jaw shapes
+give the lower teeth (:func:`facecast.export.gltf.character_jaw`), so teeth and tongue open with the lips, and
+those two parts get no blend shapes of the jaw's own shapes (``JAW_SHAPES``). The eye joints rest at the eye pivots and
 rotate x then y (degrees from the animation, plus the ``eyeLook*`` rotations of characters that pose their
 eyeballs by rotation; those eye meshes get no blend shapes). Skin and upper teeth hang on ``root``, which never
 moves. UsdSkel applies blend shapes before skinning, so evaluating the file reproduces
@@ -37,6 +38,7 @@ from ..constants import ARKIT_NAMES, TONGUE_NAMES
 from .csv import arkit_matrix
 from .gltf import (
     EYE_PARTS,
+    character_jaw,
     estimate_jaw_pivot,
     eye_angles,
     eye_quaternions,
@@ -142,7 +144,9 @@ def _skel_stage(anim: Animation, character: Any):
     n = len(anim)
     translations = np.tile(pivots, (n, 1, 1))
     rotations = np.tile([0.0, 0.0, 0.0, 1.0], (n, len(JOINTS), 1))
-    translations[:, 1], rotations[:, 1] = jaw_tracks(np.asarray(anim.jaw, np.float64).reshape(n, 4, 4), pivots[1])
+    motion = character_jaw(character, anim)
+    if motion is not None:
+        translations[:, 1], rotations[:, 1] = jaw_tracks(motion, pivots[1])
     arkit = arkit_matrix(anim)
     for e in range(2):
         rotations[:, 2 + e] = eye_quaternions(eye_angles(character, arkit, anim.eyes, e))
@@ -192,13 +196,14 @@ def _point_cache_stage(anim: Animation, character: Any):
     stage.SetDefaultPrim(root.GetPrim())
     n = len(anim)
     tongue = tongue_matrix(anim) if "tongue" in character.parts else None
+    jaw = character_jaw(character, anim)
     meshes = {name: _define_mesh(stage, f"{ROOT}/{name}", np.asarray(p.vertices, np.float32), p.faces)
               for name, p in character.parts.items()}  # fmt: skip
     codes = time_codes(anim)
     for start in range(0, n, 64):
         block = slice(start, min(n, start + 64))
         posed = apply_weights(character, arkit_matrix(anim)[block], None if tongue is None else tongue[block],
-                              np.asarray(anim.jaw)[block], np.asarray(anim.eyes)[block])  # fmt: skip
+                              None if jaw is None else jaw[block], np.asarray(anim.eyes)[block])  # fmt: skip
         for name, (mesh, normals) in meshes.items():
             faces = character.parts[name].faces
             for i in range(block.stop - block.start):

@@ -13,7 +13,8 @@ from .csv import arkit_matrix
 
 def write_mp4(anim: Animation, path: str | Path, character: Any = None, size: int = 384) -> Path:
     """Render ``anim`` on ``character`` (default: the built-in CC0 head) to an MP4 with the animation's 16 kHz
-    audio (silent video when it has none); returns the path. Needs PyAV (``pip install av``)."""
+    audio (silent video when it has none); returns the path. The ARKit weights pose the head, and their jaw shapes
+    the jaw (:func:`facecast.export.gltf.character_jaw`). Needs PyAV (``pip install av``)."""
     if len(anim) == 0:
         raise ValueError("cannot render an empty animation")
     try:
@@ -24,14 +25,14 @@ def write_mp4(anim: Animation, path: str | Path, character: Any = None, size: in
         from ..characters import build_default_character
 
         character = build_default_character()
-    from .gltf import tongue_matrix
+    from .gltf import character_jaw, tongue_matrix
 
     return write_preview_mp4(
         path,
         character,
         arkit_matrix(anim),
         tongue_weights=tongue_matrix(anim) if anim.tongue_weights is not None else None,
-        jaw=anim.jaw,
+        jaw=character_jaw(character, anim),
         eyes=anim.eyes,
         audio=anim.audio,
         sample_rate=SAMPLE_RATE,
