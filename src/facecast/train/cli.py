@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import asdict
 
 from ..calibrate import MIN_STD, ROUNDING_POSES
 
@@ -106,20 +107,38 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"\r  {count[0]} shots", end="", file=sys.stderr, flush=True)
 
+    jaw = None
     try:
         gains = pose_gains(model, shots, args.poses, progress, args.min_std)
+        if args.jaw:
+            from ..calibrate import jaw_gain
+            from ..characters import build_default_character
+
+            count[0] = 0
+            jaw = jaw_gain(model, corpus_shots(args.corpus, args.max_shots), build_default_character(), progress)
     finally:
         if count[0] and not args.json:
             print(file=sys.stderr)
-    written = write_multipliers(args.pack, gains) if args.write else {}
+    written: dict[str, float] = write_multipliers(args.pack, gains) if args.write else {}
+    if args.write and jaw is not None:
+        from ..calibrate import write_jaw_strength
+
+        written["lower_teeth_strength"] = write_jaw_strength(args.pack, jaw)
     if args.json:
-        print(json.dumps({"gains": gains_json(gains), "written": written}, indent=2))
+        out = {"gains": gains_json(gains), "written": written}
+        if jaw is not None:
+            out["jaw"] = asdict(jaw)
+        print(json.dumps(out, indent=2))
         return 0
     for name, g in gains.items():
         line = f"{name:16s} gain {g.gain:.3f}  (teacher std {g.teacher_std:.3f}, model std {g.model_std:.3f}, "
         print(line + f"correlation {g.correlation:.2f}, {g.frames} frames)")
+    if jaw is not None:
+        print(f"{'jaw':16s} gain {jaw.gain:.3f}  on lower_teeth_strength (teeth drop by the ARKit jaw shapes: "
+              f"std {jaw.arkit_drop_std_cm:.3f} cm, correlation with the A2F jaw {jaw.correlation:.3f}, "
+              f"{jaw.frames} frames)")  # fmt: skip
     if written:
-        print("wrote bsWeightMultipliers " + ", ".join(f"{k}={v}" for k, v in written.items()))
+        print("wrote " + ", ".join(f"{k}={v}" for k, v in written.items()))
     return 0
 
 
@@ -164,7 +183,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--min-std", type=float, default=MIN_STD, help=f"refuse poses that vary less than this (default {MIN_STD:g})"
     )
-    p.add_argument("--write", action="store_true", help="multiply the pack's bsWeightMultipliers by the gains")
+    p.add_argument(
+        "--jaw",
+        action="store_true",
+        help="also scale lower_teeth_strength so the A2F jaw opens the teeth as far as the solved ARKit jaw shapes "
+        "do on the default character",
+    )
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="multiply the pack's bsWeightMultipliers (and with --jaw its jaw) by the gains",
+    )
     p.add_argument("--json", action="store_true", help="print the gains as JSON")
     p.set_defaults(func=cmd_calibrate)
 
