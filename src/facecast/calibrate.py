@@ -198,7 +198,7 @@ class JawGain:
 def teeth_drop(character, arkit: np.ndarray, jaw: np.ndarray | None = None) -> np.ndarray:
     """[N] how far the lower teeth's centroid moves down (cm): under the jaw transforms ``jaw`` [N, 4, 4] when
     given, else under the ARKit weights' jaw shapes (``arkit`` [N, 52], ARKit order; linear in the weights)."""
-    from .characters import JAW_SHAPES
+    from .characters import JAW_SHAPE_INDICES
     from .constants import ARKIT_NAMES
 
     teeth = np.asarray(character.parts["lower_teeth"].vertices, np.float64)
@@ -206,7 +206,7 @@ def teeth_drop(character, arkit: np.ndarray, jaw: np.ndarray | None = None) -> n
     if jaw is not None:
         m = np.asarray(jaw, np.float64)
         return centre[1] - (m[:, 1, :3] @ centre + m[:, 1, 3])
-    ids = [ARKIT_NAMES.index(n) for n in JAW_SHAPES]
+    ids = JAW_SHAPE_INDICES
     deltas = np.asarray(character.arkit_deltas["lower_teeth"], np.float64).reshape(len(ARKIT_NAMES), -1, 3)
     return -(np.asarray(arkit, np.float64)[:, ids] @ deltas[ids, :, 1].mean(axis=1))
 
@@ -221,7 +221,7 @@ def jaw_gain(model, shots: Iterator[Shot] | Sequence[Shot], character, progress=
         anim = model.animate(shot.audio, emotion=shot.emotion, blinks=False)
         if anim.jaw is None:
             raise ValueError("the model gives no jaw transform to calibrate")
-        arkit = np.zeros((len(anim.skin_weights), len(ARKIT_NAMES)))
+        arkit = np.zeros((len(anim.skin_weights), len(ARKIT_NAMES)))  # (export.csv.arkit_matrix, in float64)
         for j, name in enumerate(anim.skin_names):
             if name in ARKIT_NAMES:
                 arkit[:, ARKIT_NAMES.index(name)] = anim.skin_weights[:, j]

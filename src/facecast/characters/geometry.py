@@ -145,19 +145,34 @@ def occluded_from_front(vertices: np.ndarray, normals: np.ndarray, candidates: n
     return out
 
 
-def rigid_transforms(source: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Least-squares rigid fits (Kabsch, no scaling, no reflection) of ``source`` [V, 3] onto each of ``targets``
-    [N, V, 3]: [N, 4, 4] row-major matrices M with ``M @ [x, y, z, 1]`` ≈ target."""
-    src = np.asarray(source, np.float64)
-    tgt = np.asarray(targets, np.float64)
-    mu_s, mu_t = src.mean(axis=0), tgt.mean(axis=1)
-    h = np.einsum("vr,nvc->nrc", src - mu_s, tgt - mu_t[:, None, :])
+def kabsch(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rigid fit ``dst ≈ R @ src + t`` (no scaling, no reflection); batched over leading dims of ``src``.
+
+    ``src`` [..., N, 3], ``dst`` [N, 3] or [..., N, 3] -> R [..., 3, 3], t [..., 3].
+    """
+    src = np.asarray(src, np.float64)
+    dst = np.broadcast_to(np.asarray(dst, np.float64), src.shape)
+    mu_s, mu_d = src.mean(axis=-2), dst.mean(axis=-2)
+    h = np.swapaxes(src - mu_s[..., None, :], -1, -2) @ (dst - mu_d[..., None, :])
     u, _, vt = np.linalg.svd(h)
-    v = np.swapaxes(vt, 1, 2)
-    v[:, :, 2] *= np.sign(np.linalg.det(v @ np.swapaxes(u, 1, 2)))[:, None]
-    rot = v @ np.swapaxes(u, 1, 2)
+    v = np.swapaxes(vt, -1, -2)
+    ut = np.swapaxes(u, -1, -2)
+    sign = np.sign(np.linalg.det(v @ ut))
+    sign[sign == 0] = 1.0
+    fix = np.ones(src.shape[:-2] + (3,))
+    fix[..., 2] = sign
+    rot = (v * fix[..., None, :]) @ ut
+    t = mu_d - (rot @ mu_s[..., None])[..., 0]
+    return rot, t
+
+
+def rigid_transforms(source: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Least-squares rigid fits (:func:`kabsch`) of ``source`` [V, 3] onto each of ``targets`` [N, V, 3]: [N, 4, 4]
+    row-major matrices M with ``M @ [x, y, z, 1]`` ≈ target."""
+    tgt = np.asarray(targets, np.float64)
+    rot, t = kabsch(np.broadcast_to(np.asarray(source, np.float64), tgt.shape), tgt)
     out = np.zeros((len(tgt), 4, 4))
     out[:, :3, :3] = rot
-    out[:, :3, 3] = mu_t - rot @ mu_s
+    out[:, :3, 3] = t
     out[:, 3, 3] = 1.0
     return out

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..animation import Animation
-from ..characters.character import JAW_PARTS, JAW_SHAPES, jaw_from_weights
+from ..characters.character import JAW_PARTS, JAW_SHAPE_INDICES, jaw_from_weights
 from ..constants import ARKIT_NAMES, TONGUE_NAMES
 from .csv import arkit_matrix
 from .glb import GltfAnimation, GltfMesh, GltfNode, GltfScene, decompose_rigid, write_glb
@@ -212,7 +212,7 @@ def animate_scene(scene: GltfScene, anim: Animation, character: Any) -> GltfAnim
         for i, node in enumerate(scene.nodes):  # the jaw node carries these parts: their jaw morphs stay at 0
             if node.name in JAW_PARTS and i in track.weights:
                 track.weights[i] = track.weights[i].copy()
-                track.weights[i][:, [ARKIT_NAMES.index(s) for s in JAW_SHAPES]] = 0.0
+                track.weights[i][:, JAW_SHAPE_INDICES] = 0.0
     for e, name in enumerate(EYE_PARTS):
         if name in names:
             track.rotation[names.index(name)] = eye_quaternions(eye_angles(character, arkit, anim.eyes, e))

@@ -189,11 +189,11 @@ def _babble_sources(plan: ShotPlan, voices: list[Voice], seconds: float) -> list
 
 
 def _pose(char, arkit: np.ndarray, tongue_w: np.ndarray) -> dict[str, np.ndarray]:
-    from facecast.characters import JAW_SHAPES, apply_weights
+    from facecast.characters import JAW_SHAPE_INDICES, apply_weights
 
     posed = apply_weights(char, arkit, tongue_w)
     nojaw = arkit.copy()
-    nojaw[:, [ARKIT_NAMES.index(n) for n in JAW_SHAPES]] = 0.0
+    nojaw[:, JAW_SHAPE_INDICES] = 0.0
     tongue = char.parts["tongue"]
     nv = len(tongue.vertices)
     v = (nojaw @ char.arkit_deltas["tongue"].reshape(len(ARKIT_NAMES), nv * 3)).reshape(-1, nv, 3)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ..characters.geometry import kabsch  # noqa: F401  (stabilize's rigid fit; re-exported)
+
 
 @dataclass
 class PCABasis:
@@ -138,27 +140,6 @@ def prune_poses(flat: np.ndarray, radius: float, stride: int = 10) -> np.ndarray
             break
         keep = survivors
     return keep
-
-
-def kabsch(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rigid fit ``dst ≈ R @ src + t`` (no scaling, no reflection); batched over leading dims of ``src``.
-
-    ``src`` [..., N, 3], ``dst`` [N, 3] or [..., N, 3] -> R [..., 3, 3], t [..., 3].
-    """
-    src = np.asarray(src, np.float64)
-    dst = np.broadcast_to(np.asarray(dst, np.float64), src.shape)
-    mu_s, mu_d = src.mean(axis=-2), dst.mean(axis=-2)
-    h = np.swapaxes(src - mu_s[..., None, :], -1, -2) @ (dst - mu_d[..., None, :])
-    u, _, vt = np.linalg.svd(h)
-    v = np.swapaxes(vt, -1, -2)
-    ut = np.swapaxes(u, -1, -2)
-    sign = np.sign(np.linalg.det(v @ ut))
-    sign[sign == 0] = 1.0
-    fix = np.ones(src.shape[:-2] + (3,))
-    fix[..., 2] = sign
-    rot = (v * fix[..., None, :]) @ ut
-    t = mu_d - (rot @ mu_s[..., None])[..., 0]
-    return rot, t
 
 
 def stabilize(frames: np.ndarray, neutral: np.ndarray, rigid: list[int] | np.ndarray) -> np.ndarray:
