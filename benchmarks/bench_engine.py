@@ -41,9 +41,9 @@ def main() -> None:
 
     import onnxruntime as ort
 
-    from facecast.backends import OnnxRuntimeBackend
-    from facecast.defaults import random_claire_pack
-    from facecast.engine import Engine, extract_windows, frame_targets
+    from facecast.infer.backends import OnnxRuntimeBackend
+    from facecast.infer.engine import Engine, extract_windows, frame_targets
+    from facecast.models.random_pack import random_claire_pack
     from facecast.network.flops import count_flops
     from facecast.pack import load_pack
 

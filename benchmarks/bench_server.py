@@ -253,7 +253,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pack = args.pack
         if pack is None:
-            from facecast.testing import make_pack
+            from facecast.models.testing import make_pack
 
             pack = str(make_pack(Path(tmp) / "pack", num_layers=1, seed=1))
         lookahead = load_pack(builtin_pack() if pack == "default" else pack).network_info.lookahead_samples

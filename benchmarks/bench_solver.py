@@ -29,10 +29,10 @@ from scipy.linalg import solve_triangular  # noqa: E402
 from scipy.optimize import lsq_linear  # noqa: E402
 
 try:
-    from facecast.blendshapes import BlendshapeConfig, BlendshapeSolver
+    from facecast.face.blendshapes import BlendshapeConfig, BlendshapeSolver
 except ImportError:  # running from a checkout without an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from facecast.blendshapes import BlendshapeConfig, BlendshapeSolver
+    from facecast.face.blendshapes import BlendshapeConfig, BlendshapeSolver
 from facecast.constants import ARKIT_NAMES  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """How fast the synthetic teacher moves the default head's skin; prints one JSON object.
 
-The quiet hold (``facecast.quiet.RELAX_SPEED``) eases a lagging face to rest at a speed the lips themselves use.
+The quiet hold (``facecast.face.quiet.RELAX_SPEED``) eases a lagging face to rest at a speed the lips themselves use.
 This measures that speed on a synthetic corpus (``facecast synth``): each frame's largest skin vertex move
 (cm per second, the quantity the hold limits) from the teacher's ARKit curves applied to the default character,
 as percentiles over speech frames and as the peak of each pause onset (from 150 ms before a silence of at least

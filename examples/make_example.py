@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from facecast.audio import save_wav
-from facecast.synth.formant import SR, synthesise
+from facecast.infer.formant import SR, synthesise
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,7 +12,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.onn
 @pytest.fixture(scope="session")
 def small_pack(tmp_path_factory):
     """A complete 1-layer official-layout pack on a small mesh."""
-    from facecast.testing import make_pack
+    from facecast.models.testing import make_pack
 
     return make_pack(tmp_path_factory.mktemp("small_pack"), num_layers=1, seed=1)
 
@@ -29,8 +29,8 @@ def chunk_pack(tmp_path_factory):
     """A 1-layer Whisper-encoder pack (70 ms look-ahead) with a chunk network for up to 4 frames per pass."""
     import torch
 
+    from facecast.models.testing import make_pack
     from facecast.network.regression import NetworkConfig, RegressionNetwork
-    from facecast.testing import make_pack
 
     torch.manual_seed(3)
     cfg = NetworkConfig(encoder="whisper", num_layers=1, num_shapes_skin=12, num_shapes_tongue=4, buffer_ofs=7200,

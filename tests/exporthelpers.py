@@ -6,7 +6,7 @@ import numpy as np
 
 from facecast.animation import Animation
 from facecast.constants import ARKIT_NAMES, SAMPLE_RATE, TONGUE_NAMES
-from facecast.engine import NetworkOutput
+from facecast.infer.engine import NetworkOutput
 
 
 def rot_x(deg: float) -> np.ndarray:

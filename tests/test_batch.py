@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from facecast.batch import find_jobs, run_batch
+from facecast.batch.local import find_jobs, run_batch
 from facecast.cli import main
 
 
@@ -96,7 +96,7 @@ def test_batch_cli_exit_codes(small_pack, tmp_path, capsys):
 
 def test_batch_on_local_ray(small_pack, tmp_path):
     ray = pytest.importorskip("ray")
-    from facecast.batch_ray import run_batch_ray
+    from facecast.batch.ray_cluster import run_batch_ray
 
     _clips(tmp_path / "in", count=3, seed=4)
     jobs = find_jobs(tmp_path / "in", tmp_path / "out")

@@ -1,4 +1,4 @@
-"""Tests for the blendshape solve (facecast.blendshapes); its box-QP solver is tested in test_bvls.py.
+"""Tests for the blendshape solve (facecast.face.blendshapes); its box-QP solver is tested in test_bvls.py.
 
 The solver is checked against an independent re-derivation of the SDK's problem (spec §6) that builds
 the normal matrix from scratch and hands each frame to scipy's BVLS in least-squares form
@@ -15,8 +15,8 @@ import pytest
 from scipy.linalg import solve_triangular
 from scipy.optimize import lsq_linear
 
-from facecast.blendshapes import CANCEL_UPPER_BOUND, BlendshapeConfig, BlendshapeSolver, SolverState
 from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
+from facecast.face.blendshapes import CANCEL_UPPER_BOUND, BlendshapeConfig, BlendshapeSolver, SolverState
 
 # --------------------------------------------------------------------------------------------------
 # Independent reference

@@ -8,7 +8,7 @@ import importlib.resources
 import numpy as np
 import pytest
 
-from facecast.blinks import BlinkParams, generate_blinks, measure_blinks
+from facecast.face.blinks import BlinkParams, generate_blinks, measure_blinks
 
 RAMP = 0.5903  # 10 -> 90 % time of a raised-cosine ramp, as a fraction of its length
 HOUR = 3600

@@ -1,4 +1,4 @@
-"""The exact box-constrained QP solver behind the blendshape solve (facecast.bvls), against scipy's BVLS and the
+"""The exact box-constrained QP solver behind the blendshape solve (facecast.face.bvls), against scipy's BVLS and the
 KKT conditions."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from scipy.linalg import solve_triangular
 from scipy.optimize import lsq_linear
 
-from facecast.bvls import FREE, LOWER, UPPER, BoxQP
+from facecast.face.bvls import FREE, LOWER, UPPER, BoxQP
 
 
 def random_qp(rng: np.random.Generator, n: int, cond: float = 1e3) -> tuple[np.ndarray, np.ndarray]:

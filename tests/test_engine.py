@@ -8,8 +8,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from facecast.backends import BackendError, OnnxRuntimeBackend, TorchBackend
-from facecast.engine import Engine, extract_windows, fps_fraction, frame_targets, num_frames
+from facecast.infer.backends import BackendError, OnnxRuntimeBackend, TorchBackend
+from facecast.infer.engine import Engine, extract_windows, fps_fraction, frame_targets, num_frames
 from facecast.pack import load_pack
 
 

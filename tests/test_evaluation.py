@@ -355,7 +355,8 @@ def test_facecast_system_on_a_small_model(small_model):
 
 
 def test_report_tables_and_json():
-    from facecast.evaluation.report import evaluate_systems, register, report_json, report_markdown
+    from facecast.cli.evaluate import register
+    from facecast.evaluation.report import evaluate_systems, report_json, report_markdown
 
     basis = np.zeros(len(ARKIT_NAMES))
     basis[ARKIT_NAMES.index("jawOpen")] = 2.2

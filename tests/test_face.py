@@ -9,7 +9,7 @@ import pytest
 from scipy.signal import lfilter
 from scipy.spatial.transform import Rotation
 
-from facecast.face import (
+from facecast.face.postprocess import (
     CAMEL_NAMES,
     PARAM_NAMES,
     PARAM_RANGES,

@@ -1,4 +1,5 @@
-"""Tests for the Live Link Face UDP sender (facecast.livelink), checked by an independent decoder (pylivelinkface)."""
+"""Tests for the Live Link Face UDP sender (facecast.export.livelink),
+checked by an independent decoder (pylivelinkface)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from facecast.constants import ARKIT_NAMES
-from facecast.livelink import (
+from facecast.export.livelink import (
     UNREAL_BLENDSHAPES,
     LiveLinkSender,
     encode_packet,
@@ -116,7 +117,7 @@ def test_sender_rejects_bad_values():
 
 def test_livelink_command_sends_every_frame(small_pack, receiver, tmp_path, capsys):
     from facecast.audio import save_wav
-    from facecast.web.cli import register
+    from facecast.cli.livelink import register
 
     save_wav(tmp_path / "a.wav", (0.2 * np.sin(np.arange(8000) / 16000 * 2 * np.pi * 200)).astype(np.float32))
     parser = argparse.ArgumentParser()

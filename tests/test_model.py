@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facecast.blendshapes import BlendshapeConfig, BlendshapeSolver
-from facecast.blinks import BlinkParams, generate_blinks
-from facecast.face import FaceParams, FacePostProcessor
-from facecast.pipeline import SolveOptions
+from facecast.face.blendshapes import BlendshapeConfig, BlendshapeSolver
+from facecast.face.blinks import BlinkParams, generate_blinks
+from facecast.face.pipeline import SolveOptions
+from facecast.face.postprocess import FaceParams, FacePostProcessor
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Tests for ``facecast plot`` (facecast.plot): PNG size, that the curves drawn are the curves asked for, the CLI."""
+"""Tests for ``facecast plot`` (facecast.export.plot):
+PNG size, that the curves drawn are the curves asked for, the CLI."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ Image = pytest.importorskip("PIL.Image", reason="reading the PNGs back needs pil
 
 from facecast.audio import save_wav  # noqa: E402
 from facecast.export.json import write_json  # noqa: E402
-from facecast.plot import plot_animation  # noqa: E402
+from facecast.export.plot import plot_animation  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_unknown_curve_is_a_clear_error(clip, tmp_path):
 
 
 def test_plot_command_from_audio_and_from_json(small_pack, clip, tmp_path, capsys):
-    from facecast.web.cli import register
+    from facecast.cli.plot import register
 
     anim, audio = clip
     save_wav(tmp_path / "clip.wav", audio)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from facecast.infer.quantize import accuracy, calibration_data, int8_network
 from facecast.pack import load_pack
-from facecast.quantize import accuracy, calibration_data, int8_network
 
 
 def test_int8_network_is_close_and_cached(small_pack, tmp_path, monkeypatch):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facecast.quiet import (
+from facecast.audio import frame_levels, level_span
+from facecast.face.quiet import (
     EYE_COLUMNS,
     FLOOR_MARGIN_DB,
     NEAR_REST,
@@ -13,9 +14,7 @@ from facecast.quiet import (
     RELAX_S,
     RELAX_SPEED,
     QuietHoldState,
-    frame_levels,
     hold_quiet,
-    level_span,
     quiet_frames,
 )
 
@@ -321,7 +320,7 @@ def test_batch_with_a_holding_model_matches_animate(held_pack, tmp_path, per_pas
     import soundfile as sf
 
     from facecast import load_model
-    from facecast.batch import find_jobs, run_batch
+    from facecast.batch.local import find_jobs, run_batch
 
     model = load_model(held_pack, device="cpu", frames_per_pass=per_pass)
     assert model.pipeline.default_params.quiet_hold == 1.0

@@ -1,4 +1,5 @@
-"""Tests for the preview renderer (facecast.render): the rasteriser, frames of the default head, PNG and MP4."""
+"""Tests for the preview renderer (facecast.characters.render):
+the rasteriser, frames of the default head, PNG and MP4."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import zlib
 import numpy as np
 import pytest
 
-from facecast.constants import ARKIT_NAMES
-from facecast.render import (
+from facecast.characters.render import (
     BACKGROUND,
     MOUTH_SHADOW_FLOOR,
     Renderer,
@@ -19,6 +19,7 @@ from facecast.render import (
     save_png,
     write_preview_mp4,
 )
+from facecast.constants import ARKIT_NAMES
 
 BG = np.round(np.asarray(BACKGROUND) * 255).astype(np.uint8)
 

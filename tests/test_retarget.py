@@ -19,14 +19,14 @@ from exporthelpers import (
 )
 
 from facecast.arkit_names import normalize_arkit_name
+from facecast.cli.retarget import register
 from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
-from facecast.export.cli import register
 from facecast.export.glb import GltfMesh, GltfNode, GltfScene, GltfSkin, quat_to_matrix, trs_matrix, write_glb
 from facecast.export.json import write_json
 from facecast.export.load import load_animation
+from facecast.export.metahuman import CURVE_NAMES, MAPPING, PREFIX, SOURCE_NAMES, metahuman_curves, to_metahuman
 from facecast.export.npz import write_npz_animation
-from facecast.metahuman import CURVE_NAMES, MAPPING, PREFIX, SOURCE_NAMES, metahuman_curves, to_metahuman
-from facecast.retarget import read_head, retarget
+from facecast.export.retarget import read_head, retarget
 
 pygltflib = pytest.importorskip("pygltflib", reason="pygltflib is needed to read the GLB back")
 

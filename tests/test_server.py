@@ -26,7 +26,7 @@ from nvidia_audio2face_3d import (  # noqa: E402
 from facecast.audio import float_to_pcm16_bytes, pcm16_to_float, resample  # noqa: E402
 from facecast.constants import ARKIT_NAMES, TONGUE_NAMES  # noqa: E402
 from facecast.emotion import EmotionTrack  # noqa: E402
-from facecast.pipeline import SolveOptions  # noqa: E402
+from facecast.face.pipeline import SolveOptions  # noqa: E402
 from facecast.server import ConfigError, ServerConfig, serve  # noqa: E402
 
 SR = 16000

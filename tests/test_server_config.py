@@ -1,4 +1,4 @@
-"""Server settings: validation, TOML files and CLI flags (facecast.server.config, facecast.server.cli)."""
+"""Server settings: validation, TOML files and CLI flags (facecast.server.config, facecast.cli.serve)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_server_config_validation_and_toml(tmp_path):
 def test_cli_flags_override_the_config_file(tmp_path):
     import argparse
 
-    from facecast.server.cli import config_from_args, register
+    from facecast.cli.serve import config_from_args, register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facecast.stream import StreamClosedError
+from facecast.infer.stream import StreamClosedError
 
 
 def _clip(n=16000 * 2 + 777, seed=5):

@@ -336,7 +336,7 @@ def test_corpus_stops_after_shots_fail_in_a_row(tmp_path, monkeypatch, character
 
 
 def test_cli_registers_synth():
-    from facecast.synth.cli import register
+    from facecast.cli.synth import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

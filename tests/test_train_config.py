@@ -91,7 +91,7 @@ def test_to_dict_round_trips():
 def test_cli_register_adds_commands_without_importing_torch():
     code = (
         "import argparse, sys\n"
-        "from facecast.train.cli import register\n"
+        "from facecast.cli.train import register\n"
         "p = argparse.ArgumentParser(); register(p.add_subparsers(dest='cmd'))\n"
         "a = p.parse_args(['train', 'c.toml', '--resume'])\n"
         "b = p.parse_args(['deploy', 'c.toml', '-o', 'out'])\n"
@@ -103,14 +103,14 @@ def test_cli_register_adds_commands_without_importing_torch():
 
 
 def test_cli_reports_config_errors_with_exit_code_2(tmp_path, capsys):
-    from facecast.train.cli import main
+    from facecast.cli import main
 
     bad = tmp_path / "bad.toml"
     bad.write_text("[train]\nepochs = 0\n")
     assert main(["train", str(bad)]) == 2
     assert "train.epochs" in capsys.readouterr().err
     parser = argparse.ArgumentParser()
-    from facecast.train.cli import register
+    from facecast.cli.train import register
 
     register(parser.add_subparsers(dest="cmd"))
     assert parser.parse_args(["eval", "c.toml", "--json"]).json

@@ -47,7 +47,7 @@ def test_two_gloo_processes_train_in_lockstep(tmp_path):
     config.write_text(CONFIG)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "facecast.train", "train", str(config)]  # fmt: skip
+           "-m", "facecast", "train", str(config)]  # fmt: skip
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("trained 60 steps on 2 process(es)") == 1  # rank 0 alone reports
@@ -67,7 +67,7 @@ def test_two_gloo_processes_train_in_lockstep(tmp_path):
     assert after["mean_vertex_error"] < before["mean_vertex_error"], (before, after)
 
     # the other commands work on the same run through the CLI
-    from facecast.train.cli import main
+    from facecast.cli import main
 
     assert main(["preprocess", str(config)]) == 0
     assert main(["eval", str(config), "--json"]) == 0

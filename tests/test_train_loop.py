@@ -134,7 +134,7 @@ def test_train_eval_deploy_and_animate(synthetic, tmp_path):
     assert np.abs(plain_rest[:-4]).max() > 1e-3
     assert np.abs(engine.rest_result(emotion)[:-4]).max() < 1e-4
     assert np.allclose(engine.rest_result(emotion)[-4:], plain_rest[-4:], atol=1e-5)  # the gaze is not centred
-    from facecast.default_model import package_trained
+    from facecast.train.package import package_trained
 
     packaged = package_trained(result.checkpoint, centred, tmp_path / "packaged")
     import onnx
@@ -151,7 +151,7 @@ def test_train_eval_deploy_and_animate(synthetic, tmp_path):
 def test_chunk_samples_and_a_chunk_trained_pack(synthetic, tmp_path):
     """``network.chunk_frames``: pairs of frames seen from blocks of K, K drawn per step, a deployable chunk graph."""
     from facecast import load_model
-    from facecast.chunking import block_length, chunk_span
+    from facecast.timing import block_length, chunk_span
     from facecast.train.sampling import read_window
 
     cfg = quick_config(synthetic, tmp_path, max_steps=12, time_shift=0.0, log_every=4)

@@ -222,7 +222,7 @@ def test_app_without_folder_lists_nothing(small_model, character):
 def test_http_arguments_start_and_stop_the_viewer(small_model, folder, server):
     import argparse
 
-    from facecast.web.cli import add_http_arguments, start_http
+    from facecast.cli.serve import add_http_arguments, start_http
 
     parser = argparse.ArgumentParser()
     add_http_arguments(parser)

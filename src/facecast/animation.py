@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine import NetworkOutput
+from facecast.infer.engine import NetworkOutput
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from .constants import ARKIT_NAMES, TONGUE_NAMES
+from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
 
 _CANONICAL = {name.lower(): name for name in (*ARKIT_NAMES, *TONGUE_NAMES)}
 _LEFT = {"l", "left", "lft", "lf"}

@@ -239,3 +239,39 @@ def save_wav(path: str | os.PathLike[str], x: np.ndarray, sample_rate: int = SAM
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+LEVEL_BEFORE_S = 0.03
+LEVEL_AFTER_S = 0.06
+"""A frame's level (the quiet hold's input) covers this much audio before and after its time (seconds)."""
+
+
+def level_span(lookahead_samples: int, sample_rate: int = 16000) -> tuple[int, int]:
+    """Samples before and after a frame's time that its level covers (after: at most the look-ahead)."""
+    before = int(round(LEVEL_BEFORE_S * sample_rate))
+    after = min(int(round(LEVEL_AFTER_S * sample_rate)), max(int(lookahead_samples), 0))
+    return before, after
+
+
+def frame_levels(
+    audio: np.ndarray, targets: np.ndarray, origin: int = 0, span: tuple[int, int] = (480, 960)
+) -> np.ndarray:
+    """Level (dBFS, RMS) of the audio around each frame's centre sample ``targets`` (absolute sample numbers;
+    ``audio[0]`` is sample ``origin``). Samples outside the held audio are left out; a frame with none, or
+    with digital silence, reads -200 dB."""
+    x = np.asarray(audio, np.float32).reshape(-1)
+    t = np.asarray(targets, np.int64).reshape(-1) - int(origin)
+    before, after = span
+    offsets = np.arange(-before, after, dtype=np.int64)
+    out = np.full(len(t), -200.0)
+    if not len(x):
+        return out
+    for lo in range(0, len(t), 256):  # bounded memory for long clips; every row is summed alike
+        idx = t[lo : lo + 256, None] + offsets
+        inside = (idx >= 0) & (idx < len(x))
+        squares = x[np.clip(idx, 0, len(x) - 1)].astype(np.float64)
+        squares *= squares
+        squares *= inside
+        power = squares.sum(axis=1) / np.maximum(inside.sum(axis=1), 1)
+        out[lo : lo + 256] = 10.0 * np.log10(np.maximum(power, 1e-20))
+    return out

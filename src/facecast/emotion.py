@@ -8,7 +8,7 @@ The network's 26-value emotion input is ``implicit[16] ++ explicit[10]``:
   meaning neutral, sampled per frame from keyframes (:class:`EmotionTrack`) that come from the user or from
   Audio2Emotion.
 
-Audio2Emotion itself (the classifier and its post-processing) lives in :mod:`facecast.a2e`; its public names
+Audio2Emotion itself (the classifier and its post-processing) lives in :mod:`facecast.infer.a2e`; its public names
 are also reachable from this module.
 """
 
@@ -35,17 +35,6 @@ __all__ = [
 ]
 
 NUM_EMOTIONS = len(EMOTION_NAMES)
-
-_A2E_NAMES = ("A2EPostProcessParams", "A2EPostProcessor", "AudioToEmotion", "A2E_CLASSES")
-
-
-def __getattr__(name: str) -> Any:
-    """Lazily re-export the Audio2Emotion names of :mod:`facecast.a2e` (avoids a circular import)."""
-    if name in _A2E_NAMES:
-        from facecast import a2e
-
-        return getattr(a2e, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class EmotionError(ValueError):

@@ -103,3 +103,12 @@ def copy_file(src: Path, dst: Path) -> None:
                 fh.write(chunk)
 
     atomic_write(dst, write)
+
+
+def cache_dir() -> Path:
+    """``$FACECAST_CACHE``, else ``$XDG_CACHE_HOME/facecast``, else ``~/.cache/facecast``."""
+    env = os.environ.get("FACECAST_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "facecast"

@@ -8,22 +8,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .animation import Animation
-from .audio import load_audio
-from .backends import PRECISIONS, Backend, OnnxRuntimeBackend
-from .blinks import BlinkParams
-from .constants import DEFAULT_FPS, SAMPLE_RATE
-from .defaults import is_random_pack, random_claire_pack
-from .emotion import EmotionTrack, emotion_vector
-from .engine import Engine, ExplicitEmotion, NetworkOutput
-from .pack import ModelPack, load_pack
-from .pipeline import FacePipeline, SolveOptions
-from .stream import StreamSession
+from facecast.animation import Animation
+from facecast.audio import load_audio
+from facecast.constants import DEFAULT_FPS, SAMPLE_RATE
+from facecast.emotion import EmotionTrack, emotion_vector
+from facecast.face.blinks import BlinkParams
+from facecast.face.pipeline import FacePipeline, SolveOptions
+from facecast.infer.backends import PRECISIONS, Backend, OnnxRuntimeBackend
+from facecast.infer.engine import Engine, ExplicitEmotion, NetworkOutput
+from facecast.infer.stream import StreamSession
+from facecast.models.random_pack import is_random_pack, random_claire_pack
+from facecast.pack import ModelPack, load_pack
 
 
 def builtin_pack() -> Path:
     """The model used when none is given: the trained default model, else the random Claire-layout pack."""
-    from .default_model import default_pack, packaged_available
+    from facecast.models.builtin import default_pack, packaged_available
 
     return default_pack() if packaged_available() else random_claire_pack()
 
@@ -78,7 +78,7 @@ class Model:
 
     @property
     def frames_per_pass(self) -> int:
-        """Frames animated from one encoder pass (1: a window per frame); see :mod:`facecast.chunking`."""
+        """Frames animated from one encoder pass (1: a window per frame); see :mod:`facecast.timing`."""
         return self.engine.frames_per_pass
 
     @property
@@ -118,7 +118,7 @@ class Model:
         params = self.pipeline.face_params(face_params)
         explicit = as_explicit(emotion)
         if auto_emotion is not None:
-            from .a2e import AudioToEmotion
+            from facecast.infer.a2e import AudioToEmotion
 
             preferred = explicit if isinstance(explicit, EmotionTrack) else None
             if isinstance(emotion, Mapping):
@@ -175,7 +175,7 @@ class Model:
             yield block
 
     def _file_blocks(self, path, fps, emotion, face_params, blinks, blendshape_params, block_seconds):
-        from .audio import stream_audio
+        from facecast.audio import stream_audio
 
         stream = self.animation_stream(fps, emotion, SAMPLE_RATE, face_params, blinks, blendshape_params)
         for samples in stream_audio(path, SAMPLE_RATE, block_seconds):
@@ -298,7 +298,7 @@ def load_model(
     if backend == "onnxruntime":
         network, chunk = pack.network_path, pack.chunk_network_path if uses_chunks else None
         if precision == "int8":
-            from .quantize import int8_chunk_network, int8_network
+            from facecast.infer.quantize import int8_chunk_network, int8_network
 
             network = int8_network(pack)
             chunk = int8_chunk_network(pack) if uses_chunks else None
@@ -306,8 +306,8 @@ def load_model(
     elif backend == "torch":
         if precision != "fp32":
             raise ValueError("the torch backend runs fp32 only; use the onnxruntime backend for int8")
-        from .backends import TorchBackend
-        from .network.onnx_io import import_onnx
+        from facecast.infer.backends import TorchBackend
+        from facecast.network.onnx_io import import_onnx
 
         network = import_onnx(pack.network_path)
         if uses_chunks:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .constants import (
+from facecast.constants import (
     BUFFER_LEN,
     BUFFER_OFS,
     EMOTION_NAMES,
@@ -24,7 +24,7 @@ from .constants import (
     JAW_RESULT_SIZE,
     SAMPLE_RATE,
 )
-from .fileio import FileFormatError, copy_file, read_json, read_npz, write_json, write_npz
+from facecast.fileio import FileFormatError, copy_file, read_json, read_npz, write_json, write_npz
 
 MODEL_JSON = "model.json"
 DEFAULT_FILES = {

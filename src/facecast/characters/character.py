@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from facecast.characters.geometry import rigid_transforms
 from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
 from facecast.fileio import FileFormatError, read_npz, write_npz
 from facecast.pack import BlendshapeSet
-
-from .geometry import rigid_transforms
 
 PART_NAMES = ("skin", "tongue", "upper_teeth", "lower_teeth", "eye_right", "eye_left")
 EYE_PARTS = ("eye_right", "eye_left")
@@ -225,7 +224,8 @@ def apply_weights(
 
     ``arkit_weights`` [N, 52] (ARKIT_NAMES order) drive all parts' ARKit deltas (the eyeballs through
     ``eye_look_rotations``); ``tongue_weights`` [N, 16] add the tongue poses; ``jaw`` [N, 4, 4] (row-major,
-    ``M @ [x, y, z, 1]``, as :class:`facecast.face.FacePose`) then moves the lower teeth and tongue, in place of
+    ``M @ [x, y, z, 1]``, as :class:`facecast.face.postprocess.FacePose`)
+    then moves the lower teeth and tongue, in place of
     the ``JAW_SHAPES`` deltas on those two parts (the A2F jaw already holds that motion); ``eyes``
     [N, 6] (right x, y, z, left x, y, z in degrees, z unused) adds to the eye rotation. Each eye turns about its
     pivot, x first (+ looks down) then y (+ looks to the character's left).

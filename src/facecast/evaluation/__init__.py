@@ -8,9 +8,16 @@ Speech with phone timings (:mod:`.corpus`, :mod:`.align`: pocketsphinx forced al
 
 from __future__ import annotations
 
-from .align import Aligner, Alignment, AlignmentError, Phone, Word, align_speech, energy_alignment
-from .corpus import HELD_OUT_SENTENCES, HELD_OUT_VOICE, Utterance, alsa_sounds, pocketsphinx_testdata, tts_corpus
-from .metrics import (
+from facecast.evaluation.align import Aligner, Alignment, AlignmentError, Phone, Word, align_speech, energy_alignment
+from facecast.evaluation.corpus import (
+    HELD_OUT_SENTENCES,
+    HELD_OUT_VOICE,
+    Utterance,
+    alsa_sounds,
+    pocketsphinx_testdata,
+    tts_corpus,
+)
+from facecast.evaluation.metrics import (
     METRICS,
     Curves,
     LipGeometry,
@@ -20,8 +27,8 @@ from .metrics import (
     lip_geometry,
     openness_curve,
 )
-from .peers import PEER_NAMES, FacecastSystem, LoudnessBaseline, NeutralSystem, make_peer
-from .report import evaluate_lipsync, register, report_json, report_markdown
+from facecast.evaluation.peers import PEER_NAMES, FacecastSystem, LoudnessBaseline, NeutralSystem, make_peer
+from facecast.evaluation.report import evaluate_lipsync, report_json, report_markdown
 
 __all__ = [
     "HELD_OUT_SENTENCES",
@@ -50,7 +57,6 @@ __all__ = [
     "make_peer",
     "openness_curve",
     "pocketsphinx_testdata",
-    "register",
     "report_json",
     "report_markdown",
     "tts_corpus",

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facecast.constants import SAMPLE_RATE
-
-from .phones import SILENCE, SPEECH, normalize_phone
+from facecast.evaluation.phones import SILENCE, SPEECH, normalize_phone
 
 _FRAME = 0.01  # pocketsphinx frame, seconds
 _SILENCE_WORDS = frozenset({"<s>", "</s>", "<sil>"})

@@ -28,10 +28,9 @@ import numpy as np
 
 from facecast.audio import load_audio
 from facecast.constants import SAMPLE_RATE
-
-from .align import Aligner, Alignment, AlignmentError, energy_alignment
-from .espeak import espeak_utterance
-from .phones import phone_class
+from facecast.evaluation.align import Aligner, Alignment, AlignmentError, energy_alignment
+from facecast.evaluation.espeak import espeak_utterance
+from facecast.evaluation.phones import phone_class
 
 POCKETSPHINX_TESTDATA = Path("/usr/share/pocketsphinx/test/data")
 ALSA_SOUNDS = Path("/usr/share/sounds/alsa")

@@ -19,10 +19,9 @@ import numpy as np
 
 from facecast.audio import resample
 from facecast.constants import SAMPLE_RATE
-
-from ..synth.espeak import _CALLBACK, EspeakUnavailable, find_library
-from .align import Alignment, Phone, Word
-from .phones import NOISE, SILENCE
+from facecast.evaluation.align import Alignment, Phone, Word
+from facecast.evaluation.phones import NOISE, SILENCE
+from facecast.synth.espeak import _CALLBACK, EspeakUnavailable, find_library
 
 IPA_TO_CMU: dict[str, tuple[str, ...]] = {
     "a": ("AE",), "æ": ("AE",), "aɪ": ("AY",), "aʊ": ("AW",), "e": ("EH",), "ɛ": ("EH",), "eə": ("EH",),

@@ -38,9 +38,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from facecast.constants import ARKIT_NAMES
-
-from .align import Phone, phone_index
-from .phones import BILABIAL, CMU_PHONES, OPEN, ROUNDED, SILENCE, SPEECH, SPREAD, target_openness
+from facecast.evaluation.align import Phone, phone_index
+from facecast.evaluation.phones import BILABIAL, CMU_PHONES, OPEN, ROUNDED, SILENCE, SPEECH, SPREAD, target_openness
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,8 @@ from typing import Protocol
 import numpy as np
 
 from facecast.constants import ARKIT_NAMES, SAMPLE_RATE
-
-from .corpus import Utterance
-from .phones import CMU_PHONES
+from facecast.evaluation.corpus import Utterance
+from facecast.evaluation.phones import CMU_PHONES
 
 _INDEX = {name: i for i, name in enumerate(ARKIT_NAMES)}
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..animation import Animation
-from .csv import write_csv
-from .gltf import write_gltf
-from .json import write_json
-from .npz import write_npz_animation
-from .usd import write_usd
-from .video import write_mp4
+from facecast.animation import Animation
+from facecast.export.csv import write_csv
+from facecast.export.gltf import write_gltf
+from facecast.export.json import write_json
+from facecast.export.npz import write_npz_animation
+from facecast.export.usd import write_usd
+from facecast.export.video import write_mp4
 
 Writer = Callable[[Animation, Path], Path]
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..animation import Animation
-from ..constants import ARKIT_NAMES
-from ..fileio import atomic_write
+from facecast.animation import Animation
+from facecast.constants import ARKIT_NAMES
+from facecast.fileio import atomic_write
 
 ROTATION_COLUMNS = (
     "HeadYaw", "HeadPitch", "HeadRoll",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_write
+from facecast.fileio import atomic_write
 
 GLB_MAGIC = 0x46546C67
 CHUNK_JSON = 0x4E4F534A

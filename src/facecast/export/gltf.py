@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from ..animation import Animation
-from ..characters.character import JAW_PARTS, JAW_SHAPE_INDICES, jaw_from_weights
-from ..constants import ARKIT_NAMES, TONGUE_NAMES
-from .csv import arkit_matrix
-from .glb import GltfAnimation, GltfMesh, GltfNode, GltfScene, decompose_rigid, write_glb
+from facecast.animation import Animation
+from facecast.characters.character import JAW_PARTS, JAW_SHAPE_INDICES, jaw_from_weights
+from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
+from facecast.export.csv import arkit_matrix
+from facecast.export.glb import GltfAnimation, GltfMesh, GltfNode, GltfScene, decompose_rigid, write_glb
 
 CM_TO_M = 0.01
 ANIMATION_NAME = "facecast"
@@ -231,7 +231,7 @@ def write_gltf(
     if len(anim) == 0:
         raise ValueError("cannot write an empty animation as glTF")
     if character is None:
-        from ..characters import build_default_character
+        from facecast.characters import build_default_character
 
         character = build_default_character()
     scene = character_scene(character, morph_normals=morph_normals)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .glb import GltfMesh, GltfNode, GltfScene, GltfSkin, matrix_to_quat, unpack_glb
+from facecast.export.glb import GltfMesh, GltfNode, GltfScene, GltfSkin, matrix_to_quat, unpack_glb
 
 _COMPONENTS = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
 _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}

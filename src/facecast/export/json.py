@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..animation import Animation
-from ..constants import EMOTION_NAMES
-from ..fileio import atomic_write
+from facecast.animation import Animation
+from facecast.constants import EMOTION_NAMES
+from facecast.fileio import atomic_write
 
 FORMAT = "facecast.animation/1"
 

@@ -10,9 +10,9 @@ import numpy as np
 
 from facecast.animation import Animation
 from facecast.constants import EMOTION_NAMES, SAMPLE_RATE
-from facecast.engine import NetworkOutput
 from facecast.export.json import FORMAT
 from facecast.fileio import FileFormatError, read_json
+from facecast.infer.engine import NetworkOutput
 
 
 def _matrix(value: Any, rows: int, cols: int | None, what: str, source: str) -> np.ndarray:

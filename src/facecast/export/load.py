@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..animation import Animation
-from ..constants import EMOTION_NAMES, SAMPLE_RATE
-from ..engine import NetworkOutput
-from ..fileio import FileFormatError, read_npz
-from .json_read import read_animation_json
+from facecast.animation import Animation
+from facecast.constants import EMOTION_NAMES, SAMPLE_RATE
+from facecast.export.json_read import read_animation_json
+from facecast.fileio import FileFormatError, read_npz
+from facecast.infer.engine import NetworkOutput
 
 
 def _empty_raw(times: np.ndarray, fps: float, emotion: np.ndarray) -> NetworkOutput:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..animation import Animation
-from ..fileio import write_npz
+from facecast.animation import Animation
+from facecast.fileio import write_npz
 
 
 def write_npz_animation(anim: Animation, path: str | Path) -> Path:

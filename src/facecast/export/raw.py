@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import EMOTION_NAMES
-from ..engine import NetworkOutput
-from ..fileio import atomic_write, write_npz
+from facecast.constants import EMOTION_NAMES
+from facecast.fileio import atomic_write, write_npz
+from facecast.infer.engine import NetworkOutput
 
 FORMAT = "facecast.raw_pose/1"
 

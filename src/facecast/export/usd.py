@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from ..animation import Animation
-from ..characters.character import JAW_PARTS, JAW_SHAPES
-from ..constants import ARKIT_NAMES, TONGUE_NAMES
-from .csv import arkit_matrix
-from .gltf import (
+from facecast.animation import Animation
+from facecast.characters.character import JAW_PARTS, JAW_SHAPES
+from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
+from facecast.export.csv import arkit_matrix
+from facecast.export.gltf import (
     EYE_PARTS,
     character_jaw,
     estimate_jaw_pivot,
@@ -189,7 +189,7 @@ def _skel_stage(anim: Animation, character: Any):
 
 def _point_cache_stage(anim: Animation, character: Any):
     _, _, _, UsdGeom, _, Vt = _pxr()
-    from ..characters import apply_weights
+    from facecast.characters import apply_weights
 
     stage = _new_stage(anim)
     root = UsdGeom.Xform.Define(stage, ROOT)
@@ -226,7 +226,7 @@ def write_usd(anim: Animation, path: str | Path, character: Any = None, geometry
         raise ValueError("cannot write an empty animation as USD")
     _pxr()
     if character is None:
-        from ..characters import build_default_character
+        from facecast.characters import build_default_character
 
         character = build_default_character()
     stage = _point_cache_stage(anim, character) if geometry else _skel_stage(anim, character)

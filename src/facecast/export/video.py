@@ -1,4 +1,5 @@
-"""Animation as an MP4 preview (H.264 + AAC): the character rendered by :mod:`facecast.render`, with the clip's
+"""Animation as an MP4 preview (H.264 + AAC): the character rendered by
+:mod:`facecast.characters.render`, with the clip's
 audio when the animation carries it."""
 
 from __future__ import annotations
@@ -6,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..animation import Animation
-from ..constants import SAMPLE_RATE
-from .csv import arkit_matrix
+from facecast.animation import Animation
+from facecast.constants import SAMPLE_RATE
+from facecast.export.csv import arkit_matrix
 
 
 def write_mp4(anim: Animation, path: str | Path, character: Any = None, size: int = 384) -> Path:
@@ -18,14 +19,16 @@ def write_mp4(anim: Animation, path: str | Path, character: Any = None, size: in
     if len(anim) == 0:
         raise ValueError("cannot render an empty animation")
     try:
-        from ..render import write_preview_mp4
+        from facecast.characters.render import write_preview_mp4
     except ImportError as exc:
-        raise RuntimeError(f"MP4 previews need facecast.render, which could not be imported ({exc})") from None
+        raise RuntimeError(
+            f"MP4 previews need facecast.characters.render, which could not be imported ({exc})"
+        ) from None
     if character is None:
-        from ..characters import build_default_character
+        from facecast.characters import build_default_character
 
         character = build_default_character()
-    from .gltf import character_jaw, tongue_matrix
+    from facecast.export.gltf import character_jaw, tongue_matrix
 
     return write_preview_mp4(
         path,

@@ -21,7 +21,7 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from .regression import NetworkConfig, RegressionNetwork
+from facecast.network.regression import NetworkConfig, RegressionNetwork
 
 OPSET = 14
 FRAMEWORK_ALIASES: tuple[tuple[str, str], ...] = (
@@ -41,12 +41,18 @@ class OnnxImportError(ValueError):
     """The ONNX file is not a regression network facecast can read."""
 
 
-def export_onnx(network: RegressionNetwork, path: str | os.PathLike, opset: int = OPSET) -> Path:
-    """Write ``network`` as ``path`` with the official interface; atomic (temp file, then rename)."""
+def export_onnx(
+    network: RegressionNetwork, path: str | os.PathLike, opset: int = OPSET, fold_constants: bool = True
+) -> Path:
+    """Write ``network`` as ``path`` with the official interface; atomic (temp file, then rename).
+
+    ``fold_constants=False`` keeps every parameter as an initializer named as in the state dict (ONNX Runtime
+    folds the graph when it opens it)."""
     cfg = network.cfg
     dummy = (torch.zeros(1, 1, cfg.buffer_len), torch.zeros(1, 1, cfg.emotion_len))
     names = ["input", "emotion", "result"]
-    return _export(network, network, dummy, names, {name: {0: "batch_size"} for name in names}, path, opset)
+    axes = {name: {0: "batch_size"} for name in names}
+    return _export(network, network, dummy, names, axes, path, opset, fold_constants)
 
 
 def _export(
@@ -57,6 +63,7 @@ def _export(
     dynamic_axes: dict[str, dict[int, str]],
     path: str | os.PathLike,
     opset: int,
+    fold_constants: bool = True,
 ) -> Path:
     """Trace ``module`` (``network`` or a wrapper of it) in eval mode into ``path`` atomically; ``names`` are the
     inputs, then the single output."""
@@ -75,7 +82,7 @@ def _export(
                 output_names=names[-1:],
                 opset_version=opset,
                 dynamic_axes=dynamic_axes,
-                do_constant_folding=True,
+                do_constant_folding=fold_constants,
                 dynamo=False,
             )
         os.replace(tmp, path)
@@ -97,10 +104,12 @@ class _ChunkGraph(torch.nn.Module):
         return self.network.forward_chunks(audio, offsets, emotion)
 
 
-def export_chunk_onnx(network: RegressionNetwork, path: str | os.PathLike, opset: int = OPSET) -> Path:
+def export_chunk_onnx(
+    network: RegressionNetwork, path: str | os.PathLike, opset: int = OPSET, fold_constants: bool = True
+) -> Path:
     """Write facecast's chunk graph: ``input`` [B, L] (L a multiple of 320), ``offsets`` [B, K] (int64 window
     starts), ``emotion`` [B, K, E] -> ``result`` [B, K, D]; batch, L and K dynamic. Atomic."""
-    from ..chunking import chunk_length
+    from facecast.timing import chunk_length
 
     cfg = network.cfg
     offsets = torch.tensor([[0, 533, 1066]], dtype=torch.int64)
@@ -111,7 +120,7 @@ def export_chunk_onnx(network: RegressionNetwork, path: str | os.PathLike, opset
         "emotion": {0: "batch_size", 1: "frames"},
         "result": {0: "batch_size", 1: "frames"},
     }
-    return _export(network, _ChunkGraph(network), dummy, list(axes), axes, path, opset)
+    return _export(network, _ChunkGraph(network), dummy, list(axes), axes, path, opset, fold_constants)
 
 
 @dataclass

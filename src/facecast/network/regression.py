@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..chunking import FEATURE_HOP
-from ..constants import (
+from facecast.constants import (
     BUFFER_LEN,
     BUFFER_OFS,
     EMOTION_NAMES,
@@ -24,8 +23,9 @@ from ..constants import (
     IMPLICIT_EMOTION_LEN,
     JAW_RESULT_SIZE,
 )
-from . import whisper
-from .wav2vec2 import EMBED_DIM, Wav2Vec2Model, num_feature_frames
+from facecast.network import whisper
+from facecast.network.wav2vec2 import EMBED_DIM, Wav2Vec2Model, num_feature_frames
+from facecast.timing import FEATURE_HOP
 
 ENCODERS = ("wav2vec2", "whisper")
 """Audio encoders the regression network can use (``NetworkConfig.encoder``)."""

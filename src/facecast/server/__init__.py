@@ -9,7 +9,7 @@ Needs the ``nvidia-audio2face-3d``, ``nvidia-ace``, ``grpcio`` and ``grpcio-heal
     server.stop()
 """
 
-from .app import RunningServer, serve
-from .config import ConfigError, ServerConfig
+from facecast.server.app import RunningServer, serve
+from facecast.server.config import ConfigError, ServerConfig
 
 __all__ = ["ConfigError", "RunningServer", "ServerConfig", "serve"]

@@ -13,10 +13,9 @@ from nvidia_audio2face_3d import a2x_export_config_pb2_grpc, audio2face_pb2_grpc
 
 from facecast.model import Model, builtin_pack, load_model
 from facecast.pack import ModelPack, load_pack
-
-from .config import ConfigError, ServerConfig
-from .grpc_service import A2FControllerServicer, BearerTokenInterceptor, ExportConfigServicer
-from .scheduler import BatchScheduler
+from facecast.server.config import ConfigError, ServerConfig
+from facecast.server.grpc_service import A2FControllerServicer, BearerTokenInterceptor, ExportConfigServicer
+from facecast.server.scheduler import BatchScheduler
 
 log = logging.getLogger("facecast.server")
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facecast.backends import DEVICES, PRECISIONS
-from facecast.engine import fps_fraction
+from facecast.infer.backends import DEVICES, PRECISIONS
+from facecast.infer.engine import fps_fraction
 
 
 class ConfigError(ValueError):

@@ -7,9 +7,8 @@ import math
 from typing import Any
 
 from facecast.model import Model
-
-from .config import ServerConfig
-from .names import NIM_EMOTION_NAMES, nim_pose_name
+from facecast.server.config import ServerConfig
+from facecast.server.names import NIM_EMOTION_NAMES, nim_pose_name
 
 
 def effective_configs(model: Model, config: ServerConfig) -> dict[str, dict[str, Any]]:

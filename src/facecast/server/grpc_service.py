@@ -15,10 +15,9 @@ import grpc
 from nvidia_audio2face_3d import a2x_export_config_pb2, a2x_export_config_pb2_grpc, audio2face_pb2_grpc
 
 from facecast.model import Model
-
-from .config import ServerConfig
-from .export_config import effective_configs, render
-from .protocol import (
+from facecast.server.config import ServerConfig
+from facecast.server.export_config import effective_configs, render
+from facecast.server.protocol import (
     ProtocolError,
     end_event,
     header_message,
@@ -26,8 +25,8 @@ from .protocol import (
     parse_header,
     status_message,
 )
-from .scheduler import BatchScheduler
-from .session import ServerStream
+from facecast.server.scheduler import BatchScheduler
+from facecast.server.session import ServerStream
 
 log = logging.getLogger("facecast.server")
 

@@ -16,12 +16,11 @@ from google.protobuf import any_pb2
 from nvidia_ace import animation_pb2, audio_pb2, status_pb2
 from nvidia_audio2face_3d import messages_pb2
 
-from facecast.a2e import A2EPostProcessParams
 from facecast.emotion import EmotionError, emotion_vector
-from facecast.face import FaceParams
-from facecast.pipeline import FacePipeline, SolveOptions
-
-from .names import facecast_pose_name, nim_emotions, nim_pose_name
+from facecast.face.pipeline import FacePipeline, SolveOptions
+from facecast.face.postprocess import FaceParams
+from facecast.infer.a2e import A2EPostProcessParams
+from facecast.server.names import facecast_pose_name, nim_emotions, nim_pose_name
 
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 384_000

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .heap import trim_heap
+from facecast.server.heap import trim_heap
 
 log = logging.getLogger("facecast.server")
 

@@ -22,10 +22,9 @@ import numpy as np
 from facecast.audio import pcm16_to_float
 from facecast.constants import SAMPLE_RATE
 from facecast.emotion import EmotionTrack
-from facecast.engine import NetworkOutput, explicit_rows, extract_windows, frame_targets, num_frames
+from facecast.infer.engine import NetworkOutput, explicit_rows, extract_windows, frame_targets, num_frames
 from facecast.model import Model
-
-from .protocol import ProtocolError, StreamSettings, frame_message
+from facecast.server.protocol import ProtocolError, StreamSettings, frame_message
 
 
 @dataclass

@@ -42,14 +42,21 @@ import numpy as np
 
 from facecast.audio import resample, save_wav
 from facecast.constants import ARKIT_NAMES, DEFAULT_FPS, EMOTION_NAMES, SAMPLE_RATE, TONGUE_NAMES
-from facecast.engine import num_frames
 from facecast.fileio import atomic_write, read_json, write_json, write_npz
-
-from . import augment as aug
-from .phonemes import SILENCE, tidy_phones
-from .teacher import TeacherParams, fixations, look_degrees, teach
-from .text import LANGUAGES, make_text
-from .tts import BACKENDS, BackendUnavailable, Voice, available_voices, backend_status, parse_voice, synthesize
+from facecast.infer.engine import num_frames
+from facecast.synth import augment as aug
+from facecast.synth.phonemes import SILENCE, tidy_phones
+from facecast.synth.teacher import TeacherParams, fixations, look_degrees, teach
+from facecast.synth.text import LANGUAGES, make_text
+from facecast.synth.tts import (
+    BACKENDS,
+    BackendUnavailable,
+    Voice,
+    available_voices,
+    backend_status,
+    parse_voice,
+    synthesize,
+)
 
 ALL_EMOTIONS: tuple[str, ...] = ("neutral", *EMOTION_NAMES)
 BACKEND_WEIGHTS = {"espeak": 0.35, "piper": 0.25, "festival": 0.2, "flite": 0.2}

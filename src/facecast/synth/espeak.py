@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .phonemes import tidy_phones
+from facecast.synth.phonemes import tidy_phones
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _PHONEME_EVENTS = 0x0001

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from .espeak import EspeakUnavailable, engine, receive_frame, send_frame, synth_in_child
+from facecast.synth.espeak import EspeakUnavailable, engine, receive_frame, send_frame, synth_in_child
 
 
 def main() -> int:

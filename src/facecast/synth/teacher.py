@@ -33,7 +33,7 @@ Rules, in the order they are applied:
 6. **Emotion overlay** (:mod:`facecast.synth.emotions`): brow / eye / cheek / mouth-corner weights, a jaw offset
    and an articulation scale, times the shot's intensity, breathing slowly. Loud stressed vowels sometimes get a
    small brow raise.
-7. **Eyes.** Blinks from :func:`facecast.blinks.generate_blinks` (rate per emotion) are OR-ed into eyeBlink; the
+7. **Eyes.** Blinks from :func:`facecast.face.blinks.generate_blinks` (rate per emotion) are OR-ed into eyeBlink; the
    gaze is the emotion's bias plus small random fixations (:func:`fixations`: holds of 0.4-2.5 s, jumps of a
    few degrees, 2-frame saccades), turned into eyeLook weights with the character's degrees per weight.
 
@@ -52,11 +52,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facecast.blinks import BlinkParams, generate_blinks
 from facecast.constants import ARKIT_NAMES, DEFAULT_FPS, TONGUE_NAMES
-
-from .emotions import STYLES, emotion_overlay
-from .phonemes import VOWEL_CLASSES, phone_units
+from facecast.face.blinks import BlinkParams, generate_blinks
+from facecast.synth.emotions import STYLES, emotion_overlay
+from facecast.synth.phonemes import VOWEL_CLASSES, phone_units
 
 ART: tuple[str, ...] = ("jaw", "pucker", "funnel", "spread", "upper", "lower", "tongue_out", *TONGUE_NAMES)
 _GROUP_OF = {"jaw": 0, "pucker": 1, "funnel": 1, "spread": 2, "upper": 2, "lower": 2}

@@ -27,8 +27,9 @@ from typing import NamedTuple
 import numpy as np
 import soundfile as sf
 
-from . import espeak
-from .phonemes import arpabet_to_ipa, tidy_phones
+from facecast.synth import espeak
+from facecast.synth.errors import BackendUnavailable
+from facecast.synth.phonemes import arpabet_to_ipa, tidy_phones
 
 BACKENDS: tuple[str, ...] = ("espeak", "festival", "flite", "piper")
 
@@ -43,10 +44,6 @@ ESPEAK_VARIANTS: tuple[str, ...] = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7"
 FESTIVAL_VOICES: tuple[str, ...] = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 FLITE_VOICES: tuple[str, ...] = ("kal16", "awb", "rms", "slt")
 PIPER_VOICES: tuple[str, ...] = ("joe",)
-
-
-class BackendUnavailable(RuntimeError):
-    """A TTS backend's program, library or voice is not installed; the message says how to install it."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +126,7 @@ def _flite_status() -> str | None:
 
 
 def _piper_status() -> str | None:
-    from .piper_voice import piper_status
+    from facecast.synth.piper_voice import piper_status
 
     return piper_status()
 
@@ -273,7 +270,7 @@ def _synth_flite(text: str, voice: Voice) -> Speech:
 
 
 def _synth_piper(text: str, voice: Voice, seed: int) -> Speech:
-    from .piper_voice import synthesize_piper
+    from facecast.synth.piper_voice import synthesize_piper
 
     audio, sr, phones = synthesize_piper(text, voice.name, length_scale=1.0 / voice.rate, seed=seed)
     return Speech(audio, sr, phones)

@@ -13,7 +13,7 @@ Never imported by the runtime. Typical use::
 
 from __future__ import annotations
 
-from .config import ConfigError, TrainConfig, load_config
-from .pipeline import run_deploy, run_eval, run_preprocess, run_train
+from facecast.train.config import ConfigError, TrainConfig, load_config
+from facecast.train.pipeline import run_deploy, run_eval, run_preprocess, run_train
 
 __all__ = ["ConfigError", "TrainConfig", "load_config", "run_deploy", "run_eval", "run_preprocess", "run_train"]

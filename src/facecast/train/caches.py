@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_write
+from facecast.fileio import atomic_write
 
 CACHE_SUFFIXES = (".npy", ".pc2", ".xml")
 PC2_HEADER = struct.Struct("<12siiffi")

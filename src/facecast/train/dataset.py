@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio import load_audio
-from ..constants import EMOTION_NAMES
-from ..fileio import FileFormatError, read_json, read_npz
-from ..pack import BlendshapeSet
-from .caches import CACHE_SUFFIXES, CacheError, cache_shape, read_cache
+from facecast.audio import load_audio
+from facecast.constants import EMOTION_NAMES
+from facecast.fileio import FileFormatError, read_json, read_npz
+from facecast.pack import BlendshapeSet
+from facecast.train.caches import CACHE_SUFFIXES, CacheError, cache_shape, read_cache
 
 NEUTRAL = "neutral"
 SHOT_EMOTIONS: tuple[str, ...] = (NEUTRAL, *EMOTION_NAMES)

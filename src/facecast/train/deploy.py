@@ -15,19 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import EMOTION_NAMES
-from ..fileio import FileFormatError
-from ..network.onnx_io import export_chunk_onnx, export_onnx
-from ..pack import BlendshapeSet, NetworkInfo, write_pack
-from . import rest
-from .preprocess import TrainingData
-from .trainer import Checkpoint, load_checkpoint
+from facecast.constants import EMOTION_NAMES
+from facecast.fileio import FileFormatError
+from facecast.network.onnx_io import export_chunk_onnx, export_onnx
+from facecast.pack import BlendshapeSet, NetworkInfo, write_pack
+from facecast.train import rest
+from facecast.train.preprocess import TrainingData
+from facecast.train.trainer import Checkpoint, load_checkpoint
 
 INTEGER_KEYS = ("eye_saccade_seed", "source_frame")
 
 
 FACECAST_KEYS = frozenset({"quiet_hold"})
-"""facecast's own ``model_config.json`` values (written only when set): see :mod:`facecast.quiet`."""
+"""facecast's own ``model_config.json`` values (written only when set): see :mod:`facecast.face.quiet`."""
 
 
 def neutral_model_config(source_shot: str, source_frame: int = 0) -> dict:

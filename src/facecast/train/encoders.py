@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..network import whisper
-from ..network.regression import RegressionNetwork
+from facecast.network import whisper
+from facecast.network.regression import RegressionNetwork
 
 SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32}
 HF_RENAMES: tuple[tuple[str, str], ...] = (

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..network.regression import RegressionNetwork
-from .preprocess import TrainingData
-from .sampling import TableShot, explicit_emotion, frame_windows
+from facecast.network.regression import RegressionNetwork
+from facecast.train.preprocess import TrainingData
+from facecast.train.sampling import TableShot, explicit_emotion, frame_windows
 
 
 def r2(pred: np.ndarray, true: np.ndarray) -> float:

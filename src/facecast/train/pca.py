@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..characters.geometry import kabsch  # noqa: F401  (stabilize's rigid fit; re-exported)
+from facecast.characters.geometry import kabsch  # noqa: F401  (stabilize's rigid fit; re-exported)
 
 
 @dataclass

@@ -9,17 +9,17 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import TrainConfig
+from facecast.train.config import TrainConfig
 
 if TYPE_CHECKING:
-    from .preprocess import TrainingData
-    from .trainer import TrainResult
+    from facecast.train.preprocess import TrainingData
+    from facecast.train.trainer import TrainResult
 
 
 def run_preprocess(cfg: TrainConfig) -> TrainingData:
     """Check the dataset and build (or reuse) the training cache in ``preprocess.cache_dir``."""
-    from .dataset import load_dataset
-    from .preprocess import preprocess
+    from facecast.train.dataset import load_dataset
+    from facecast.train.preprocess import preprocess
 
     ds = cfg.dataset
     dataset = load_dataset(
@@ -37,8 +37,8 @@ def run_train(cfg: TrainConfig, resume: bool | str | os.PathLike = False) -> Tra
     """Preprocess (rank 0; other ranks wait and read the cache), then train."""
     import torch.distributed as dist
 
-    from .preprocess import load_training_data
-    from .trainer import Trainer, init_distributed
+    from facecast.train.preprocess import load_training_data
+    from facecast.train.trainer import Trainer, init_distributed
 
     rank, world, _ = init_distributed(cfg.train.device)
     if rank == 0:
@@ -51,16 +51,16 @@ def run_train(cfg: TrainConfig, resume: bool | str | os.PathLike = False) -> Tra
 
 
 def _checkpoint(cfg: TrainConfig, explicit: Path | None) -> Path:
-    from .trainer import latest_checkpoint
+    from facecast.train.trainer import latest_checkpoint
 
     return explicit if explicit is not None else latest_checkpoint(cfg.train.out_dir)
 
 
 def run_eval(cfg: TrainConfig, checkpoint: str | os.PathLike | None = None) -> dict:
     """Evaluate a checkpoint (default: the latest) and write ``eval.json`` next to the training outputs."""
-    from ..fileio import write_json
-    from .evaluate import evaluate
-    from .trainer import load_checkpoint
+    from facecast.fileio import write_json
+    from facecast.train.evaluate import evaluate
+    from facecast.train.trainer import load_checkpoint
 
     data = run_preprocess(cfg)
     ckpt = load_checkpoint(_checkpoint(cfg, Path(checkpoint) if checkpoint else cfg.eval.checkpoint))
@@ -84,7 +84,7 @@ def run_deploy(
     cfg: TrainConfig, checkpoint: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None
 ) -> Path:
     """Write the official model file set for a checkpoint (default: the latest) into ``deploy.out_dir``."""
-    from .deploy import deploy
+    from facecast.train.deploy import deploy
 
     data = run_preprocess(cfg)
     dep = cfg.deploy

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import FileFormatError, read_json, read_npz, write_json, write_npz
-from .config import PreprocessConfig
-from .dataset import A2FDataset
-from .pca import PCABasis, fit_pca, prune_poses, stabilize
+from facecast.fileio import FileFormatError, read_json, read_npz, write_json, write_npz
+from facecast.train.config import PreprocessConfig
+from facecast.train.dataset import A2FDataset
+from facecast.train.pca import PCABasis, fit_pca, prune_poses, stabilize
 
 log = logging.getLogger(__name__)
 

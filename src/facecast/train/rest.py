@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..network.regression import RegressionNetwork
+from facecast.network.regression import RegressionNetwork
 
 
 def rest_output(network: RegressionNetwork, emotion: np.ndarray) -> np.ndarray:

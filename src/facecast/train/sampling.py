@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..chunking import block_length
-from ..constants import EMOTION_NAMES, SAMPLE_RATE
-from .config import TrainConfig
-from .dataset import NEUTRAL
-from .preprocess import TrainingData
+from facecast.constants import EMOTION_NAMES, SAMPLE_RATE
+from facecast.timing import block_length
+from facecast.train.config import TrainConfig
+from facecast.train.dataset import NEUTRAL
+from facecast.train.preprocess import TrainingData
 
 SEQ_LEN = 2
 MIC_NOISE_DBFS = -80.0

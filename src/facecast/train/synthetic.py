@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import save_wav
-from ..constants import ARKIT_NAMES, EMOTION_NAMES, SAMPLE_RATE, TONGUE_NAMES
-from ..engine import num_frames
-from ..fileio import write_json, write_npz
-from ..pack import BlendshapeSet
-from ..testing import make_blendshapes, make_face_mesh
-from .caches import write_maya_cache, write_pc2
+from facecast.audio import save_wav
+from facecast.constants import ARKIT_NAMES, EMOTION_NAMES, SAMPLE_RATE, TONGUE_NAMES
+from facecast.fileio import write_json, write_npz
+from facecast.infer.engine import num_frames
+from facecast.models.testing import make_blendshapes, make_face_mesh
+from facecast.pack import BlendshapeSet
+from facecast.train.caches import write_maya_cache, write_pc2
 
 PIVOT = np.array([0.0, -2.0, -2.0])
 MAX_JAW_DEG = 14.0
@@ -259,7 +259,7 @@ def make_synthetic_dataset(
 def quick_config(dataset_root: str | os.PathLike, work_dir: str | os.PathLike, **train: object):
     """A small, fast :class:`~facecast.train.config.TrainConfig` for the synthetic dataset (random, frozen
     1-layer Whisper encoder; batch 4). Keyword arguments override ``train`` settings."""
-    from .config import parse_config
+    from facecast.train.config import parse_config
 
     work = Path(work_dir)
     section = {"out_dir": str(work / "train"), "batch_size": 4, "epochs": 100, "max_steps": 300, "lr": 1e-3,

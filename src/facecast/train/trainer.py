@@ -20,14 +20,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..fileio import write_json
-from ..network.regression import NetworkConfig, RegressionNetwork
-from . import losses as L
-from .config import NetworkSection, TrainConfig
-from .encoders import init_encoder
-from .metrics import METRIC_FIELDS, MetricsWriter, plot_metrics
-from .preprocess import TrainingData
-from .sampling import (
+from facecast.fileio import write_json
+from facecast.network.regression import NetworkConfig, RegressionNetwork
+from facecast.train import losses as L
+from facecast.train.config import NetworkSection, TrainConfig
+from facecast.train.encoders import init_encoder
+from facecast.train.metrics import METRIC_FIELDS, MetricsWriter, plot_metrics
+from facecast.train.preprocess import TrainingData
+from facecast.train.sampling import (
     SequenceDataset,
     TableShot,
     batches_per_epoch,

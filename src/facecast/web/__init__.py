@@ -7,7 +7,7 @@ server = serve_http(load_model(), port=8080, folder="out")   # open server.url; 
 
 from __future__ import annotations
 
-from .app import HttpResponse, ViewerApp
-from .server import ViewerServer, serve_http
+from facecast.web.app import HttpResponse, ViewerApp
+from facecast.web.server import ViewerServer, serve_http
 
 __all__ = ["HttpResponse", "ViewerApp", "ViewerServer", "serve_http"]

@@ -29,11 +29,10 @@ from facecast.characters.character import Character
 from facecast.constants import EMOTION_NAMES, SAMPLE_RATE
 from facecast.emotion import EmotionError
 from facecast.export.json import animation_dict
+from facecast.export.json_read import read_animation_json
 from facecast.fileio import FileFormatError
 from facecast.model import Model
-
-from ..export.json_read import read_animation_json
-from .character_data import CharacterPayload, build_payload
+from facecast.web.character_data import CharacterPayload, build_payload
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 MAX_LISTED_FILES = 2000

@@ -18,8 +18,8 @@ import numpy as np
 
 from facecast.characters.character import EYE_PARTS, Character
 from facecast.characters.geometry import vertex_normals
+from facecast.characters.render import BACKGROUND, IRIS, IRIS_DEG, LIPS, MOUTH, PART_COLOURS, PUPIL, PUPIL_DEG, SKIN
 from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
-from facecast.render import BACKGROUND, IRIS, IRIS_DEG, LIPS, MOUTH, PART_COLOURS, PUPIL, PUPIL_DEG, SKIN
 
 FORMAT = "facecast.character/1"
 TEXTURE_WIDTH = 2048

@@ -36,8 +36,7 @@ from facecast.audio import load_audio, pcm16_to_float
 from facecast.constants import EMOTION_NAMES, SAMPLE_RATE
 from facecast.emotion import EmotionError, emotion_vector
 from facecast.export.json import animation_dict
-
-from .app import AUDIO_SUFFIXES, RequestError, ViewerApp
+from facecast.web.app import AUDIO_SUFFIXES, RequestError, ViewerApp
 
 if TYPE_CHECKING:
     from facecast.model import AnimationStream

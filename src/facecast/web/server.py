@@ -18,9 +18,8 @@ from urllib.parse import urlsplit
 
 from facecast.characters.character import Character
 from facecast.model import Model
-
-from .app import HttpResponse, ViewerApp
-from .live import MAX_UPLOAD_BYTES, LiveSession
+from facecast.web.app import HttpResponse, ViewerApp
+from facecast.web.live import MAX_UPLOAD_BYTES, LiveSession
 
 log = logging.getLogger("facecast.web")
 

@@ -1,0 +1,1 @@
+"""Batch jobs over many clips: locally with threads, or on a Ray cluster."""

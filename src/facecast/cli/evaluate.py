@@ -1,0 +1,71 @@
+"""``facecast evaluate-lipsync``: lip-sync metrics, facecast beside its peers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from facecast.constants import DEFAULT_FPS
+from facecast.evaluation.corpus import HELD_OUT_VOICE
+from facecast.evaluation.peers import PEER_NAMES
+from facecast.evaluation.report import CORPORA
+
+
+def _names(spec: str, allowed: Sequence[str], what: str) -> list[str]:
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise ValueError(f"unknown {what} {', '.join(bad)}; choose from {', '.join(allowed)}")
+    return names
+
+
+def cmd_evaluate_lipsync(args: argparse.Namespace) -> int:
+    from facecast.evaluation.report import evaluate_lipsync, report_json, report_markdown
+    from facecast.fileio import atomic_write
+
+    corpora = _names(args.corpus, CORPORA, "corpus")
+    peers = _names(args.peers, PEER_NAMES, "peer") if args.peers != "none" else []
+    from facecast.model import load_model
+
+    model = load_model(args.model, precision=args.precision, frames_per_pass=args.frames_per_pass,
+                       context_frames=args.context_frames)  # fmt: skip
+    if model.random_weights:
+        print("facecast: NOTE: this model has RANDOM weights; its lip-sync figures are meaningless", file=sys.stderr)
+    report = evaluate_lipsync(model, corpora, peers, args.voice, args.fps, args.bootstrap,
+                              noise_snr_db=args.noise_snr)  # fmt: skip
+    markdown = report_markdown(report)
+    for out in args.out:
+        path = Path(out)
+        text = report_json(report) if path.suffix.lower() == ".json" else markdown
+        atomic_write(path, lambda fh, text=text: fh.write(text.encode()))
+        print(f"wrote {path}", file=sys.stderr)
+    print(report_json(report) if args.json else markdown)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``evaluate-lipsync`` subcommand to the ``facecast`` CLI."""
+    p = subparsers.add_parser(
+        "evaluate-lipsync", help="lip-sync metrics on recorded and held-out TTS speech, facecast beside peers"
+    )
+    p.add_argument("-m", "--model", help="model folder (default: the built-in model)")
+    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="network precision (default fp32)")
+    p.add_argument("--frames-per-pass", type=int, metavar="K",
+                   help="frames per encoder pass, for models with a chunk network (default: the model's)")  # fmt: skip
+    p.add_argument("--context-frames", type=int, metavar="C",
+                   help="frames of earlier audio each pass also hears (default: as trained for; 0 = none)")  # fmt: skip
+    p.add_argument("--out", action="append", default=[], metavar="FILE",
+                   help="write the report: .json gives JSON, anything else Markdown (repeatable)")  # fmt: skip
+    p.add_argument("--corpus", default=",".join(CORPORA), help=f"comma list of {', '.join(CORPORA)}")
+    p.add_argument("--peers", default=",".join(PEER_NAMES),
+                   help=f"comma list of {', '.join(PEER_NAMES)}, or 'none'")  # fmt: skip
+    p.add_argument("--voice", default=HELD_OUT_VOICE, help=f"espeak-ng voice for the TTS corpus ({HELD_OUT_VOICE})")
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames per second (default 30)")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the standard errors")
+    p.add_argument("--noise-snr", type=float, metavar="DB",
+                   help="add white noise at this SNR (dB below each clip's mean power) to every clip")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    p.set_defaults(func=cmd_evaluate_lipsync)
+    return p

@@ -1,0 +1,50 @@
+"""``facecast info``: summarise a model pack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from facecast.face.params import FaceParams
+    from facecast.pack import load_pack
+
+    pack = load_pack(args.pack)
+    summary = pack.summary()
+    summary["quiet_hold"] = FaceParams.from_model_config(pack.model_config).quiet_hold
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{summary['path']}")
+    print(f"  actor        {summary['actor']} (version {summary['version']})")
+    net = summary["network"]
+    print(f"  network      {net['file']}, {net['bytes'] / 1e6:.1f} MB, {net['result_size']} outputs per frame")
+    for part in ("skin", "tongue"):
+        s = summary[part]
+        print(f"  {part:<12} {s['pca_shapes']} PCA shapes, {s['vertices']} vertices")
+    bs = summary["blendshapes"]
+    print(f"  blendshapes  {bs['skin']} skin, {bs['tongue']} tongue")
+    print(f"  emotions     {', '.join(summary['emotions'])}")
+    imp = summary["implicit_emotion"]
+    print(
+        f"  implicit     {imp['length']} values, {imp['frames']} frames, shot {imp['source_shot']!r} "
+        f"frame {imp['source_frame']}"
+    )
+    print(f"  look-ahead   {summary['lookahead_ms']:.0f} ms ({summary['window_samples']}-sample window)")
+    chunk = summary.get("chunk_network")
+    if chunk:
+        k = chunk["frames_per_pass"]
+        print(f"  chunks       {chunk['file']}: up to {k} frames per encoder pass; a pass of K frames also hears "
+              f"the {k} - K frames before them (--context-frames)")  # fmt: skip
+    if summary["quiet_hold"] > 0:
+        print(f"  quiet hold   {summary['quiet_hold']:g}: the face holds still in silences (--face-param quiet_hold=0)")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``info``."""
+    p = subparsers.add_parser("info", help="summarise a model pack")
+    p.add_argument("pack", help="model folder or its model.json")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_info)

@@ -1,0 +1,74 @@
+"""``facecast synth OUT_DIR``: a thin wrapper over :func:`facecast.synth.corpus.build_corpus`.
+
+:func:`register` adds the subcommand to facecast's parser (parsing imports nothing heavy); ``python -m
+facecast.cli.synth`` runs it standalone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _list_voices() -> int:
+    from facecast.synth.tts import available_voices, backend_status
+
+    for backend, reason in backend_status().items():
+        print(f"{backend:<9} {'ok' if reason is None else reason}")
+    voices = available_voices()
+    print(f"\n{len(voices)} voices (use backend names or BACKEND:NAME with --voices):")
+    for voice in voices:
+        print(f"  {voice.backend}:{voice.name}  [{voice.language}]")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    if args.list_voices:
+        return _list_voices()
+    if not args.out_dir:
+        raise ValueError("OUT_DIR is required (or use --list-voices)")
+    from facecast.synth.corpus import build_corpus
+
+    manifest = build_corpus(
+        args.out_dir,
+        minutes=args.minutes,
+        seed=args.seed,
+        voices=args.voices,
+        languages=args.languages,
+        emotions=args.emotions,
+        workers=args.workers,
+        augment=not args.no_augment,
+    )
+    shots = manifest["shots"]
+    backends = sorted({s["voice"]["backend"] for s in shots})
+    print(
+        f"wrote {len(shots)} shots, {manifest['seconds'] / 60:.1f} min of audio to {args.out_dir} "
+        f"(voices from {', '.join(backends)}; manifest corpus.json)"
+    )
+    missing = {b: r for b, r in manifest["backends"].items() if r is not None}
+    for reason in missing.values():
+        print(f"  not used: {reason}", file=sys.stderr)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``synth`` to a facecast parser."""
+    p = subparsers.add_parser(
+        "synth",
+        help="build a synthetic training corpus (TTS speech + procedural face) in NVIDIA's dataset layout",
+    )
+    p.add_argument("out_dir", nargs="?", metavar="OUT_DIR", help="corpus folder (created; an existing one resumes)")
+    p.add_argument("--minutes", type=float, default=10.0, help="minutes of audio to reach (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same corpus")
+    p.add_argument(
+        "--voices",
+        nargs="+",
+        metavar="VOICE",
+        help="backends (espeak festival flite piper) and/or voices as BACKEND:NAME (default: all installed)",
+    )
+    p.add_argument("--languages", nargs="+", metavar="LANG", help="text languages (en de fr es it pt nl pl cmn)")
+    p.add_argument("--emotions", nargs="+", metavar="EMOTION", help="shot emotions (default: neutral + the 10 A2F)")
+    p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    p.add_argument("--no-augment", action="store_true", help="keep the TTS audio clean (no noise, reverb or EQ)")
+    p.add_argument("--list-voices", action="store_true", help="show the TTS backends and voices found, then exit")
+    p.set_defaults(func=cmd_synth)

@@ -1,0 +1,1 @@
+"""NetworkOutput -> pose -> ARKit weights: post-processing, face parameters, quiet hold, blinks, the solve."""

@@ -1,0 +1,1 @@
+"""Where a model comes from: the built-in model and random packs for tests."""
