@@ -373,7 +373,7 @@ def write_preview_mp4(
     try:
         import av
     except ImportError:
-        raise RuntimeError("writing MP4 previews needs PyAV: pip install av") from None
+        raise RuntimeError('writing MP4 previews needs PyAV: pip install "facecast[preview]"') from None
     path = Path(path)
     size += size % 2  # H.264 with 4:2:0 chroma needs even sizes
     renderer = Renderer(char, size)

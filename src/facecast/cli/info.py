@@ -10,6 +10,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     from facecast.face.params import FaceParams
     from facecast.pack import load_pack
 
+    if args.pack is None:
+        from facecast.model import builtin_pack
+
+        args.pack = builtin_pack()
     pack = load_pack(args.pack)
     summary = pack.summary()
     summary["quiet_hold"] = FaceParams.from_model_config(pack.model_config).quiet_hold
@@ -45,6 +49,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``info``."""
     p = subparsers.add_parser("info", help="summarise a model pack")
-    p.add_argument("pack", help="model folder or its model.json")
+    p.add_argument("pack", nargs="?", help="model folder or its model.json (default: the built-in model)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_info)

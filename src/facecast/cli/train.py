@@ -23,7 +23,9 @@ def _need_torch() -> None:
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise RuntimeError("training needs torch and onnx: pip install torch==2.13.0 onnx matplotlib") from None
+        raise RuntimeError(
+            'training needs torch: pip install torch==2.13.0 "facecast[train]" (the CPU wheel)'
+        ) from None
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:

@@ -108,7 +108,7 @@ class Aligner:
         try:
             from pocketsphinx import Decoder
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise AlignmentError("forced alignment needs pocketsphinx: pip install pocketsphinx==5.1.1") from exc
+            raise AlignmentError('forced alignment needs pocketsphinx: pip install "facecast[eval]"') from exc
         options = {**ALIGN_OPTIONS, **decoder_options}
         self._decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", **options)
 

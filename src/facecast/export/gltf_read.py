@@ -56,7 +56,9 @@ class _Reader:
         try:
             import meshopt
         except ImportError:
-            raise self.fail("is meshopt-compressed (EXT_meshopt_compression): pip install meshopt") from None
+            raise self.fail(
+                'is meshopt-compressed (EXT_meshopt_compression): pip install "facecast[retarget]"'
+            ) from None
         data = self.buffers[ext["buffer"]]
         start = ext.get("byteOffset", 0)
         blob = data[start : start + ext["byteLength"]]

@@ -56,7 +56,7 @@ def plot_animation(
     try:
         from matplotlib.figure import Figure  # no pyplot: the user's backend is left alone
     except ImportError:
-        raise RuntimeError("plotting needs matplotlib: pip install matplotlib") from None
+        raise RuntimeError('plotting needs matplotlib: pip install "facecast[plot]"') from None
 
     names = _check_curves(anim, curves)
     if audio is None:

@@ -57,7 +57,7 @@ def _pxr():
     try:
         from pxr import Gf, Sdf, Usd, UsdGeom, UsdSkel, Vt
     except ImportError:
-        raise RuntimeError("writing USD needs the usd-core package: pip install usd-core") from None
+        raise RuntimeError('writing USD needs the usd-core package: pip install "facecast[usd]"') from None
     return Gf, Sdf, Usd, UsdGeom, UsdSkel, Vt
 
 

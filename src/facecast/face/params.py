@@ -94,6 +94,20 @@ class FaceParams:
                 raise FaceParamError(f"face parameter eye_saccade_seed = {value!r} must be an integer")
         return self
 
+    @classmethod
+    def neutral(cls) -> FaceParams:
+        """Values that pass the network's pose through unchanged: strengths 1, offsets 0 (smoothing and the face
+        mask as in the defaults)."""
+        return cls().with_overrides(NEUTRAL_OVERRIDES)
+
+    def model_config(self, source_shot: str, source_frame: int = 0) -> dict[str, Any]:
+        """The ``model_config.json`` ``config`` values: the SDK's keys (not ``blink_offset``, an external
+        control; ``quiet_hold`` only when set) plus the implicit emotion's ``source_shot`` and ``source_frame``."""
+        config: dict[str, Any] = {n: getattr(self, n) for n in PARAM_NAMES if n not in ("blink_offset", "quiet_hold")}
+        if self.quiet_hold:
+            config["quiet_hold"] = self.quiet_hold
+        return {**config, "source_shot": source_shot, "source_frame": int(source_frame)}
+
     def as_dict(self, camel: bool = False) -> dict[str, float | int]:
         """All parameters as a dict, keyed in snake_case or (``camel=True``) NIM camelCase."""
         return {(_camel(n) if camel else n): getattr(self, n) for n in PARAM_NAMES}
@@ -101,6 +115,12 @@ class FaceParams:
 
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(FaceParams))
 """Every face parameter name, snake_case, in declaration order."""
+
+NEUTRAL_OVERRIDES: dict[str, float] = {
+    **{n: 1.0 for n in PARAM_NAMES if n.endswith("_strength")},
+    **{n: 0.0 for n in PARAM_NAMES if n.endswith("_offset")},
+}
+"""What :meth:`FaceParams.neutral` changes: every strength 1, every offset 0."""
 
 _STRENGTH = (0.0, 2.0, "SDK")
 _OFFSET = (-3.0, 3.0, "SDK")

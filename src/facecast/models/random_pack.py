@@ -35,7 +35,7 @@ def random_claire_pack() -> Path:
     except ImportError:
         raise RuntimeError(
             "no model given and the built-in random Claire-layout model must be built with torch: "
-            "pip install torch==2.13.0 onnx, or pass -m PATH to a model folder"
+            'pip install torch==2.13.0 "facecast[train]", or pass -m PATH to a model folder'
         ) from None
     from facecast.models.testing import make_pack
 

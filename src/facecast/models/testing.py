@@ -95,34 +95,9 @@ def make_blendshapes(
 
 def default_model_config(source_shot: str, source_frame: int = 0) -> dict:
     """``model_config.json`` values: the SDK's Mark defaults (spec 4.4)."""
-    return {
-        "input_strength": 1.3,
-        "upper_face_smoothing": 0.001,
-        "lower_face_smoothing": 0.0023,
-        "upper_face_strength": 1.0,
-        "lower_face_strength": 1.4,
-        "face_mask_level": 0.6,
-        "face_mask_softness": 0.0085,
-        "skin_strength": 1.1,
-        "blink_strength": 1.0,
-        "lower_teeth_strength": 1.3,
-        "lower_teeth_height_offset": -0.1,
-        "lower_teeth_depth_offset": 0.0,
-        "lip_open_offset": -0.03,
-        "tongue_strength": 1.5,
-        "tongue_height_offset": 0.2,
-        "tongue_depth_offset": 0.13,
-        "eyeballs_strength": 1.0,
-        "saccade_strength": 0.9,
-        "right_eye_rot_x_offset": 0.0,
-        "right_eye_rot_y_offset": -2.0,
-        "left_eye_rot_x_offset": 0.0,
-        "left_eye_rot_y_offset": 2.0,
-        "eyelid_open_offset": 0.06,
-        "eye_saccade_seed": 0,
-        "source_shot": source_shot,
-        "source_frame": source_frame,
-    }
+    from facecast.face.params import FaceParams
+
+    return FaceParams().model_config(source_shot, source_frame)
 
 
 def make_pack(

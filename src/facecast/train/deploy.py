@@ -32,34 +32,9 @@ FACECAST_KEYS = frozenset({"quiet_hold"})
 
 def neutral_model_config(source_shot: str, source_frame: int = 0) -> dict:
     """``model_config.json`` values that pass the network's pose through unchanged (strengths 1, offsets 0)."""
-    return {
-        "input_strength": 1.0,
-        "upper_face_smoothing": 0.001,
-        "lower_face_smoothing": 0.0023,
-        "upper_face_strength": 1.0,
-        "lower_face_strength": 1.0,
-        "face_mask_level": 0.6,
-        "face_mask_softness": 0.0085,
-        "skin_strength": 1.0,
-        "blink_strength": 1.0,
-        "lower_teeth_strength": 1.0,
-        "lower_teeth_height_offset": 0.0,
-        "lower_teeth_depth_offset": 0.0,
-        "lip_open_offset": 0.0,
-        "tongue_strength": 1.0,
-        "tongue_height_offset": 0.0,
-        "tongue_depth_offset": 0.0,
-        "eyeballs_strength": 1.0,
-        "saccade_strength": 1.0,
-        "right_eye_rot_x_offset": 0.0,
-        "right_eye_rot_y_offset": 0.0,
-        "left_eye_rot_x_offset": 0.0,
-        "left_eye_rot_y_offset": 0.0,
-        "eyelid_open_offset": 0.0,
-        "eye_saccade_seed": 0,
-        "source_shot": source_shot,
-        "source_frame": int(source_frame),
-    }
+    from facecast.face.params import FaceParams
+
+    return FaceParams.neutral().model_config(source_shot, source_frame)
 
 
 def trt_info(buffer_len: int, emotion_len: int, max_batch: int = 128, opt_batch: int = 10) -> dict:

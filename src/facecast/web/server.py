@@ -30,7 +30,7 @@ def _require_websockets():
     try:
         from websockets.asyncio.server import serve
     except ImportError:
-        raise RuntimeError("the web viewer needs websockets 13 or newer: pip install 'websockets>=13'") from None
+        raise RuntimeError('the web viewer needs websockets 13 or newer: pip install "facecast[web]"') from None
     return serve
 
 
