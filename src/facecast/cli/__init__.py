@@ -37,7 +37,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 EXTRAS: dict[str, str] = {
     "grpc": "server",
-    "grpc_health": "server",
     "nvidia_ace": "server",
     "nvidia_audio2face_3d": "server",
     "google": "server",

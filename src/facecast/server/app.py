@@ -8,13 +8,13 @@ import threading
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from nvidia_audio2face_3d import a2x_export_config_pb2_grpc, audio2face_pb2_grpc
 
 from facecast.model import Model, builtin_pack, load_model
 from facecast.pack import ModelPack, load_pack
 from facecast.server.config import ConfigError, ServerConfig
 from facecast.server.grpc_service import A2FControllerServicer, BearerTokenInterceptor, ExportConfigServicer
+from facecast.server.health import SERVING, HealthServicer, add_health_servicer_to_server
 from facecast.server.scheduler import BatchScheduler
 
 log = logging.getLogger("facecast.server")
@@ -92,7 +92,7 @@ class RunningServer:
         self.controller: A2FControllerServicer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: grpc.aio.Server | None = None
-        self._health: health.aio.HealthServicer | None = None
+        self._health: HealthServicer | None = None
         self._stopped = threading.Event()
 
     @property
@@ -146,8 +146,8 @@ class RunningServer:
         a2x_export_config_pb2_grpc.add_A2XExportConfigServiceServicer_to_server(
             ExportConfigServicer(self.model, cfg), server
         )
-        self._health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self._health = HealthServicer()
+        add_health_servicer_to_server(self._health, server)
         address = f"{cfg.host}:{cfg.port}" if ":" not in cfg.host else f"[{cfg.host.strip('[]')}]:{cfg.port}"
         try:
             if cfg.tls_cert is not None:
@@ -160,7 +160,7 @@ class RunningServer:
             raise ConfigError(f"cannot listen on {address} (port in use or address not local?)")
         await server.start()
         for name in ("",) + SERVICE_NAMES:
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await self._health.set(name, SERVING)
         self._server = server
         return port
 
