@@ -69,11 +69,11 @@ def source_files(root: Path | None = None) -> list[Path]:
 
 
 def source_fingerprint(files: list[Path]) -> str:
-    """A short hash of the source files' names, sizes and modification times (changes when they change)."""
+    """A short hash of the source files' names and contents (the same in every installation of the same data)."""
     h = hashlib.sha256()
     for f in files:
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+        h.update(f"{f.name}:{f.stat().st_size};".encode())
+        h.update(hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()[:16]
 
 

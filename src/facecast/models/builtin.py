@@ -54,8 +54,11 @@ def apply_multipliers(config: dict, names: Sequence[str], multipliers: dict[str,
 
 
 def _packaged_key() -> str:
+    """A hash of everything the assembled pack is made of that ships with facecast (the parts and the head)."""
+    from facecast.characters.build import PACKAGED_HEAD
+
     digest = hashlib.sha256()
-    for path in sorted(PACKAGED.iterdir()):
+    for path in [*sorted(PACKAGED.iterdir()), PACKAGED_HEAD]:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
