@@ -58,7 +58,7 @@ def _packaged_key() -> str:
     from facecast.characters.build import PACKAGED_HEAD
 
     digest = hashlib.sha256()
-    for path in [*sorted(PACKAGED.iterdir()), PACKAGED_HEAD]:
+    for path in [p for p in [*sorted(PACKAGED.iterdir()), PACKAGED_HEAD] if p.is_file()]:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
