@@ -42,10 +42,11 @@ def main() -> None:
     import onnxruntime as ort
 
     from facecast.infer.backends import OnnxRuntimeBackend
-    from facecast.infer.engine import Engine, extract_windows, frame_targets
+    from facecast.infer.engine import Engine
     from facecast.models.random_pack import random_claire_pack
     from facecast.network.flops import count_flops
     from facecast.pack import load_pack
+    from facecast.timing import extract_windows, frame_targets
 
     pack = load_pack(args.pack or random_claire_pack())
     info = pack.network_info

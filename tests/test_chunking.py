@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from facecast import load_model
-from facecast.infer.engine import NetworkOutput, frame_targets
+from facecast.infer.engine import NetworkOutput
 from facecast.network.regression import NetworkConfig, RegressionNetwork
-from facecast.timing import FEATURE_HOP, block_length, chunk_length, chunk_span
+from facecast.timing import FEATURE_HOP, block_length, chunk_length, chunk_span, frame_targets
 
 
 def _speechy(seconds: float, seed: int = 0) -> np.ndarray:
@@ -118,6 +118,12 @@ def test_engine_blocks_stream_and_offline_agree(chunk_pack):
     # frames requested on their own are computed within their whole block
     some = model.engine.run_frames(audio, np.arange(5, 11), 30.0)
     assert np.abs(some.result - offline.result[5:11]).max() < 1e-5
+    whole, part = model.engine.network_inputs(audio, 0, 51, 30.0), model.engine.network_inputs(audio, 5, 6, 30.0)
+    assert (len(whole), len(part), part.skip) == (13, 2, 1)  # blocks 1 and 2 hold frames 5 .. 10
+    for got, want in zip(part.arrays, whole.arrays, strict=True):
+        assert np.array_equal(got, want[1:3])
+    assert np.array_equal(part.emotion, whole.emotion[5:11])
+    assert np.abs(model.engine.output(part, model.engine.infer(*part.arrays)).result - some.result).max() < 1e-5
     # one frame per pass hears the same past (3 frames more) from a chunk of its own; blocks differ
     ones_offline = single.infer(audio)
     assert single.engine.context_frames == 3 and model.engine.context_frames == 0
@@ -166,7 +172,7 @@ def test_no_context_and_one_frame_per_pass_is_the_window_network(chunk_pack, sma
     audio = _speechy(1.0, seed=6)
     info = windows.info
     targets = frame_targets(0, 30, 30.0)
-    from facecast.infer.engine import extract_windows
+    from facecast.timing import extract_windows
 
     rows = extract_windows(audio, targets - info.buffer_ofs, info.buffer_len, 0, windows.engine.input_strength)
     emotion = np.zeros((30, info.emotion_len), np.float32)

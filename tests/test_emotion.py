@@ -508,6 +508,19 @@ def test_audio_to_emotion_windows_timing_and_track(tmp_path: Path, matrix: np.nd
     np.testing.assert_allclose(track.values, post, rtol=1e-4, atol=1e-6)
 
 
+def test_audio_to_emotion_uses_the_frame_clock(tmp_path: Path, matrix: np.ndarray) -> None:
+    """29.97 fps is 30000/1001 for Audio2Emotion too: with no inference skipped its keys sit on the frame times."""
+    from facecast.timing import frame_targets, num_frames
+
+    model = _make_onnx(tmp_path / "a2e.onnx", matrix)
+    a2e = AudioToEmotion(model, fps=29.97, window_len=WIN, inferences_to_skip=0)
+    assert a2e.stride_samples * 30000 == 16000 * 1001
+    assert a2e.targets(20000).tolist() == frame_targets(0, num_frames(20000, 29.97), 29.97).tolist()
+    for fps in (0, float("inf"), "30"):
+        with pytest.raises(EmotionError, match="fps"):
+            AudioToEmotion(model, fps=fps, window_len=WIN, inferences_to_skip=0)
+
+
 def test_audio_to_emotion_fixed_batch_pads(tmp_path: Path, matrix: np.ndarray) -> None:
     audio = np.random.default_rng(4).uniform(-1, 1, size=3000).astype(np.float32)
     ref = AudioToEmotion(_make_onnx(tmp_path / "dyn.onnx", matrix), window_len=WIN, inferences_to_skip=0)

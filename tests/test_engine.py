@@ -9,8 +9,18 @@ import onnxruntime as ort
 import pytest
 
 from facecast.infer.backends import BackendError, OnnxRuntimeBackend, TorchBackend
-from facecast.infer.engine import Engine, extract_windows, fps_fraction, frame_targets, num_frames
+from facecast.infer.engine import Engine
 from facecast.pack import load_pack
+from facecast.timing import (
+    block_range,
+    check_context_frames,
+    check_frames_per_pass,
+    extract_windows,
+    fps_fraction,
+    frame_targets,
+    frames_ready,
+    num_frames,
+)
 
 
 def test_frame_targets_by_hand():
@@ -30,6 +40,43 @@ def test_num_frames_counts_centres_inside_clip():
     assert num_frames(0, 30) == 0
     with pytest.raises(ValueError):
         num_frames(100, 0)
+
+
+def test_frame_clock_checks_and_counts():
+    assert fps_fraction(Fraction(24000, 1001)) == Fraction(24000, 1001) and fps_fraction(12.5) == Fraction(25, 2)
+    with pytest.raises(ValueError, match="fps must be a number"):
+        fps_fraction("30")
+    assert check_frames_per_pass(4) == 4 and check_context_frames(0) == 0 and check_frames_per_pass(1, chunked=False)
+    for value, match in ((0, "at least 1"), (1001, "at most 1000"), (True, "a whole number"), (2.0, "a whole number")):
+        with pytest.raises(ValueError, match=f"frames_per_pass must be {match}"):
+            check_frames_per_pass(value)
+    with pytest.raises(ValueError, match="chunkFrames must be at least 1"):
+        check_frames_per_pass(0, "chunkFrames")
+    with pytest.raises(ValueError, match="no chunk network"):
+        check_frames_per_pass(2, chunked=False)
+    with pytest.raises(ValueError, match="no chunk network"):
+        check_context_frames(1, chunked=False)
+    # frame k is ready once its centre plus the look-ahead has arrived
+    assert [frames_ready(n, 4160, 30) for n in (4159, 4160, 4692, 4693)] == [0, 1, 1, 2]
+    assert block_range(5, 6, 4) == (1, 3) and block_range(8, 4, 4) == (2, 3) and block_range(3, 1, 1) == (3, 4)
+    assert block_range(5, 0, 4) == (1, 1)  # no frames, no blocks
+
+
+def test_network_inputs_of_a_span_are_those_of_the_whole_clip(small_pack):
+    pack = load_pack(small_pack)
+    engine = Engine(OnnxRuntimeBackend(pack.network_path, "cpu"), pack.network_info, pack.implicit_emotion, 1.2, 5)
+    audio = (np.random.default_rng(5).standard_normal(16000) * 0.2).astype(np.float32)
+    ramp = lambda t: np.outer(np.clip(t, 0, 1), np.eye(10)[2])  # noqa: E731
+    whole = engine.network_inputs(audio, 0, 30, 30.0, ramp)
+    part = engine.network_inputs(audio[1000:], 10, 7, 30.0, ramp, origin=1000)  # held from sample 1000 on
+    assert len(whole) == 30 and len(part) == 7 and part.frames.tolist() == list(range(10, 17))
+    for got, want in zip(part.arrays, whole.arrays, strict=True):
+        assert np.array_equal(got, want[10:17])
+    assert np.array_equal(part.targets, frame_targets(10, 7, 30.0))
+    assert np.array_equal(part.emotion, whole.emotion[10:17])
+    out = engine.output(part, engine.infer(*part.arrays))
+    assert np.abs(out.result - engine.run(audio, 30.0, ramp).result[10:17]).max() < 1e-5
+    assert len(engine.network_inputs(audio, 4, 0, 30.0)) == 0
 
 
 def test_extract_windows_zero_pads_and_scales():

@@ -150,3 +150,58 @@ def test_animate_file_blocks_equal_animate(small_model, clip, tmp_path):
         assert np.abs(anim.skin_weights - whole.skin_weights).max() < 1e-5
         assert np.abs(anim.tongue_weights - whole.tongue_weights).max() < 1e-5
     assert np.array_equal(from_file.audio, clip)
+
+
+def test_animation_options_are_the_keyword_options(small_model, clip):
+    from facecast import AnimationOptions
+
+    options = AnimationOptions(fps=25, emotion={"joy": 0.4}, face_params={"skinStrength": 1.2}, blinks=False,
+                               blendshape_params=SolveOptions(clamp=True), geometry=True)  # fmt: skip
+    given = small_model.animate(clip, options=options)
+    keywords = small_model.animate(clip, fps=25, emotion={"joy": 0.4}, face_params={"skinStrength": 1.2},
+                                   blinks=False, blendshape_params=SolveOptions(clamp=True), geometry=True)  # fmt: skip
+    assert np.array_equal(given.skin_weights, keywords.skin_weights) and given.skin_geometry is not None
+    assert np.array_equal(small_model.infer(clip, options=options).emotion, given.raw.emotion)
+    stream = small_model.animation_stream(options=options)
+    parts = [stream.push(clip[:9000]), stream.push(clip[9000:]), stream.close()]
+    assert np.abs(np.concatenate([p.skin_weights for p in parts]) - given.skin_weights).max() < 1e-5
+    # keywords left at their defaults go with options; a keyword that says otherwise is refused, not ignored
+    assert np.array_equal(small_model.animate(clip, fps=30.0, options=options.replace(fps=30)).raw.result,
+                          small_model.animate(clip, blinks=False, emotion={"joy": 0.4},
+                                              face_params={"skinStrength": 1.2}).raw.result)  # fmt: skip
+    with pytest.raises(TypeError, match="fps, geometry"):
+        small_model.animate(clip, fps=24, geometry=True, options=options)
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "match"),
+    [
+        ({"fps": 0}, ValueError, "fps"),
+        ({"fps": float("nan")}, ValueError, "fps"),
+        ({"frames_per_pass": 0}, ValueError, "frames_per_pass must be at least 1"),
+        ({"frames_per_pass": 2.5}, ValueError, "frames_per_pass must be a whole number"),
+        ({"context_frames": -1}, ValueError, "context_frames must be at least 0"),
+        ({"emotion": {"nope": 1.0}}, ValueError, "unknown emotion"),
+        ({"emotion": np.zeros(3)}, ValueError, r"shape \[10\]"),
+        ({"blinks": "often"}, TypeError, "blinks"),
+        ({"face_params": 2}, TypeError, "face_params"),
+        ({"blendshape_params": {"clamp": True}}, TypeError, "blendshape_params"),
+    ],
+)
+def test_animation_options_are_validated_when_made(changes, error, match):
+    from facecast.model import AnimationOptions
+
+    with pytest.raises(error, match=match):
+        AnimationOptions(**changes)
+
+
+def test_animation_options_normalise(small_model):
+    from facecast.model import AnimationOptions
+
+    options = AnimationOptions(emotion=["joy=1@0.5"], blinks=True, face_params={"skin_strength": 1.1})
+    assert options.explicit.sample([0.5])[0, 6] == 1.0 and options.blink_params == BlinkParams()
+    assert options.replace(blinks=False).blink_params is None and options.replace(blinks=None).blink_params is None
+    assert small_model.face_params(options).skin_strength == pytest.approx(1.1)
+    # the model's frames per pass is checked against its network when an engine is made
+    with pytest.raises(ValueError, match="no chunk network"):
+        small_model.engine_for(AnimationOptions(frames_per_pass=2))

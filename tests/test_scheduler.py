@@ -23,13 +23,14 @@ class _Lane:
         return self.total - self.taken
 
     def take(self, count: int):
+        from facecast.infer.engine import NetworkInputs
         from facecast.server.session import Job
 
         frames = np.arange(self.taken, self.taken + count)
         self.taken += count
         windows = np.stack([np.full(count, self.index), frames, frames, frames], axis=1).astype(np.float32)
         emotion = np.zeros((count, 2), np.float32)
-        return Job(self, frames, frames, (windows, emotion), emotion)
+        return Job(self, NetworkInputs(frames, frames, (windows, emotion), emotion, 30.0))
 
     def finish(self, job, result) -> None:
         assert (result[:, 0] == self.index).all()

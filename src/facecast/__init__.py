@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
-__all__ = ["Model", "load_model", "__version__"]
+__all__ = ["AnimationOptions", "Model", "load_model", "__version__"]
 
 if TYPE_CHECKING:
-    from facecast.model import Model, load_model
+    from facecast.model import AnimationOptions, Model, load_model
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Model", "load_model"):
+    if name in ("AnimationOptions", "Model", "load_model"):
         from facecast import model
 
         return getattr(model, name)

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from facecast.animation import Animation
 from facecast.audio import load_audio
 from facecast.constants import DEFAULT_FPS, SAMPLE_RATE
-from facecast.emotion import EmotionTrack, emotion_vector
+from facecast.emotion import NUM_EMOTIONS, EmotionTrack, emotion_vector
 from facecast.face.blinks import BlinkParams
-from facecast.face.pipeline import FacePipeline, SolveOptions
+from facecast.face.pipeline import FacePipeline, PipelineState, SolveOptions
+from facecast.face.postprocess import FaceParams
 from facecast.infer.backends import PRECISIONS, Backend, OnnxRuntimeBackend
 from facecast.infer.engine import Engine, ExplicitEmotion, NetworkOutput
 from facecast.infer.stream import StreamSession
 from facecast.models.random_pack import is_random_pack, random_claire_pack
 from facecast.pack import ModelPack, load_pack
+from facecast.timing import check_context_frames, check_frames_per_pass, fps_fraction
 
 
 def builtin_pack() -> Path:
@@ -28,13 +33,14 @@ def builtin_pack() -> Path:
     return default_pack() if packaged_available() else random_claire_pack()
 
 
-EmotionSpec = EmotionTrack | Mapping[str, float] | Sequence[str] | np.ndarray | None
-"""Explicit emotion: a track of keyframes, ``{name: weight}``, CLI strings ``NAME=WEIGHT[@TIME]``, or [10]."""
+EmotionSpec = EmotionTrack | Mapping[str, float] | Sequence[str] | np.ndarray | ExplicitEmotion
+"""Explicit emotion: a track of keyframes, ``{name: weight}``, CLI strings ``NAME=WEIGHT[@TIME]``, [10] or [N, 10]
+values, or a function of frame times (seconds) -> [N, 10]."""
 
 
 def as_explicit(emotion: EmotionSpec) -> ExplicitEmotion:
     """Normalise any accepted emotion form into what the engine takes."""
-    if emotion is None or isinstance(emotion, EmotionTrack):
+    if emotion is None or isinstance(emotion, EmotionTrack) or callable(emotion) or hasattr(emotion, "sample"):
         return emotion
     if isinstance(emotion, Mapping):
         return emotion_vector(emotion)
@@ -45,12 +51,90 @@ def as_explicit(emotion: EmotionSpec) -> ExplicitEmotion:
     return np.asarray(emotion, np.float32)
 
 
-def _blinks(blinks: BlinkParams | bool | None) -> BlinkParams | None:
-    if blinks is True:
-        return BlinkParams()
-    if blinks is False or blinks is None:
-        return None
-    return blinks.validate()
+@dataclass(frozen=True)
+class AnimationOptions:
+    """How to animate a clip or a stream, validated once: what :class:`Model`'s methods take as keyword arguments
+    (or as ``options=``), and what batches and the server animate with."""
+
+    fps: float = DEFAULT_FPS
+    """Output frame rate (taken as an exact fraction, :func:`facecast.timing.fps_fraction`)."""
+    emotion: EmotionSpec = None
+    """Explicit emotion (:data:`EmotionSpec`)."""
+    face_params: Mapping[str, float] | FaceParams | None = None
+    """model_config.json face parameters overriding the model's by name (snake_case or the NIM's camelCase), or a
+    complete :class:`~facecast.face.postprocess.FaceParams`; ``None``: the model's."""
+    blinks: BlinkParams | bool | None = True
+    """facecast's blink generator: ``True`` (default settings), :class:`BlinkParams`, or ``False``/``None`` for
+    the SDK's behaviour, no blinks."""
+    blendshape_params: SolveOptions | None = None
+    """Per-call blendshape multipliers, offsets and clamping."""
+    geometry: bool = False
+    """Also return skin and tongue vertices."""
+    frames_per_pass: int | None = None
+    """Frames animated from one encoder pass (models with a chunk network); ``None``: the model's."""
+    context_frames: int | None = None
+    """Frames of earlier audio each encoder pass also hears; ``None``: the model's."""
+    explicit: ExplicitEmotion = field(init=False, repr=False, compare=False)
+    """``emotion`` in the form the engine takes."""
+
+    def __post_init__(self) -> None:
+        fps_fraction(self.fps)
+        explicit = as_explicit(self.emotion)
+        if isinstance(explicit, np.ndarray) and (explicit.ndim not in (1, 2) or explicit.shape[-1] != NUM_EMOTIONS):
+            raise ValueError(
+                f"emotion values must have shape [{NUM_EMOTIONS}] or [N, {NUM_EMOTIONS}], got {explicit.shape}"
+            )
+        object.__setattr__(self, "explicit", explicit)
+        if isinstance(self.face_params, Mapping):
+            object.__setattr__(self, "face_params", dict(self.face_params))
+        elif self.face_params is not None and not isinstance(self.face_params, FaceParams):
+            raise TypeError(f"face_params must be a mapping of names to values, got {self.face_params!r}")
+        if isinstance(self.blinks, BlinkParams):
+            self.blinks.validate()
+        elif self.blinks is not None and not isinstance(self.blinks, (bool, np.bool_)):
+            raise TypeError(f"blinks must be True, False, None or BlinkParams, got {self.blinks!r}")
+        if self.blendshape_params is not None and not isinstance(self.blendshape_params, SolveOptions):
+            raise TypeError(f"blendshape_params must be SolveOptions, got {self.blendshape_params!r}")
+        object.__setattr__(self, "geometry", bool(self.geometry))
+        if self.frames_per_pass is not None:
+            object.__setattr__(self, "frames_per_pass", check_frames_per_pass(self.frames_per_pass))
+        if self.context_frames is not None:
+            object.__setattr__(self, "context_frames", check_context_frames(self.context_frames))
+
+    @property
+    def blink_params(self) -> BlinkParams | None:
+        """The blink generator's settings, ``None`` without blinks."""
+        if self.blinks is True or isinstance(self.blinks, np.bool_) and self.blinks:
+            return BlinkParams()
+        return self.blinks or None
+
+    def replace(self, **changes: Any) -> AnimationOptions:
+        """A validated copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(AnimationOptions) if f.init}
+
+
+def _options(options: AnimationOptions | None, **given: Any) -> AnimationOptions:
+    """``options``, or the keyword arguments as :class:`AnimationOptions`; both at once only when the keywords are
+    left at their defaults."""
+    if options is None:
+        return AnimationOptions(**given)
+    if not isinstance(options, AnimationOptions):
+        raise TypeError(f"options must be AnimationOptions, got {options!r}")
+    clash = [name for name, value in given.items() if not _is_default(value, _DEFAULTS[name])]
+    if clash:
+        raise TypeError(f"give {', '.join(clash)} either in options or as keyword arguments, not both")
+    return options
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    if value is default:
+        return True
+    number = (int, float, np.integer, np.floating)
+    both = isinstance(value, number) and isinstance(default, number) and not isinstance(value, (bool, np.bool_))
+    return both and value == default
 
 
 class Model:
@@ -85,13 +169,40 @@ class Model:
     def info(self):
         return self.pack.network_info
 
+    # -- what every clip and stream goes through --------------------------------------------------------------
+
+    def face_params(self, options: AnimationOptions) -> FaceParams:
+        """The face parameters ``options`` ask for: the model's with their overrides, validated."""
+        return self.pipeline.face_params(options.face_params)
+
+    def engine_for(self, options: AnimationOptions, params: FaceParams | None = None) -> Engine:
+        """The engine for ``options`` (``params``: their :meth:`face_params`, when already known)."""
+        params = self.face_params(options) if params is None else params
+        return self.engine.with_options(params.input_strength, options.frames_per_pass, options.context_frames)
+
+    def finish(
+        self, raw: NetworkOutput, state: PipelineState, params: FaceParams, options: AnimationOptions
+    ) -> Animation:
+        """Face pipeline and blendshape solve for consecutive network frames of one clip or stream."""
+        anim = self.pipeline.process(raw, state, params, options.blink_params, options.blendshape_params,
+                                     options.geometry)  # fmt: skip
+        anim.random_weights = self.random_weights
+        return anim
+
+    # -- public entry points ----------------------------------------------------------------------------------
+
     def infer(
-        self, audio: np.ndarray | str | os.PathLike, fps: float = DEFAULT_FPS, emotion: EmotionSpec = None
+        self,
+        audio: np.ndarray | str | os.PathLike,
+        fps: float = DEFAULT_FPS,
+        emotion: EmotionSpec = None,
+        options: AnimationOptions | None = None,
     ) -> NetworkOutput:
         """Raw network pose for a clip (a path, or 16 kHz mono float samples)."""
+        options = _options(options, fps=fps, emotion=emotion)
         if not isinstance(audio, np.ndarray):
             audio = load_audio(audio)
-        return self.engine.run(audio, fps, as_explicit(emotion))
+        return self.engine_for(options).run(audio, options.fps, options.explicit)
 
     def animate(
         self,
@@ -103,6 +214,7 @@ class Model:
         auto_emotion: str | os.PathLike | None = None,
         blendshape_params: SolveOptions | None = None,
         geometry: bool = False,
+        options: AnimationOptions | None = None,
     ) -> Animation:
         """Animate a clip: ARKit skin and tongue weights, jaw and eye transforms, per frame.
 
@@ -110,25 +222,24 @@ class Model:
         output drives the emotion instead, with ``emotion`` as the preferred emotion. ``face_params`` overrides
         model_config.json values by name (snake_case or the NIM's camelCase). ``blinks`` adds facecast's blink
         generator (``False`` for the SDK's behaviour, no blinks). ``geometry`` also returns skin and tongue
-        vertices.
+        vertices. ``options`` gives all of these at once (:class:`AnimationOptions`).
         """
+        options = _options(options, fps=fps, emotion=emotion, face_params=face_params, blinks=blinks,
+                           blendshape_params=blendshape_params, geometry=geometry)  # fmt: skip
         if not isinstance(audio, np.ndarray):
             audio = load_audio(audio)
         audio = np.asarray(audio, np.float32).reshape(-1)
-        params = self.pipeline.face_params(face_params)
-        explicit = as_explicit(emotion)
+        params = self.face_params(options)
+        explicit = options.explicit
         if auto_emotion is not None:
             from facecast.infer.a2e import AudioToEmotion
 
             preferred = explicit if isinstance(explicit, EmotionTrack) else None
-            if isinstance(emotion, Mapping):
-                preferred = dict(emotion)
-            explicit = AudioToEmotion(_a2e_path(auto_emotion), fps=fps).track(audio, preferred=preferred)
-        raw = self.engine.with_options(params.input_strength).run(audio, fps, explicit)
-        anim = self.pipeline.process(
-            raw, self.pipeline.new_state(), params, _blinks(blinks), blendshape_params, geometry
-        )
-        anim.random_weights = self.random_weights
+            if isinstance(options.emotion, Mapping):
+                preferred = dict(options.emotion)
+            explicit = AudioToEmotion(_a2e_path(auto_emotion), fps=options.fps).track(audio, preferred=preferred)
+        raw = self.engine_for(options, params).run(audio, options.fps, explicit)
+        anim = self.finish(raw, self.pipeline.new_state(), params, options)
         anim.audio = audio
         return anim
 
@@ -142,6 +253,7 @@ class Model:
         blendshape_params: SolveOptions | None = None,
         block_seconds: float = 30.0,
         keep_audio: bool = False,
+        options: AnimationOptions | None = None,
     ) -> Animation:
         """Animate a file of any length, decoded, resampled and animated block by block.
 
@@ -149,9 +261,10 @@ class Model:
         per-frame results are held, not the audio (unless ``keep_audio``). To keep memory flat whatever the
         length, consume :meth:`animate_file_blocks` instead.
         """
+        options = _options(options, fps=fps, emotion=emotion, face_params=face_params, blinks=blinks,
+                           blendshape_params=blendshape_params)  # fmt: skip
         parts, audio = [], []
-        for block, samples in self._file_blocks(path, fps, emotion, face_params, blinks, blendshape_params,
-                                                block_seconds):  # fmt: skip
+        for block, samples in self._file_blocks(path, options, block_seconds):
             parts.append(block)
             if keep_audio and samples is not None:
                 audio.append(samples)
@@ -168,16 +281,19 @@ class Model:
         blinks: BlinkParams | bool | None = True,
         blendshape_params: SolveOptions | None = None,
         block_seconds: float = 30.0,
+        options: AnimationOptions | None = None,
     ) -> Iterator[Animation]:
         """:meth:`animate_file` as consecutive :class:`Animation` blocks, in memory that does not grow with the
         file's length (write each block out and drop it); the blocks concatenate to :meth:`animate_file`."""
-        for block, _ in self._file_blocks(path, fps, emotion, face_params, blinks, blendshape_params, block_seconds):
+        options = _options(options, fps=fps, emotion=emotion, face_params=face_params, blinks=blinks,
+                           blendshape_params=blendshape_params)  # fmt: skip
+        for block, _ in self._file_blocks(path, options, block_seconds):
             yield block
 
-    def _file_blocks(self, path, fps, emotion, face_params, blinks, blendshape_params, block_seconds):
+    def _file_blocks(self, path: str | os.PathLike, options: AnimationOptions, block_seconds: float):
         from facecast.audio import stream_audio
 
-        stream = self.animation_stream(fps, emotion, SAMPLE_RATE, face_params, blinks, blendshape_params)
+        stream = AnimationStream(self, options, SAMPLE_RATE)
         for samples in stream_audio(path, SAMPLE_RATE, block_seconds):
             yield stream.push(samples), samples
         yield stream.close(), None
@@ -188,12 +304,13 @@ class Model:
         emotion: EmotionSpec = None,
         sample_rate: int = SAMPLE_RATE,
         frames_per_pass: int | None = None,
+        options: AnimationOptions | None = None,
     ) -> StreamSession:
         """A raw streaming session: push audio chunks, get network frames once their window is complete.
 
         ``frames_per_pass`` defaults to the model's (the same frames as offline); 1 gives the lowest latency."""
-        return StreamSession(self.engine.with_options(frames_per_pass=frames_per_pass), fps, as_explicit(emotion),
-                             sample_rate)  # fmt: skip
+        options = _options(options, fps=fps, emotion=emotion, frames_per_pass=frames_per_pass)
+        return StreamSession(self.engine_for(options), options.fps, options.explicit, sample_rate)
 
     def animation_stream(
         self,
@@ -205,46 +322,34 @@ class Model:
         blendshape_params: SolveOptions | None = None,
         geometry: bool = False,
         frames_per_pass: int | None = None,
+        options: AnimationOptions | None = None,
     ) -> AnimationStream:
         """A streaming session that returns :class:`Animation` frames (weights, jaw, eyes) as they are ready.
 
         ``frames_per_pass`` defaults to the model's (the same frames as offline); 1 gives the lowest latency."""
-        return AnimationStream(self, fps, emotion, sample_rate, face_params, blinks, blendshape_params, geometry,
-                               frames_per_pass)  # fmt: skip
+        options = _options(options, fps=fps, emotion=emotion, face_params=face_params, blinks=blinks,
+                           blendshape_params=blendshape_params, geometry=geometry,
+                           frames_per_pass=frames_per_pass)  # fmt: skip
+        return AnimationStream(self, options, sample_rate)
 
 
 class AnimationStream:
     """Push audio, pull animation frames: the network stream followed by the face pipeline, with its state."""
 
-    def __init__(
-        self,
-        model: Model,
-        fps: float,
-        emotion: EmotionSpec,
-        sample_rate: int,
-        face_params: Mapping[str, float] | None,
-        blinks: BlinkParams | bool | None,
-        blendshape_params: SolveOptions | None,
-        geometry: bool,
-        frames_per_pass: int | None = None,
-    ) -> None:
+    def __init__(self, model: Model, options: AnimationOptions, sample_rate: int = SAMPLE_RATE) -> None:
         self.model = model
-        self.params = model.pipeline.face_params(face_params)
-        engine = model.engine.with_options(self.params.input_strength, frames_per_pass)
-        self.session = StreamSession(engine, fps, as_explicit(emotion), sample_rate)
+        self.options = options
+        self.params = model.face_params(options)
+        self.session = StreamSession(model.engine_for(options, self.params), options.fps, options.explicit,
+                                     sample_rate)  # fmt: skip
         self.state = model.pipeline.new_state()
-        self.blinks = _blinks(blinks)
-        self.solve = blendshape_params
-        self.geometry = geometry
 
     @property
     def lookahead_seconds(self) -> float:
         return self.session.lookahead_seconds
 
     def _finish(self, raw: NetworkOutput) -> Animation:
-        anim = self.model.pipeline.process(raw, self.state, self.params, self.blinks, self.solve, self.geometry)
-        anim.random_weights = self.model.random_weights
-        return anim
+        return self.model.finish(raw, self.state, self.params, self.options)
 
     def push(self, samples: np.ndarray) -> Animation:
         """Add audio (float, at the stream's sample rate); returns the frames that became ready."""
@@ -294,6 +399,13 @@ def load_model(
         pack = load_pack(root)
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+    try:  # before the backend is built
+        if frames_per_pass is not None:
+            check_frames_per_pass(frames_per_pass, chunked=bool(pack.chunk_frames))
+        if context_frames is not None:
+            check_context_frames(context_frames, chunked=bool(pack.chunk_frames))
+    except ValueError as exc:
+        raise ValueError(f"{root}: {exc}") from None
     uses_chunks = bool(pack.chunk_frames) and not (frames_per_pass == 1 and context_frames == 0)
     if backend == "onnxruntime":
         network, chunk = pack.network_path, pack.chunk_network_path if uses_chunks else None
@@ -315,8 +427,4 @@ def load_model(
         runner = TorchBackend(network, device=device)
     else:
         raise ValueError(f"unknown backend {backend!r}; choose onnxruntime or torch")
-    if frames_per_pass is not None and frames_per_pass > 1 and not pack.chunk_frames:
-        raise ValueError(f"{root}: this model has no chunk network; frames_per_pass must be 1")
-    if context_frames and not pack.chunk_frames:
-        raise ValueError(f"{root}: this model has no chunk network; context_frames must be 0")
     return Model(pack, runner, batch_size, frames_per_pass, context_frames)

@@ -25,6 +25,7 @@ from facecast.constants import (
     SAMPLE_RATE,
 )
 from facecast.fileio import FileFormatError, copy_file, read_json, read_npz, write_json, write_npz
+from facecast.timing import check_frames_per_pass
 
 MODEL_JSON = "model.json"
 DEFAULT_FILES = {
@@ -91,7 +92,8 @@ class NetworkInfo:
 
     @property
     def lookahead_samples(self) -> int:
-        """Audio the network needs after a frame's time before that frame can run."""
+        """Audio the network needs after a frame's time before that frame can run: the look-ahead's one definition
+        (engine, streams, server, bench)."""
         return self.buffer_len - self.buffer_ofs
 
     @classmethod
@@ -504,11 +506,10 @@ def load_pack(path: str | os.PathLike) -> ModelPack:
         else:
             if not chunk_path.is_file():
                 problems.append(f"{chunk_path}: chunk network file is missing")
-        frames = spec.get("chunkFrames")
-        if not isinstance(frames, int) or isinstance(frames, bool) or not 1 <= frames <= 1000:
-            problems.append(f"{model_json}: chunkFrames must be a whole number from 1 to 1000, got {frames!r}")
-        else:
-            chunk_frames = frames
+        try:  # the most frames per pass the graph was trained for: the wire name stays in the pack's JSON
+            chunk_frames = check_frames_per_pass(spec.get("chunkFrames"), "chunkFrames")
+        except ValueError as exc:
+            problems.append(f"{model_json}: {exc}")
     trt_info = None
     trt_path = root / "trt_info.json"
     if trt_path.exists():
@@ -588,12 +589,11 @@ def write_pack(
     if paths:
         spec["blendshapePaths"] = paths
     if chunk_onnx is not None:
-        if chunk_frames < 1:
-            raise ValueError("a chunk network needs chunk_frames >= 1")
+        chunk_frames = check_frames_per_pass(chunk_frames, "chunk_frames")  # a chunk network needs at least 1
         chunk_target = root / "network_chunk.onnx"
         if Path(chunk_onnx).resolve() != chunk_target.resolve():
             copy_file(chunk_onnx, chunk_target)
         spec["chunkNetworkPath"] = chunk_target.name
-        spec["chunkFrames"] = int(chunk_frames)
+        spec["chunkFrames"] = chunk_frames
     write_json(root / MODEL_JSON, spec)
     return root

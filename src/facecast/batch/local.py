@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from facecast.audio import AudioError, load_audio
-from facecast.emotion import EmotionTrack
 from facecast.export import WRITERS, write
 from facecast.fileio import atomic_write
-from facecast.infer.engine import NetworkOutput, extract_windows, frame_targets, num_frames
-from facecast.model import Model
+from facecast.infer.engine import NetworkOutput
+from facecast.model import AnimationOptions, Model
+from facecast.timing import num_frames
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 LONG_CLIP_SECONDS = 600.0
@@ -97,55 +97,18 @@ def _load(job: Job) -> tuple[np.ndarray | None, str | None]:
         return None, str(exc)
 
 
-def _levels(model: Model, audio: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
-    """Audio levels for the quiet hold, when the model's face parameters turn it on (batch uses them as they are)."""
-    return model.engine.frame_levels(audio, targets) if model.pipeline.default_params.quiet_hold > 0 else None
-
-
-def _infer_group(model: Model, group: list[tuple[Job, np.ndarray]], fps: float) -> list[NetworkOutput]:
+def _infer_group(model: Model, group: list[tuple[AnimationOptions, np.ndarray]]) -> list[NetworkOutput]:
     """Run the windows (or blocks) of several clips through the network in shared batches."""
-    engine, info = model.engine, model.info
-    if engine.uses_blocks:
-        return _infer_group_blocks(model, group, fps)
-    windows, emotions, sizes = [], [], []
-    for job, audio in group:
-        count = num_frames(len(audio), fps)
-        targets = frame_targets(0, count, fps)
-        windows.append(extract_windows(audio, targets - info.buffer_ofs, info.buffer_len, 0, engine.input_strength))
-        emo = np.zeros((count, info.emotion_len), np.float32)
-        emo[:, : info.implicit_emotion_len] = engine.implicit_emotion
-        if job.emotion:
-            emo[:, info.implicit_emotion_len :] = EmotionTrack.parse(job.emotion).sample(targets / 16000)
-        emotions.append(emo)
-        sizes.append((count, targets, audio))
-    result = engine.infer(np.concatenate(windows), np.concatenate(emotions))
-    outs, start = [], 0
-    for (count, targets, audio), emo in zip(sizes, emotions, strict=True):
-        outs.append(NetworkOutput(np.arange(count), targets, result[start : start + count], emo,
-                                  info.num_shapes_skin, info.num_shapes_tongue, float(fps),
-                                  levels=_levels(model, audio, targets)))  # fmt: skip
-        start += count
-    return outs
-
-
-def _infer_group_blocks(model: Model, group: list[tuple[Job, np.ndarray]], fps: float) -> list[NetworkOutput]:
-    engine, info, k = model.engine, model.info, model.engine.frames_per_pass
-    inputs, sizes = [], []
-    for job, audio in group:
-        count = num_frames(len(audio), fps)
-        explicit = EmotionTrack.parse(job.emotion) if job.emotion else None
-        inputs.append(engine.block_inputs(audio, 0, -(-count // k), fps, explicit, 0))
-        sizes.append((count, audio))
-    chunks, offsets, emotion = (np.concatenate(parts) for parts in zip(*inputs, strict=True))
-    result = engine.infer_blocks(chunks, offsets, emotion)
-    outs, start = [], 0
-    for (count, audio), (_, _, emo) in zip(sizes, inputs, strict=True):
-        rows = result[start : start + len(emo)].reshape(-1, result.shape[-1])[:count]
-        targets = frame_targets(0, count, fps)
-        outs.append(NetworkOutput(np.arange(count), targets, rows, emo.reshape(-1, emo.shape[-1])[:count],
-                                  info.num_shapes_skin, info.num_shapes_tongue, float(fps),
-                                  levels=_levels(model, audio, targets)))  # fmt: skip
-        start += len(emo)
+    params = model.face_params(group[0][0])  # a batch animates every clip with the model's face parameters
+    engine = model.engine_for(group[0][0], params)
+    inputs = [engine.network_inputs(audio, 0, num_frames(len(audio), opts.fps), opts.fps, opts.explicit)
+              for opts, audio in group]  # fmt: skip
+    result = engine.infer(*(np.concatenate(parts) for parts in zip(*(i.arrays for i in inputs), strict=True)))
+    outs, row = [], 0
+    for part, (_, audio) in zip(inputs, group, strict=True):
+        levels = engine.frame_levels(audio, part.targets) if params.quiet_hold > 0 else None  # for the quiet hold
+        outs.append(engine.output(part, result[row : row + len(part)], levels))
+        row += len(part)
     return outs
 
 
@@ -166,6 +129,8 @@ def run_batch(
     remaining clip with exactly the same batches as an uninterrupted run and writes byte-identical files.
     """
     report = BatchReport()
+    options = AnimationOptions(fps=fps, blinks=blinks)
+    params = model.face_params(options)
     done = [is_done(job, formats) for job in jobs]
     report.skipped = sum(done)
     groups = [list(range(i, min(i + group_clips, len(jobs)))) for i in range(0, len(jobs), group_clips)]
@@ -177,7 +142,6 @@ def run_batch(
         bar = tqdm(total=len(jobs) - report.skipped, desc="batch", unit="clip")
 
     def emit(job: Job, anim) -> None:
-        anim.random_weights = model.random_weights
         job.stem.parent.mkdir(parents=True, exist_ok=True)
         write(anim, job.stem, formats)
         report.done += 1
@@ -206,25 +170,23 @@ def run_batch(
                             bar.update(1)
                 elif audio is None:  # a long clip: streamed on its own, in bounded memory
                     if not done[i]:
-                        emit(jobs[i], model.animate_file(jobs[i].audio, fps, emotion=jobs[i].emotion or None,
-                                                         blinks=blinks))  # fmt: skip
+                        emit(jobs[i], model.animate_file(jobs[i].audio, options=_job_options(options, jobs[i])))
                 else:
                     decoded.append((i, audio))
             if not decoded:
                 continue
-            raws = _infer_group(model, [(jobs[i], a) for i, a in decoded], fps)
+            raws = _infer_group(model, [(_job_options(options, jobs[i]), a) for i, a in decoded])
             for (i, _), raw in zip(decoded, raws, strict=True):
                 if not done[i]:
-                    emit(jobs[i], model.pipeline.process(raw, model.pipeline.new_state(), blinks=_blink_params(blinks)))
+                    emit(jobs[i], model.finish(raw, model.pipeline.new_state(), params, options))
     if bar is not None:
         bar.close()
     return report
 
 
-def _blink_params(blinks: bool):
-    from facecast.face.blinks import BlinkParams
-
-    return BlinkParams() if blinks else None
+def _job_options(options: AnimationOptions, job: Job) -> AnimationOptions:
+    """The run's options with the job's emotion."""
+    return options.replace(emotion=job.emotion or None) if job.emotion else options
 
 
 def write_report(path: Path, report: BatchReport) -> None:

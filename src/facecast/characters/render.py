@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from facecast.characters.character import EYE_PARTS, Character, apply_weights
 from facecast.constants import DEFAULT_FPS, SAMPLE_RATE
+from facecast.timing import fps_fraction
 
 BACKGROUND = (0.16, 0.17, 0.20)
 SKIN = (0.87, 0.66, 0.55)
@@ -382,7 +383,7 @@ def write_preview_mp4(
     samples, rate = _load_audio(audio, sample_rate) if audio is not None else (None, 0)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix or '.mp4'}")
-    rate_q = Fraction(fps).limit_denominator(1001)
+    rate_q = fps_fraction(fps)  # the frame clock's rate (29.97 -> 30000/1001), as the video's frame rate
     bar = _progress(n, progress)
     try:
         with av.open(str(tmp), mode="w", format="mp4") as container:

@@ -15,17 +15,18 @@ def cmd_animate(args: argparse.Namespace) -> int:
     from facecast.emotion import EmotionTrack
     from facecast.export import write
     from facecast.export.raw import write_raw_json
-    from facecast.model import load_model
+    from facecast.model import AnimationOptions, load_model
 
     inputs = [Path(p) for p in args.audio]
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     emotion = EmotionTrack.parse(args.emotion) if args.emotion else None
-    face_params = face_param_overrides(args.face_param)
+    options = AnimationOptions(fps=args.fps, emotion=emotion, face_params=face_param_overrides(args.face_param),
+                               blinks=not args.no_blinks)  # fmt: skip
     clips = [(path, load_audio(path)) for path in inputs]  # fail fast on a bad input, before loading the model
     model = load_model(args.model, device=args.device, backend=args.backend, batch_size=args.batch_size,
                        precision=args.precision, frames_per_pass=args.frames_per_pass,
                        context_frames=args.context_frames)  # fmt: skip
-    model.pipeline.face_params(face_params)  # validate overrides before any work
+    model.face_params(options)  # validate overrides before any work
     if model.random_weights:
         print(
             "facecast: NOTE: using the built-in Claire-layout model with RANDOM weights; the motion is "
@@ -35,14 +36,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, audio in progress(clips, len(clips), "animating"):
-        anim = model.animate(
-            audio,
-            fps=args.fps,
-            emotion=emotion,
-            face_params=face_params,
-            blinks=not args.no_blinks,
-            auto_emotion=args.auto_emotion,
-        )
+        anim = model.animate(audio, auto_emotion=args.auto_emotion, options=options)
         written = write(anim, out_dir / path.stem, [f for f in formats if f != "pose"])
         if "pose" in formats:
             written.append(write_raw_json(out_dir / f"{path.stem}.pose.json", anim.raw))

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facecast.infer.engine import Engine, extract_windows, frame_targets
+from facecast.infer.engine import Engine
 from facecast.pack import load_pack
+from facecast.timing import extract_windows, frame_targets
 
 
 def peak_rss_mb() -> float:
@@ -66,15 +67,17 @@ def bench_network(pack_dir: Path, seconds: float, naive_frames: int, repeats: in
 
         q_path = int8_network(pack)
         contenders["engine_int8"] = Engine(OnnxRuntimeBackend(q_path, "cpu"), info, pack.implicit_emotion)
-    per_pass = pack.chunk_frames if pack.chunk_network_path is not None else 0
-    if per_pass:
+    frames_per_pass = pack.chunk_frames if pack.chunk_network_path is not None else 0
+    if frames_per_pass:
         chunked = OnnxRuntimeBackend(pack.network_path, "cpu", chunk_path=pack.chunk_network_path)
-        contenders["engine_fp32_chunks"] = Engine(chunked, info, pack.implicit_emotion, frames_per_pass=per_pass)
+        contenders["engine_fp32_chunks"] = Engine(chunked, info, pack.implicit_emotion,
+                                                  frames_per_pass=frames_per_pass)  # fmt: skip
         contenders["engine_fp32_context"] = Engine(chunked, info, pack.implicit_emotion, frames_per_pass=1,
-                                                   chunk_frames=per_pass)  # fmt: skip
+                                                   chunk_frames=frames_per_pass)  # fmt: skip
         if int8:
             q_chunked = OnnxRuntimeBackend(q_path, "cpu", chunk_path=int8_chunk_network(pack))
-            contenders["engine_int8_chunks"] = Engine(q_chunked, info, pack.implicit_emotion, frames_per_pass=per_pass)
+            contenders["engine_int8_chunks"] = Engine(q_chunked, info, pack.implicit_emotion,
+                                                      frames_per_pass=frames_per_pass)  # fmt: skip
     sess = ort.InferenceSession(str(pack.network_path), providers=["CPUExecutionProvider"])
     windows = extract_windows(audio, frame_targets(0, naive_frames, 30.0) - info.buffer_ofs, info.buffer_len)
     emotion = np.zeros((1, 1, info.emotion_len), np.float32)
@@ -119,13 +122,13 @@ def bench_network(pack_dir: Path, seconds: float, naive_frames: int, repeats: in
         "end_to_end_seconds_per_audio_minute_fp32": round(end_to_end * 60.0 / seconds, 2),
         "real_time_factor_fp32_30fps": round(best["engine_fp32"] / 30.0, 2),
         "engine_fp32_gflops": round(best["engine_fp32"] * flops / 1e9, 1),
-        "streaming_lookahead_ms": round(1000 * (info.buffer_len - info.buffer_ofs) / 16000, 1),
+        "streaming_lookahead_ms": round(1000 * info.lookahead_samples / 16000, 1),
         "streaming_latency_ms_p50": round(float(np.percentile(lat_ms, 50)), 1),
         "streaming_latency_ms_p99": round(float(np.percentile(lat_ms, 99)), 1),
         "streaming_latency_ms_p50_one_session": round(float(np.percentile(latency["engine_fp32_one_session"], 50)), 1),
         "streaming_latency_ms_p99_one_session": round(float(np.percentile(latency["engine_fp32_one_session"], 99)), 1),
     }
-    if per_pass:
+    if frames_per_pass:
         result.update(_chunk_figures(contenders, best, audio, chunk, pack_dir, seconds, int8))
     if int8:
         result["engine_int8_speedup_vs_naive"] = round(best["engine_int8"] / best["naive_fp32"], 3)
@@ -167,14 +170,14 @@ def _chunk_figures(contenders: dict, best: dict, audio: np.ndarray, chunk: int, 
     return out
 
 
-def _int8_chunk_accuracy(pack_dir: Path, frames: int) -> dict:
+def _int8_chunk_accuracy(pack_dir: Path, frames_per_pass: int) -> dict:
     """int8 chunk network against fp32 on held-out chunks (the same speech as the windows' held-out set)."""
     import onnxruntime as ort
 
     from facecast.infer.quantize import chunk_calibration, int8_chunk_network
 
     pack = load_pack(pack_dir)
-    feeds = chunk_calibration(pack.network_info, pack.implicit_emotion, frames, count=4, seed=123)
+    feeds = chunk_calibration(pack.network_info, pack.implicit_emotion, frames_per_pass, count=4, seed=123)
 
     def run(path) -> np.ndarray:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -32,7 +32,7 @@ import numpy as np
 
 from facecast.animation import Animation
 from facecast.export.csv import arkit_matrix
-from facecast.infer.engine import fps_fraction
+from facecast.timing import fps_fraction
 
 PACKET_VERSION = 6
 DEFAULT_PORT = 11111

@@ -129,8 +129,11 @@ class FacePipeline:
         moved = np.tensordot(coeffs, basis, axes=1)  # [V, 3], no copy of the basis
         return float(np.sqrt(np.einsum("ij,ij->i", moved, moved).max(initial=0.0)))
 
-    def face_params(self, overrides: Mapping[str, float] | None = None) -> FaceParams:
-        """The model's parameters with per-call overrides (snake_case or the NIM's camelCase), validated."""
+    def face_params(self, overrides: Mapping[str, float] | FaceParams | None = None) -> FaceParams:
+        """The model's parameters with per-call overrides (snake_case or the NIM's camelCase), validated; a
+        complete :class:`FaceParams` is validated as it is."""
+        if isinstance(overrides, FaceParams):
+            return overrides.validate()
         params = self.default_params.with_overrides(dict(overrides)) if overrides else self.default_params
         return params.validate()
 

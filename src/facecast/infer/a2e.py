@@ -33,6 +33,7 @@ import numpy as np
 
 from facecast.constants import DEFAULT_FPS, EMOTION_NAMES, SAMPLE_RATE
 from facecast.emotion import NUM_EMOTIONS, EmotionError, EmotionTrack, _as_vector
+from facecast.timing import fps_fraction
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -224,11 +225,13 @@ class A2EPostProcessor:
 
 
 def _fps_fraction(fps: float) -> Fraction:
-    """``fps`` as an exact fraction (29.97... -> 30000/1001), like the SDK's numerator/denominator."""
+    """``fps`` as an exact fraction (29.97 -> 30000/1001, like the SDK's numerator/denominator), the frame clock's
+    (:func:`facecast.timing.fps_fraction`), so inference times fall on the animation's frame times."""
     v = _num(fps, "fps")
-    if not (math.isfinite(v) and v > 0.0):
-        raise EmotionError(f"fps must be finite and > 0, got {fps}")
-    return Fraction(v).limit_denominator(10_000)
+    try:
+        return fps_fraction(v)
+    except ValueError as exc:
+        raise EmotionError(str(exc)) from None
 
 
 def _dim_text(dim: Any) -> str:

@@ -1,14 +1,15 @@
 """Schedule audio windows at the SDK's frame timing, batch them and run a backend.
 
 Frame ``k`` is centred on sample ``floor(k * 16000 / fps)``; its window of ``buffer_len`` samples starts
-``buffer_ofs`` samples earlier, is zero outside the clip and is multiplied by ``input_strength`` (spec 5.2).
+``buffer_ofs`` samples earlier, is zero outside the clip and is multiplied by ``input_strength`` (spec 5.2). The
+frame clock itself (frame times, windows, blocks) is :mod:`facecast.timing`; :meth:`Engine.network_inputs` is the
+one place the network's inputs are assembled, for offline clips, streams, batches and the server alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
@@ -16,52 +17,19 @@ from facecast.audio import frame_levels, level_span
 from facecast.constants import DEFAULT_FPS, EMOTION_NAMES, SAMPLE_RATE
 from facecast.infer.backends import Backend
 from facecast.pack import NetworkInfo
-from facecast.timing import block_length
+from facecast.timing import (
+    block_length,
+    block_range,
+    check_context_frames,
+    check_frames_per_pass,
+    extract_windows,
+    frame_targets,
+    frames_ready,
+    num_frames,
+)
 
 ExplicitEmotion = np.ndarray | Callable[[np.ndarray], np.ndarray] | None
 """A fixed 10-vector, one row per frame, or a function of frame times (seconds) -> [N, 10]."""
-
-
-def fps_fraction(fps: float) -> Fraction:
-    """The frame rate as an exact fraction (29.97 -> 30000/1001)."""
-    if not np.isfinite(fps) or fps <= 0 or fps > 1000:
-        raise ValueError(f"fps must be between 0 and 1000, got {fps}")
-    exact = Fraction(str(fps)).limit_denominator(100_000)
-    if exact.denominator == 1:
-        return exact
-    ntsc = Fraction(round(fps * 1.001) * 1000, 1001)  # 29.97 -> 30000/1001, 59.94 -> 60000/1001
-    return ntsc if abs(float(ntsc) - fps) < 1e-4 else exact
-
-
-def frame_targets(first: int, count: int, fps: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Centre samples of frames ``first .. first + count - 1``: floor(k * sample_rate / fps)."""
-    rate = fps_fraction(fps)
-    k = np.arange(first, first + count, dtype=np.int64)
-    return (k * sample_rate * rate.denominator) // rate.numerator
-
-
-def num_frames(num_samples: int, fps: float, sample_rate: int = SAMPLE_RATE) -> int:
-    """Frames of a finished clip: every k whose centre lies inside it."""
-    rate = fps_fraction(fps)
-    return int(-(-num_samples * rate.numerator // (sample_rate * rate.denominator)))
-
-
-def extract_windows(
-    audio: np.ndarray, starts: np.ndarray, length: int, origin: int = 0, scale: float = 1.0
-) -> np.ndarray:
-    """Windows of ``length`` samples beginning at absolute sample ``starts``; ``audio[0]`` is sample ``origin``.
-
-    Samples outside ``audio`` read as zero.
-    """
-    out = np.zeros((len(starts), length), dtype=np.float32)
-    n = len(audio)
-    for row, start in enumerate(np.asarray(starts, dtype=np.int64) - origin):
-        lo, hi = max(start, 0), min(start + length, n)
-        if hi > lo:
-            out[row, lo - start : hi - start] = audio[lo:hi]
-    if scale != 1.0:
-        out *= np.float32(scale)
-    return out
 
 
 def explicit_rows(explicit: ExplicitEmotion, times: np.ndarray) -> np.ndarray:
@@ -159,6 +127,34 @@ class NetworkOutput:
         )
 
 
+@dataclass
+class NetworkInputs:
+    """The network's inputs for consecutive frames, as :meth:`Engine.network_inputs` builds them."""
+
+    frames: np.ndarray
+    """Frame numbers k."""
+    targets: np.ndarray
+    """Centre sample of each frame (16 kHz)."""
+    arrays: tuple[np.ndarray, ...]
+    """The backend's inputs, one batch row per window: ``(windows [N, L], emotion [N, E])`` for
+    :meth:`~facecast.infer.backends.Backend.run`; or one row per block of ``frames_per_pass`` frames:
+    ``(chunks [n, L], offsets [n, K], emotion [n, K, E])`` for ``run_chunks``."""
+    emotion: np.ndarray
+    """[N, E] network emotion rows of ``frames``: implicit, then explicit."""
+    fps: float
+    skip: int = 0
+    """Frames of the first block before ``frames[0]`` (blocks only): result rows to pass over."""
+
+    def __len__(self) -> int:
+        """Batch rows: windows, or blocks."""
+        return len(self.arrays[0])
+
+    def frame_results(self, result: np.ndarray) -> np.ndarray:
+        """The backend's result on :attr:`arrays` ([rows, D] or [rows, K, D]) as one row per frame [N, D]."""
+        rows = result.reshape(-1, result.shape[-1])
+        return rows[self.skip : self.skip + len(self.frames)]
+
+
 class Engine:
     """Runs a regression network over audio at the SDK's frame timing, in batches."""
 
@@ -177,27 +173,18 @@ class Engine:
         network. ``context_frames``: frames of past audio each encoder pass adds before its block (see
         :mod:`facecast.timing`); ``None`` gives as many as the training allows, ``chunk_frames - frames_per_pass``."""
         self._batch_request, self._context_request = batch_size, context_frames
-        if frames_per_pass < 1:
-            raise ValueError(f"frames_per_pass must be at least 1, got {frames_per_pass}")
         self.backend = backend
-        chunked = self._chunked
-        if frames_per_pass > 1 and not chunked:
-            raise ValueError("frames_per_pass > 1 needs a network trained for chunks (this model has none)")
+        self.frames_per_pass = check_frames_per_pass(frames_per_pass, chunked=self._chunked)
         self.chunk_frames = int(chunk_frames)
         if context_frames is None:
-            context_frames = self._default_context(frames_per_pass)
-        if context_frames < 0:
-            raise ValueError(f"context_frames must be 0 or more, got {context_frames}")
-        if context_frames > 0 and not chunked:
-            raise ValueError("context_frames > 0 needs a network trained for chunks (this model has none)")
+            context_frames = self._default_context(self.frames_per_pass)
+        self.context_frames = check_context_frames(context_frames, chunked=self._chunked)
         if batch_size is None:  # chunks are batches already: larger calls pay off (bench: 1.2x at 128 frames)
-            batch_size = 128 if frames_per_pass > 1 or context_frames > 0 else 32
+            batch_size = 128 if self.uses_blocks else 32
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.context_frames = int(context_frames)
         self.info = info
         self.batch_size = batch_size
-        self.frames_per_pass = int(frames_per_pass)
         self.input_strength = float(input_strength)
         self._rest_cache: dict[bytes, np.ndarray] = {}
         implicit = np.zeros(info.implicit_emotion_len, np.float32) if implicit_emotion is None else implicit_emotion
@@ -211,7 +198,7 @@ class Engine:
     @property
     def lookahead_samples(self) -> int:
         """Audio needed after a frame's time: its window's look-ahead (see :meth:`latency_samples` for blocks)."""
-        return self.info.buffer_len - self.info.buffer_ofs
+        return self.info.lookahead_samples
 
     def latency_samples(self, fps: float) -> int:
         """The longest wait from a frame's time until it can be computed: look-ahead plus, with chunks, the
@@ -232,6 +219,21 @@ class Engine:
         """Whether frames are computed in blocks through the chunk network (rather than a window each)."""
         return self.frames_per_pass > 1 or self.context_frames > 0
 
+    @property
+    def rows_per_call(self) -> int:
+        """Batch rows per backend call: ``batch_size`` windows, or the blocks holding about as many frames."""
+        if not self.uses_blocks:
+            return self.batch_size
+        return max(1, self.batch_size // (self.frames_per_pass + self.context_frames))
+
+    def frames_ready(self, received: int, fps: float, final: bool = False) -> int:
+        """Frames computable from the first ``received`` samples of a stream: those whose window is complete, in
+        whole blocks (a block is computed once its last frame is ready); every frame of the clip once ``final``."""
+        if final:
+            return num_frames(received, fps)
+        ready = frames_ready(received, self.lookahead_samples, fps)
+        return ready - ready % self.frames_per_pass
+
     def first_sample(self, frame: int, fps: float) -> int:
         """The earliest audio sample that frame ``frame`` (and every later one) still reads."""
         first = frame - frame % self.frames_per_pass - self.context_frames
@@ -243,30 +245,72 @@ class Engine:
         """This engine, or a copy sharing its backend with other settings (the context as this engine's was asked
         for: a default context follows a new ``frames_per_pass``)."""
         strength = self.input_strength if input_strength is None else float(input_strength)
-        per_pass = self.frames_per_pass if frames_per_pass is None else int(frames_per_pass)
-        context = self._context_request if context_frames is None else int(context_frames)
-        same_context = (context if context is not None else self._default_context(per_pass)) == self.context_frames
-        if strength == self.input_strength and per_pass == self.frames_per_pass and same_context:
+        if frames_per_pass is None:
+            frames_per_pass = self.frames_per_pass
+        context = self._context_request if context_frames is None else context_frames
+        asked = context if context is not None else self._default_context(frames_per_pass)
+        if strength == self.input_strength and frames_per_pass == self.frames_per_pass and asked == self.context_frames:
             return self
-        return Engine(self.backend, self.info, self.implicit_emotion, strength, self._batch_request, per_pass,
+        return Engine(self.backend, self.info, self.implicit_emotion, strength, self._batch_request, frames_per_pass,
                       self.chunk_frames, context)  # fmt: skip
 
-    def infer(self, windows: np.ndarray, emotion: np.ndarray) -> np.ndarray:
-        """Run the backend over [N, buffer_len] windows and [N, 26] emotions in batches -> [N, D]."""
-        out = np.empty((len(windows), self.info.result_size), np.float32)
-        for lo in range(0, len(windows), self.batch_size):
-            hi = min(lo + self.batch_size, len(windows))
-            out[lo:hi] = self.backend.run(windows[lo:hi], emotion[lo:hi])
+    def network_inputs(
+        self,
+        audio: np.ndarray,
+        first: int,
+        count: int,
+        fps: float,
+        explicit: ExplicitEmotion = None,
+        origin: int = 0,
+    ) -> NetworkInputs:
+        """The network's inputs for frames ``first .. first + count - 1`` of a clip whose first held sample
+        (``audio[0]``) is sample ``origin``: a window per frame, or the chunks of the whole blocks holding them.
+
+        Offline clips, streams, batches and the server all build their inputs here, so they give the same frames.
+        A block's chunk starts at the window of the frame ``context_frames`` before its first frame."""
+        frames = np.arange(first, first + count, dtype=np.int64)
+        targets = frame_targets(first, count, fps)
+        if not self.uses_blocks:
+            windows = extract_windows(audio, targets - self.info.buffer_ofs, self.info.buffer_len, origin,
+                                      self.input_strength)  # fmt: skip
+            emotion = self.emotion_rows(targets, explicit)
+            return NetworkInputs(frames, targets, (windows, emotion), emotion, float(fps))
+        frames_per_pass, context_frames, info = self.frames_per_pass, self.context_frames, self.info
+        first_block, end_block = block_range(first, count, frames_per_pass)
+        blocks = end_block - first_block
+        span = frame_targets(first_block * frames_per_pass - context_frames,
+                             blocks * frames_per_pass + context_frames, fps)  # fmt: skip
+        # each block's frames, its context first
+        rows = span[frames_per_pass * np.arange(blocks)[:, None] + np.arange(frames_per_pass + context_frames)]
+        block_targets = rows[:, context_frames:]
+        offsets = block_targets - rows[:, :1]
+        length = block_length(frames_per_pass + context_frames, fps, info.buffer_len)
+        chunks = extract_windows(audio, rows[:, 0] - info.buffer_ofs, length, origin, self.input_strength)
+        for row, end in enumerate(offsets[:, -1] + info.buffer_len):
+            chunks[row, end:] = 0.0
+        emotion = self.emotion_rows(block_targets.reshape(-1), explicit)
+        skip = first - first_block * frames_per_pass
+        arrays = (chunks, offsets, emotion.reshape(blocks, frames_per_pass, -1))
+        return NetworkInputs(frames, targets, arrays, emotion[skip : skip + count], float(fps), skip)
+
+    def infer(self, *arrays: np.ndarray) -> np.ndarray:
+        """Run the backend over batch rows (:attr:`NetworkInputs.arrays`, of one span of frames or of several
+        joined) in calls of :attr:`rows_per_call` rows -> [rows, D], or [rows, K, D] through the chunk network."""
+        blocks = len(arrays) == 3
+        run = self.backend.run_chunks if blocks else self.backend.run
+        rows, per_call = len(arrays[0]), self.rows_per_call
+        shape = (rows, arrays[1].shape[1]) if blocks else (rows,)
+        out = np.empty((*shape, self.info.result_size), np.float32)
+        for lo in range(0, rows, per_call):
+            hi = min(lo + per_call, rows)
+            out[lo:hi] = run(*(a[lo:hi] for a in arrays))
         return out
 
-    def infer_blocks(self, chunks: np.ndarray, offsets: np.ndarray, emotion: np.ndarray) -> np.ndarray:
-        """Run the chunk network over blocks (see :meth:`block_inputs`) in batches -> [n, K, D]."""
-        per_call = max(1, self.batch_size // (self.frames_per_pass + self.context_frames))
-        out = np.empty((len(chunks), offsets.shape[1], self.info.result_size), np.float32)
-        for lo in range(0, len(chunks), per_call):
-            hi = min(lo + per_call, len(chunks))
-            out[lo:hi] = self.backend.run_chunks(chunks[lo:hi], offsets[lo:hi], emotion[lo:hi])
-        return out
+    def output(self, inputs: NetworkInputs, result: np.ndarray, levels: np.ndarray | None = None) -> NetworkOutput:
+        """The :class:`NetworkOutput` of ``inputs`` from the backend's ``result`` on their arrays."""
+        info = self.info
+        return NetworkOutput(inputs.frames, inputs.targets, inputs.frame_results(result), inputs.emotion,
+                             info.num_shapes_skin, info.num_shapes_tongue, inputs.fps, levels=levels)  # fmt: skip
 
     def run_frames(
         self,
@@ -276,32 +320,25 @@ class Engine:
         explicit: ExplicitEmotion = None,
         origin: int = 0,
     ) -> NetworkOutput:
-        """Run frames ``frames`` of a clip whose first held sample (``audio[0]``) is sample ``origin``."""
+        """Run consecutive frames ``frames`` of a clip whose first held sample (``audio[0]``) is sample ``origin``,
+        :attr:`rows_per_call` windows (or blocks) at a time."""
         frames = np.asarray(frames, dtype=np.int64)
-        targets = frame_targets(int(frames[0]), len(frames), fps) if len(frames) else np.zeros(0, np.int64)
-        levels = self.frame_levels(audio, targets, origin)
-        if self.uses_blocks and len(frames):
-            result, emotion = self._run_blocks(audio, int(frames[0]), len(frames), fps, explicit, origin)
-            return NetworkOutput(frames, targets, result, emotion, self.info.num_shapes_skin,
-                                 self.info.num_shapes_tongue, float(fps), levels=levels)  # fmt: skip
-        emotion = self.emotion_rows(targets, explicit)
-        result = np.empty((len(frames), self.info.result_size), np.float32)
-        for lo in range(0, len(frames), self.batch_size):
-            hi = min(lo + self.batch_size, len(frames))
-            windows = extract_windows(
-                audio, targets[lo:hi] - self.info.buffer_ofs, self.info.buffer_len, origin, self.input_strength
-            )
-            result[lo:hi] = self.backend.run(windows, emotion[lo:hi])
-        return NetworkOutput(
-            frames,
-            targets,
-            result,
-            emotion,
-            self.info.num_shapes_skin,
-            self.info.num_shapes_tongue,
-            float(fps),
-            levels=levels,
-        )
+        first, count = (int(frames[0]), len(frames)) if len(frames) else (0, 0)
+        frames_per_pass, per_call = self.frames_per_pass, self.rows_per_call
+        first_block, end_block = block_range(first, count, frames_per_pass)
+        results = [np.zeros((0, self.info.result_size), np.float32)]
+        emotions = [np.zeros((0, self.info.emotion_len), np.float32)]
+        for block in range(first_block, end_block, per_call):  # the spans of rows_per_call windows (or blocks)
+            lo, hi = max(first, block * frames_per_pass), min(first + count, (block + per_call) * frames_per_pass)
+            inputs = self.network_inputs(audio, lo, hi - lo, fps, explicit, origin)
+            results.append(inputs.frame_results(self.infer(*inputs.arrays)))
+            emotions.append(inputs.emotion)
+        targets = frame_targets(first, count, fps)
+        result = results[-1] if len(results) == 2 else np.concatenate(results)
+        emotion = emotions[-1] if len(emotions) == 2 else np.concatenate(emotions)
+        return NetworkOutput(frames, targets, np.ascontiguousarray(result), np.ascontiguousarray(emotion),
+                             self.info.num_shapes_skin, self.info.num_shapes_tongue, float(fps),
+                             levels=self.frame_levels(audio, targets, origin))  # fmt: skip
 
     def rest_result(self, emotion: np.ndarray) -> np.ndarray:
         """The network's result [D] for a window of silence with one frame's emotion input [26] (the quiet hold's
@@ -326,40 +363,6 @@ class Engine:
         emotion[:, : self.info.implicit_emotion_len] = self.implicit_emotion
         emotion[:, self.info.implicit_emotion_len :] = explicit_rows(explicit, targets / SAMPLE_RATE)
         return emotion
-
-    def block_inputs(
-        self, audio: np.ndarray, first_block: int, blocks: int, fps: float, explicit: ExplicitEmotion, origin: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Chunk-graph inputs of blocks ``first_block ..``: chunks [n, L], window offsets [n, K], emotion [n, K, E].
-
-        A block's chunk starts at the window of the frame ``context_frames`` before its first frame."""
-        k, c, info = self.frames_per_pass, self.context_frames, self.info
-        span = frame_targets(first_block * k - c, blocks * k + c, fps)
-        rows = span[k * np.arange(blocks)[:, None] + np.arange(k + c)]  # each block's frames, context first
-        targets = rows[:, c:]
-        offsets = targets - rows[:, :1]
-        chunks = extract_windows(audio, rows[:, 0] - info.buffer_ofs, block_length(k + c, fps, info.buffer_len),
-                                 origin, self.input_strength)  # fmt: skip
-        for row, end in enumerate(offsets[:, -1] + info.buffer_len):
-            chunks[row, end:] = 0.0
-        emotion = self.emotion_rows(targets.reshape(-1), explicit).reshape(blocks, k, -1)
-        return chunks, offsets, emotion
-
-    def _run_blocks(
-        self, audio: np.ndarray, first: int, count: int, fps: float, explicit: ExplicitEmotion, origin: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Results and emotion rows of frames ``first .. first + count - 1``, computed in whole blocks."""
-        k = self.frames_per_pass
-        first_block, end_block = first // k, -(-(first + count) // k)
-        per_call = max(1, self.batch_size // (k + self.context_frames))
-        results, emotions = [], []
-        for lo in range(first_block, end_block, per_call):
-            n = min(per_call, end_block - lo)
-            chunks, offsets, emotion = self.block_inputs(audio, lo, n, fps, explicit, origin)
-            results.append(self.infer_blocks(chunks, offsets, emotion).reshape(n * k, -1))
-            emotions.append(emotion.reshape(n * k, -1))
-        keep = slice(first - first_block * k, first - first_block * k + count)
-        return np.ascontiguousarray(np.concatenate(results)[keep]), np.ascontiguousarray(np.concatenate(emotions)[keep])
 
     def run(self, audio: np.ndarray, fps: float = DEFAULT_FPS, explicit: ExplicitEmotion = None) -> NetworkOutput:
         """Animate a whole 16 kHz mono clip: one frame per 1/fps seconds from t = 0."""

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from facecast.fileio import cache_dir
-from facecast.infer.engine import extract_windows, frame_targets
 from facecast.infer.formant import random_script, synthesise
 from facecast.pack import ModelPack, NetworkInfo
+from facecast.timing import block_length, extract_windows, frame_targets
 
 FP32_NODES = ("log_mel", "/conv1/", "attention/MatMul")
 """Name fragments of the nodes kept in fp32 (the Whisper front end, and the attention products of two activations:
@@ -49,21 +49,25 @@ def calibration_data(
 
 
 def chunk_calibration(
-    info: NetworkInfo, implicit: np.ndarray, frames: int, count: int = 8, seed: int = 0, input_strength: float = 1.0
+    info: NetworkInfo,
+    implicit: np.ndarray,
+    frames_per_pass: int,
+    count: int = 8,
+    seed: int = 0,
+    input_strength: float = 1.0,
 ) -> list[dict[str, np.ndarray]]:
-    """``count`` chunk-graph feeds of ``frames`` frames each, cut from the windows' calibration speech."""
-    from facecast.timing import block_length
-
-    audio, emotion = calibration_data(info, implicit, count * frames, seed, input_strength)
-    length = block_length(frames, 30.0, info.buffer_len)
-    speech = synthesise(seed, random_script(count * frames / 30.0 + 1.0, seed)).astype(np.float32)
+    """``count`` chunk-graph feeds of ``frames_per_pass`` frames each, cut from the windows' calibration speech."""
+    audio, emotion = calibration_data(info, implicit, count * frames_per_pass, seed, input_strength)
+    length = block_length(frames_per_pass, 30.0, info.buffer_len)
+    speech = synthesise(seed, random_script(count * frames_per_pass / 30.0 + 1.0, seed)).astype(np.float32)
     feeds = []
     for i in range(count):
-        targets = frame_targets(i * frames, frames, 30.0)
+        targets = frame_targets(i * frames_per_pass, frames_per_pass, 30.0)
         chunk = extract_windows(speech, targets[:1] - info.buffer_ofs, length) * np.float32(input_strength)
         offsets = (targets - targets[0])[None].astype(np.int64)
         chunk[0, offsets[0, -1] + info.buffer_len :] = 0.0
-        feeds.append({"input": chunk, "offsets": offsets, "emotion": emotion[None, i * frames : (i + 1) * frames]})
+        rows = emotion[None, i * frames_per_pass : (i + 1) * frames_per_pass]
+        feeds.append({"input": chunk, "offsets": offsets, "emotion": rows})
     return feeds
 
 

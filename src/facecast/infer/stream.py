@@ -1,10 +1,10 @@
 """Streaming inference: push audio chunks of any size, get each frame as soon as its window is complete.
 
-A frame needs ``buffer_len - buffer_ofs`` samples after its centre (260 ms for NVIDIA's models): that is the
-stream's look-ahead. An engine that animates K frames per encoder pass (:mod:`facecast.timing`) computes them
-in blocks of K, so a frame also waits for the rest of its block. :meth:`StreamSession.close` flushes the tail
-with zero padding, exactly as offline mode, so a stream gives the same frames as :meth:`Engine.run` on the
-whole clip.
+A frame needs :attr:`~facecast.pack.NetworkInfo.lookahead_samples` after its centre (260 ms for NVIDIA's models):
+that is the stream's look-ahead. An engine that animates ``frames_per_pass`` frames per encoder pass
+(:mod:`facecast.timing`) computes them in blocks of that many, so a frame also waits for the rest of its block.
+:meth:`StreamSession.close` flushes the tail with zero padding, exactly as offline mode, so a stream gives the same
+frames as :meth:`Engine.run` on the whole clip.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from facecast.constants import DEFAULT_FPS, SAMPLE_RATE
-from facecast.infer.engine import Engine, ExplicitEmotion, NetworkOutput, frame_targets, num_frames
+from facecast.infer.engine import Engine, ExplicitEmotion, NetworkOutput
+from facecast.timing import fps_fraction
 
 
 class StreamClosedError(RuntimeError):
@@ -31,7 +32,7 @@ class StreamSession:
     ) -> None:
         self.engine = engine
         self.fps = float(fps)
-        frame_targets(0, 1, self.fps)  # validates fps
+        fps_fraction(self.fps)  # validates fps
         self.explicit = explicit
         self.sample_rate = int(sample_rate)
         self._resampler = None
@@ -86,21 +87,8 @@ class StreamSession:
             self._buffer = np.concatenate((self._buffer, samples))
             self._total += len(samples)
 
-    def _ready_frames(self, final: bool) -> int:
-        info = self.engine.info
-        if final:
-            return num_frames(self._total, self.fps)
-        # frame k is ready once target_k - buffer_ofs + buffer_len <= total
-        need = self._total - (info.buffer_len - info.buffer_ofs)
-        if need < 0:
-            return 0
-        # largest k with floor(k * sr / fps) <= need, found from the closed-form count of centres < need + 1
-        ready = num_frames(need + 1, self.fps)
-        k = self.engine.frames_per_pass
-        return ready - ready % k  # whole blocks only: a block is computed once its last frame is ready
-
     def _emit(self, final: bool) -> NetworkOutput:
-        end = self._ready_frames(final)
+        end = self.engine.frames_ready(self._total, self.fps, final)
         if end <= self._next_frame:
             return NetworkOutput.concatenate([], self._template)
         frames = np.arange(self._next_frame, end)

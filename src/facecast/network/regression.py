@@ -62,7 +62,8 @@ class NetworkConfig:
     encoder: str = "wav2vec2"
     """``wav2vec2`` (NVIDIA's network) or ``whisper`` (Whisper tiny.en's encoder, see network/whisper.py)."""
     buffer_ofs: int = BUFFER_OFS
-    """Samples of the window before the frame time (``buffer_len - buffer_ofs`` is the look-ahead)."""
+    """Samples of the window before the frame time (the rest is the look-ahead, :attr:`NetworkInfo.lookahead_samples
+    <facecast.pack.NetworkInfo.lookahead_samples>`)."""
     chunk_frames: int = 0
     """Most frames the network was trained to animate from one shared encoder pass (0: one window per frame
     only; see :meth:`RegressionNetwork.forward_chunks`)."""

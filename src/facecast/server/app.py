@@ -116,11 +116,11 @@ class RunningServer:
                                     batch_size=cfg.max_batch, precision=cfg.precision,
                                     frames_per_pass=server_frames_per_pass(cfg, pack),
                                     context_frames=server_context_frames(cfg, pack))  # fmt: skip
-        per_pass = self.model.frames_per_pass
+        frames_per_pass = self.model.frames_per_pass
         blocks = self.model.engine.uses_blocks
         run = self.model.backend.run_chunks if blocks else self.model.backend.run
         max_batch = cfg.max_batch or (64 if blocks else 32)
-        self.scheduler = BatchScheduler(run, max(1, max_batch // per_pass), cfg.batch_wait_ms / 1000.0).start()
+        self.scheduler = BatchScheduler(run, max(1, max_batch // frames_per_pass), cfg.batch_wait_ms / 1000.0).start()
         self._loop = _LOOP.acquire()
         try:
             self.port = asyncio.run_coroutine_threadsafe(self._start(token), self._loop).result()

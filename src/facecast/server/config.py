@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from facecast.infer.backends import DEVICES, PRECISIONS
-from facecast.infer.engine import fps_fraction
+from facecast.timing import check_context_frames, check_frames_per_pass, fps_fraction
 
 
 class ConfigError(ValueError):
@@ -85,15 +85,15 @@ class ServerConfig:
             raise ConfigError("precision int8 needs the onnxruntime backend")
         try:
             fps_fraction(_float(self.fps, "fps", 1.0, 240.0))
+            if self.frames_per_pass is not None:
+                check_frames_per_pass(self.frames_per_pass)
+            if self.context_frames is not None:
+                check_context_frames(self.context_frames)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         _int(self.max_streams, "max_streams", 1, 100_000)
         if self.max_batch is not None:
             _int(self.max_batch, "max_batch", 1, 4096)
-        if self.frames_per_pass is not None:
-            _int(self.frames_per_pass, "frames_per_pass", 1, 1000)
-        if self.context_frames is not None:
-            _int(self.context_frames, "context_frames", 0, 1000)
         _float(self.batch_wait_ms, "batch_wait_ms", 0.0, 1000.0)
         _int(self.max_pending_frames, "max_pending_frames", 1, 1_000_000)
         _int(self.max_message_bytes, "max_message_bytes", 1024, 1 << 31)

@@ -24,8 +24,9 @@ from facecast.server.heap import trim_heap
 log = logging.getLogger("facecast.server")
 
 RunBatch = Callable[..., np.ndarray]
-"""One backend call on the jobs' inputs joined along the batch axis: ``(windows [B, L], emotion [B, E]) ->
-[B, D]``, or for chunks ``(chunks [B, L], offsets [B, K], emotion [B, K, E]) -> [B, K, D]``."""
+"""One backend call on the jobs' input arrays (:attr:`facecast.infer.engine.NetworkInputs.arrays`) joined along the
+batch axis: ``(windows [B, L], emotion [B, E]) -> [B, D]``, or for chunks ``(chunks [B, L], offsets [B, K],
+emotion [B, K, E]) -> [B, K, D]``."""
 
 
 class Lane(Protocol):
@@ -187,7 +188,7 @@ class BatchScheduler:
                 continue
             started = time.perf_counter()
             try:
-                inputs = [np.concatenate(parts) for parts in zip(*(job.inputs for job in jobs), strict=True)]
+                inputs = [np.concatenate(parts) for parts in zip(*(job.inputs.arrays for job in jobs), strict=True)]
                 result = self.run_batch(*inputs)
             except Exception as exc:  # a backend failure ends the streams in this batch, not the server
                 log.exception("inference failed for a batch of %d windows", sum(len(j) for j in jobs))

@@ -22,9 +22,10 @@ import numpy as np
 from facecast.audio import pcm16_to_float
 from facecast.constants import SAMPLE_RATE
 from facecast.emotion import EmotionTrack
-from facecast.infer.engine import NetworkOutput, explicit_rows, extract_windows, frame_targets, num_frames
-from facecast.model import Model
+from facecast.infer.engine import NetworkInputs
+from facecast.model import AnimationOptions, Model
 from facecast.server.protocol import ProtocolError, StreamSettings, frame_message
+from facecast.timing import block_range, frame_targets, frames_ready, num_frames
 
 
 @dataclass
@@ -32,19 +33,20 @@ class Job:
     """Consecutive frames of one stream, ready for the network."""
 
     stream: ServerStream
-    frames: np.ndarray
-    targets: np.ndarray
-    inputs: tuple[np.ndarray, ...]
-    """Backend inputs, one batch row per window (or per block of frames with chunks)."""
-    emotion: np.ndarray
-    """The network emotion rows of ``frames``."""
+    inputs: NetworkInputs
+    """The frames' network inputs (:meth:`facecast.infer.engine.Engine.network_inputs`): one batch row per window,
+    or per block of frames with chunks."""
     audio: tuple[np.ndarray, int] | None = None
     """The stream's audio buffer when the job was taken and its first sample number: the finisher reads the
     frames' audio levels from it (buffers are replaced, never written, so the reference stays valid)."""
 
+    @property
+    def frames(self) -> np.ndarray:
+        return self.inputs.frames
+
     def __len__(self) -> int:
         """Batch rows (windows, or blocks)."""
-        return len(self.inputs[0])
+        return len(self.inputs)
 
 
 Deliver = Callable[[object], None]
@@ -64,11 +66,11 @@ class ServerStream:
         self.deliver = deliver
         self.closed = False
         """Set when the call is over (finished, failed or cancelled): late results are dropped."""
-        info = model.info
-        self._buffer_len, self._buffer_ofs = info.buffer_len, info.buffer_ofs
-        self._implicit = model.engine.implicit_emotion
-        self._emotion_len = info.emotion_len
+        self._lookahead = model.info.lookahead_samples
         self._track = EmotionTrack()
+        self.options = AnimationOptions(fps=self.fps, emotion=self._track, face_params=settings.face_params,
+                                        blinks=False, blendshape_params=settings.solve)  # fmt: skip
+        """Timed emotions become keys of ``_track``, which the options hold (and so see as they arrive)."""
         self._lock = threading.Lock()
         self._rate_in = settings.sample_rate
         self._resampler = None
@@ -88,8 +90,8 @@ class ServerStream:
         self.final_frames: int | None = None
         """The clip's frame count, known once the audio has ended."""
         self._state = model.pipeline.new_state()
-        self._engine = model.engine.with_options(settings.face_params.input_strength)
-        self._per_pass = self._engine.frames_per_pass
+        self._params = model.face_params(self.options)
+        self._engine = model.engine_for(self.options, self._params)
         pipeline = model.pipeline
         self.pose_names = (pipeline.skin.names if pipeline.skin else ()) + (
             pipeline.tongue.names if pipeline.tongue else ()
@@ -116,8 +118,7 @@ class ServerStream:
             self._echo = np.concatenate((self._echo, ints.astype(np.int16)))
             self._total_in += count
             self._append(samples)
-            need = self._total - (self._buffer_len - self._buffer_ofs)
-            ready = num_frames(need + 1, self.fps) if need >= 0 else 0
+            ready = frames_ready(self._total, self._lookahead, self.fps)
             added = max(ready - self.ready, 0)
             self.ready = max(ready, self.ready)
         return added
@@ -149,49 +150,27 @@ class ServerStream:
     # -- scheduler thread --------------------------------------------------------------------------------------
 
     def pending(self) -> int:
-        """Ready batch rows not yet taken: frames, or whole blocks of frames with chunks."""
+        """Ready batch rows not yet taken: frames, or whole blocks of frames with chunks (and the last, partial
+        block once the audio has ended)."""
         if self.closed:
             return 0
-        k = self._per_pass
-        if k == 1:
-            return self.ready - self._taken
-        blocks = -(-self.ready // k) if self.final_frames is not None else self.ready // k
-        return max(blocks - self._taken // k, 0)
+        frames_per_pass = self._engine.frames_per_pass
+        ready = self.ready if self.final_frames is not None else self.ready - self.ready % frames_per_pass
+        first_block, end_block = block_range(self._taken, max(ready - self._taken, 0), frames_per_pass)
+        return end_block - first_block
 
     def take(self, count: int) -> Job:
         """The next ``count`` ready rows: windows (or blocks) and emotion rows, as offline mode builds them."""
-        if self._engine.uses_blocks:
-            return self._take_blocks(count)
         with self._lock:
             first = self._taken
-            count = min(count, self.ready - first)
-            frames = np.arange(first, first + count, dtype=np.int64)
-            targets = frame_targets(first, count, self.fps)
-            scale = self.settings.face_params.input_strength
-            windows = extract_windows(self._audio, targets - self._buffer_ofs, self._buffer_len, self._origin, scale)
-            emotion = np.empty((count, self._emotion_len), np.float32)
-            emotion[:, : len(self._implicit)] = self._implicit
-            emotion[:, len(self._implicit) :] = explicit_rows(self._track, targets / SAMPLE_RATE)
-            audio = (self._audio, self._origin)
-            self._taken = first + count
-            self._drop_audio()
-        return Job(self, frames, targets, (windows, emotion), emotion, audio)
-
-    def _take_blocks(self, count: int) -> Job:
-        k = self._per_pass
-        with self._lock:
-            first = self._taken
-            blocks = min(count, self.pending())
-            chunks, offsets, emotion = self._engine.block_inputs(self._audio, first // k, blocks, self.fps,
-                                                                 self._track, self._origin)  # fmt: skip
-            self._taken = first + blocks * k
-            end = self._taken if self.final_frames is None else min(self._taken, self.final_frames)
-            targets = frame_targets(first, end - first, self.fps)
+            rows = min(count, self.pending())
+            self._taken = first + rows * self._engine.frames_per_pass
+            end = min(self._taken, self.ready)  # the last block may end after the clip
+            inputs = self._engine.network_inputs(self._audio, first, end - first, self.fps, self.options.explicit,
+                                                 self._origin)  # fmt: skip
             audio = (self._audio, self._origin)
             self._drop_audio()
-        frames = np.arange(first, end, dtype=np.int64)
-        kept = emotion.reshape(blocks * k, -1)[: len(frames)]
-        return Job(self, frames, targets, (chunks, offsets, emotion), kept, audio)
+        return Job(self, inputs, audio)
 
     def _drop_audio(self) -> None:
         """Under the lock: forget the audio before the next frame's window."""
@@ -207,14 +186,11 @@ class ServerStream:
         """Face pipeline and solve for a job's network output, then hand the frame messages to the client."""
         if self.closed or not len(job.frames):
             return
-        info = self.model.info
-        result = result.reshape(-1, result.shape[-1])[: len(job.frames)]
         levels = None
-        if job.audio is not None and self.settings.face_params.quiet_hold > 0:
-            levels = self._engine.frame_levels(job.audio[0], job.targets, job.audio[1])
-        raw = NetworkOutput(job.frames, job.targets, result, job.emotion, info.num_shapes_skin,
-                            info.num_shapes_tongue, self.fps, levels=levels)  # fmt: skip
-        anim = self.model.pipeline.process(raw, self._state, self.settings.face_params, None, self.settings.solve)
+        if job.audio is not None and self._params.quiet_hold > 0:
+            levels = self._engine.frame_levels(job.audio[0], job.inputs.targets, job.audio[1])
+        raw = self._engine.output(job.inputs, result, levels)
+        anim = self.model.finish(raw, self._state, self._params, self.options)
         parts = [w for w in (anim.skin_weights, anim.tongue_weights) if w is not None]
         weights = np.concatenate(parts, axis=1) if parts else np.zeros((len(job), 0), np.float32)
         spans = self._echo_spans(job.frames)

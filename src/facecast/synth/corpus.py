@@ -43,7 +43,6 @@ import numpy as np
 from facecast.audio import resample, save_wav
 from facecast.constants import ARKIT_NAMES, DEFAULT_FPS, EMOTION_NAMES, SAMPLE_RATE, TONGUE_NAMES
 from facecast.fileio import atomic_write, read_json, write_json, write_npz
-from facecast.infer.engine import num_frames
 from facecast.synth import augment as aug
 from facecast.synth.phonemes import SILENCE, tidy_phones
 from facecast.synth.teacher import TeacherParams, fixations, look_degrees, teach
@@ -57,6 +56,7 @@ from facecast.synth.tts import (
     parse_voice,
     synthesize,
 )
+from facecast.timing import num_frames
 
 ALL_EMOTIONS: tuple[str, ...] = ("neutral", *EMOTION_NAMES)
 BACKEND_WEIGHTS = {"espeak": 0.35, "piper": 0.25, "festival": 0.2, "flite": 0.2}

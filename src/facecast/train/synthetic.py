@@ -18,9 +18,9 @@ import numpy as np
 from facecast.audio import save_wav
 from facecast.constants import ARKIT_NAMES, EMOTION_NAMES, SAMPLE_RATE, TONGUE_NAMES
 from facecast.fileio import write_json, write_npz
-from facecast.infer.engine import num_frames
 from facecast.models.testing import make_blendshapes, make_face_mesh
 from facecast.pack import BlendshapeSet
+from facecast.timing import num_frames
 from facecast.train.caches import write_maya_cache, write_pc2
 
 PIVOT = np.array([0.0, -2.0, -2.0])

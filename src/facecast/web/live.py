@@ -181,8 +181,9 @@ class LiveSession:
         await self.stop(quiet=True)
         self.emotion = LiveEmotion(_emotion(emotion))
         # live input: one window per frame, the lowest latency (a chunk model's blocks would add up to K-1 frames)
-        stream = self.app.model.animation_stream(fps=self.app.fps, sample_rate=sample_rate, frames_per_pass=1)
-        stream.session.explicit = self.emotion  # a callable of frame times: follows emotion changes
+        # self.emotion is a callable of frame times: the stream follows its changes
+        stream = self.app.model.animation_stream(fps=self.app.fps, emotion=self.emotion, sample_rate=sample_rate,
+                                                 frames_per_pass=1)  # fmt: skip
         self.stream, self.frames_sent = stream, 0
         self._player = None
         await self.send(
