@@ -393,8 +393,8 @@ def unpack_glb(data: bytes, source: str = "GLB") -> tuple[dict, bytes]:
         if kind == CHUNK_JSON and doc is None:
             try:
                 doc = json.loads(chunk)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise ValueError(f"{source}: JSON chunk is not valid JSON ({exc})") from None
+            except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, a vast integer, deep nesting
+                raise ValueError(f"{source}: JSON chunk is not valid JSON ({exc.__class__.__name__}: {exc})") from None
         elif kind == CHUNK_BIN and not binary:
             binary = bytes(chunk)
         offset += 8 + length

@@ -169,25 +169,54 @@ def _side(name: str) -> str | None:
     return None
 
 
+def _is_index(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_node_graph(scene: GltfScene) -> None:
+    """Raise ValueError unless the scene's nodes form a forest: children and roots are node indices, every
+    node has at most one parent and none is its own ancestor (so walking up from any node ends)."""
+    count, parents = len(scene.nodes), {}
+    for i, node in enumerate(scene.nodes):
+        for c in node.children:
+            if not (_is_index(c) and 0 <= c < count):
+                raise ValueError(f"node {i} ({node.name!r}): child {c!r} is not one of the {count} nodes")
+            if c in parents:
+                raise ValueError(f"node {c} is a child of both node {parents[c]} and node {i}")
+            parents[int(c)] = i
+        if node.mesh is not None and not (_is_index(node.mesh) and 0 <= node.mesh < len(scene.meshes)):
+            raise ValueError(f"node {i} ({node.name!r}): mesh {node.mesh!r} is not one of the {len(scene.meshes)}")
+    for r in scene.roots:
+        if not (_is_index(r) and 0 <= r < count):
+            raise ValueError(f"scene root {r!r} is not one of the {count} nodes")
+    seen: set[int] = set()
+    stack = [i for i in range(count) if i not in parents]
+    while stack:
+        i = stack.pop()
+        if i not in seen:
+            seen.add(i)
+            stack.extend(int(c) for c in scene.nodes[i].children if int(c) not in seen)
+    if len(seen) != count:
+        raise ValueError(f"node {min(set(range(count)) - seen)} is in a cycle of children")
+
+
+def _ancestors(index: int, parents: dict[int, int]) -> list[int]:
+    """The node's parent, grandparent, ... (bounded, even on a cyclic graph)."""
+    out: list[int] = []
+    while index in parents and len(out) <= len(parents):
+        index = parents[index]
+        out.append(index)
+    return out
+
+
 def _depth(scene: GltfScene, index: int, parents: dict[int, int]) -> int:
-    depth = 0
-    while index in parents:
-        index, depth = parents[index], depth + 1
-    return depth
+    return len(_ancestors(index, parents))
 
 
 def _top_most(scene: GltfScene, ids: list[int]) -> list[int]:
     """The candidates that have no candidate ancestor."""
     parents, chosen = scene.parents(), set(ids)
-    out = []
-    for i in ids:
-        j, nested = i, False
-        while j in parents:
-            j = parents[j]
-            nested |= j in chosen
-        if not nested:
-            out.append(i)
-    return out
+    return [i for i in ids if not chosen.intersection(_ancestors(i, parents))]
 
 
 def find_eye_nodes(scene: GltfScene) -> dict[str, int]:
@@ -266,6 +295,7 @@ def retarget(
     if len(animation) == 0:
         raise ValueError("cannot retarget an empty animation")
     scene = copy.deepcopy(head) if isinstance(head, GltfScene) else read_head(head)
+    check_node_graph(scene)  # the eye, jaw and world-matrix walks climb parents
     scene.animations = []
     curves = _curves(animation)
     report = RetargetReport(Path(out_path), len(animation), float(animation.fps))
