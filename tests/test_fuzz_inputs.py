@@ -116,8 +116,9 @@ MUTATIONS = ["delete", "json_garbage", "json_type", "traversal", "absolute", "np
 def test_fuzz_packs(small_pack, tmp_path_factory, mutation, pick, value):
     _count("packs")
     root = tmp_path_factory.mktemp("pack")
-    shutil.copytree(small_pack, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("network.onnx"))
-    (root / "network.onnx").symlink_to(small_pack / "network.onnx")
+    from hostile import link_or_copy  # a symbolic link out of the pack would be refused
+
+    shutil.copytree(small_pack, root, dirs_exist_ok=True, copy_function=link_or_copy)
     files = sorted(p.name for p in root.iterdir() if p.name != "network.onnx")
     jsons = [f for f in files if f.endswith(".json")]
     npzs = [f for f in files if f.endswith(".npz")]
@@ -287,6 +288,143 @@ def test_fuzz_training_config_files(tmp_path_factory, entries, garbage):
     assert cfg.train.batch_size >= 1 and cfg.network.buffer_ofs <= cfg.network.buffer_len
 
 
+# ------------------------------------------------------------------------------------------------------------
+# glTF heads (facecast retarget --head): mutated small heads read or end in one GltfError, never hang
+
+
+def _gltf_kinds() -> list[str]:
+    """The valid heads the glTF fuzzers start from (a meshopt-compressed one when meshopt is installed)."""
+    import importlib.util
+
+    return ["facecast", "interleaved"] + (["meshopt"] if importlib.util.find_spec("meshopt") else [])
+
+
+def _gltf_base(kind: str) -> tuple[dict, bytes]:
+    from gltfheads import head_parts, interleaved_parts, meshopt_parts
+
+    return {"facecast": head_parts, "meshopt": meshopt_parts}.get(kind, lambda: interleaved_parts()[:2])()
+
+
+def _gltf_paths(value, prefix: tuple = ()) -> list[tuple]:
+    """Every member and array item of a document, as key paths (iterative)."""
+    out, stack = [], [(prefix, value)]
+    while stack:
+        path, item = stack.pop()
+        children = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        for key, child in children:
+            out.append((*path, key))
+            stack.append(((*path, key), child))
+    return sorted(out, key=repr)
+
+
+GLTF_PATHS = {kind: _gltf_paths(_gltf_base(kind)[0]) for kind in _gltf_kinds()}
+JSON_VALUES = st.one_of(
+    st.integers(-(2**63), 2**64), st.integers(-3, 40), st.sampled_from([-1, -4, -(10**6), 2**31, 10**12, 252, 256]),
+    st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(), st.text(max_size=8),
+    st.sampled_from(["data:", "data:;base64", "data:;base64,@@", "../outside.bin", "/etc/passwd", "VEC3", "MAT2"]),
+    st.lists(st.integers(-2, 12), max_size=5), st.dictionaries(st.sampled_from(["bufferView", "count", "x"]),
+                                                               st.integers(-2, 10**12), max_size=2),
+)  # fmt: skip
+
+
+def _check_gltf_outcome(path: Path) -> str:
+    """Read a head: a GltfError naming the file, or a scene whose arrays are sane and which retargets and reads
+    back. Each step is time-bounded; anything else (another exception, a hang, garbage) fails the test."""
+    from gltfheads import time_bound
+
+    from facecast.export.gltf_read import GltfError, read_gltf
+    from facecast.export.retarget import check_node_graph, retarget
+
+    try:
+        with time_bound(10):
+            scene = read_gltf(path)
+    except GltfError as exc:
+        message = str(exc)
+        assert message.startswith(f"{path}: ") and "\n" not in message and "malformed glTF" not in message
+        return "refused"
+    check_node_graph(scene)
+    assert all(0 <= r < len(scene.nodes) for r in scene.roots)
+    for mesh in scene.meshes:
+        v = len(mesh.vertices)
+        assert mesh.vertices.shape == (v, 3) and mesh.vertices.dtype == np.float32 and np.isfinite(mesh.vertices).all()
+        assert mesh.faces.ndim == 2 and mesh.faces.shape[1] == 3 and 0 <= mesh.faces.min() and mesh.faces.max() < v
+        for extra in (mesh.normals, mesh.joint_weights):
+            assert extra is None or (len(extra) == v and np.isfinite(extra).all())
+        if mesh.targets is not None:
+            assert mesh.targets.shape == (len(mesh.target_names), v, 3) and np.isfinite(mesh.targets).all()
+            assert all(isinstance(name, str) for name in mesh.target_names)
+    for node in scene.nodes:
+        assert node.mesh is None or 0 <= node.mesh < len(scene.meshes)
+        assert all(np.isfinite(x).all() for x in (node.translation, node.rotation, node.scale))
+    for skin in scene.skins:
+        assert all(0 <= j < len(scene.nodes) for j in skin.joints)
+        assert skin.inverse_bind is None or np.isfinite(skin.inverse_bind).all()
+    out = path.with_name("out.glb")
+    from exporthelpers import make_animation
+
+    with time_bound(10):
+        retarget(make_animation(3), scene, out)  # anything that reads must retarget (eye/jaw walks, encoding)
+        back = read_gltf(out)
+    assert [len(m.vertices) for m in back.meshes] == [len(m.vertices) for m in scene.meshes]
+    return "read"
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), steps=st.integers(1, 4), base=st.sampled_from(_gltf_kinds()),
+       form=st.sampled_from(["glb", "gltf", "damaged"]))  # fmt: skip
+def test_fuzz_gltf_heads(tmp_path_factory, seed, steps, base, form):
+    """Random structural mutations (wrong types, edge and out-of-range integers, graph damage, stride and size
+    lies, odd URIs, random bytes in the binary chunk or the meshopt stream, container damage) of small valid heads."""
+    import random
+
+    from gltfheads import damage_container, glb_bytes, mutate
+
+    _count("gltf_heads")
+    rng = random.Random(seed)
+    doc, binary = mutate(rng, *_gltf_base(base), steps)
+    folder = tmp_path_factory.mktemp("gltf") / "head"
+    folder.mkdir()
+    (folder.parent / "outside.bin").write_bytes(bytes(1024))
+    if form == "gltf":
+        buffers = doc.get("buffers")
+        if isinstance(buffers, list) and buffers and isinstance(buffers[0], dict) and "uri" not in buffers[0]:
+            import base64
+
+            buffers[0]["uri"] = "data:application/octet-stream;base64," + base64.b64encode(binary).decode()
+        path = folder / "head.gltf"
+        path.write_text(json.dumps(doc))
+    else:
+        data = glb_bytes(doc, binary)
+        path = folder / "head.glb"
+        path.write_bytes(damage_container(rng, data) if form == "damaged" else data)
+    _count(f"gltf_heads_{_check_gltf_outcome(path)}")
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(base=st.sampled_from(_gltf_kinds()), pick=st.integers(0, 10**6), value=JSON_VALUES,
+       delete=st.booleans())  # fmt: skip
+def test_fuzz_gltf_fields(tmp_path_factory, base, pick, value, delete):
+    """Every member of a valid head, one at a time, set to a hostile JSON value or deleted."""
+    _count("gltf_fields")
+    doc, binary = _gltf_base(base)
+    path_keys = GLTF_PATHS[base][pick % len(GLTF_PATHS[base])]
+    parent = doc
+    for key in path_keys[:-1]:
+        parent = parent[key]
+    if delete and isinstance(parent, dict):
+        del parent[path_keys[-1]]
+    else:
+        parent[path_keys[-1]] = value
+    folder = tmp_path_factory.mktemp("gltf") / "head"
+    folder.mkdir()
+    (folder.parent / "outside.bin").write_bytes(bytes(1024))
+    path = folder / "head.glb"
+    from gltfheads import glb_bytes
+
+    path.write_bytes(glb_bytes(doc, binary))
+    _count(f"gltf_fields_{_check_gltf_outcome(path)}")
+
+
 def test_report_fuzz_counts():
     """Runs last in this module: the counts must show every fuzzer ran."""
     print("fuzz cases:", json.dumps(FUZZ_COUNTS))
@@ -294,3 +432,160 @@ def test_report_fuzz_counts():
         FUZZ_COUNTS.get(k, 0) > 0
         for k in ("audio_wav", "audio_random_bytes", "packs", "cli_args", "config_server", "config_train")
     )
+    assert FUZZ_COUNTS.get("gltf_heads", 0) > 0 and FUZZ_COUNTS.get("gltf_fields", 0) > 0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Devices, FIFOs, symbolic links and zip bombs: in place of every file of a pack, and of the files a user names
+
+from hostile import PACK_FILES, PACK_NPZ  # noqa: E402 - this section's own helpers (tests/hostile.py)
+
+DEVICE_KINDS = ("device_node", "link_dev_zero", "link_dev_urandom", "link_dev_null", "socket", "directory")
+FIFO_KINDS = ("fifo", "link_to_fifo_inside")
+SYMLINK_KINDS = ("link_outside_copy", "link_dangling_outside", "link_loop", "link_to_pack_folder",
+                 "link_inside_copy", "link_absolute_inside")  # fmt: skip
+LOADS_FINE = ("link_inside_copy", "link_absolute_inside")
+"""Links that stay inside the pack are fine."""
+BOMB_KINDS = ("extra_3gib", "named_3gib", "lying_header", "many_small", "not_npy")
+HOSTILE_CLASS = {**{k: "devices" for k in DEVICE_KINDS}, **{k: "fifos" for k in FIFO_KINDS},
+                 **{k: "symlinks" for k in SYMLINK_KINDS}}  # fmt: skip
+
+
+def _hostile_pack(small_pack: Path, folder: Path) -> Path:
+    from hostile import copy_pack
+
+    assert tuple(sorted(p.name for p in small_pack.iterdir())) == PACK_FILES  # the parametrisation covers all
+    return copy_pack(small_pack, folder / "pack")
+
+
+def _plant(root: Path, name: str, kind: str, outside: Path) -> tuple[Path, ...]:
+    """Put a ``kind`` in place of ``root / name``; returns FIFOs a hung reader could be released through."""
+    import os
+
+    from hostile import make_char_device, make_fifo, make_socket, replace_with_link
+
+    path = root / name
+    (root / "real").mkdir(exist_ok=True)
+    if kind == "device_node":
+        make_char_device(path)
+    elif kind.startswith("link_dev_"):
+        replace_with_link(path, "/dev/" + kind.removeprefix("link_dev_"))
+    elif kind == "socket":
+        make_socket(root / "s")  # AF_UNIX names are short: bind beside, then move into place
+        path.unlink()
+        os.replace(root / "s", path)
+    elif kind == "directory":
+        path.unlink()
+        path.mkdir()
+    elif kind == "fifo":
+        return (make_fifo(path),)
+    elif kind == "link_to_fifo_inside":
+        replace_with_link(path, Path("real") / name)
+        return (make_fifo(root / "real" / name),)
+    elif kind == "link_outside_copy":
+        shutil.copy2(path, outside / name)
+        replace_with_link(path, outside / name)
+    elif kind == "link_dangling_outside":
+        replace_with_link(path, outside / "nothing" / name)
+    elif kind == "link_loop":
+        replace_with_link(path, Path("real") / name)
+        replace_with_link(root / "real" / name, Path("..") / name)
+    elif kind == "link_to_pack_folder":
+        replace_with_link(path, ".")
+    elif kind in ("link_inside_copy", "link_absolute_inside"):
+        os.replace(path, root / "real" / name)
+        replace_with_link(path, (root / "real" / name) if kind == "link_absolute_inside" else Path("real") / name)
+    return ()
+
+
+@pytest.mark.parametrize("kind", DEVICE_KINDS + FIFO_KINDS + SYMLINK_KINDS)
+@pytest.mark.parametrize("name", PACK_FILES)
+def test_fuzz_pack_file_kinds(small_pack, tmp_path, name, kind):
+    """Every file of a pack replaced by a device, a FIFO, a socket, a folder or a symbolic link: refused fast, by
+    name, in bounded memory (a device node is loaded in a child with capped memory); links inside still load."""
+    from hostile import fails_fast, load_pack_in_child, peak_rss_bytes
+
+    _count(HOSTILE_CLASS[kind])
+    root = _hostile_pack(small_pack, tmp_path)
+    fifos = _plant(root, name, kind, tmp_path)
+    if kind == "device_node":  # reads like /dev/zero if ever opened
+        said, grown_kib, _ = load_pack_in_child(root)
+        assert said.startswith("REFUSED") and name in said and "character device" in said, said
+        assert grown_kib < 200 * 1024
+        return
+    before = peak_rss_bytes()
+    if kind in LOADS_FINE:
+        pack = fails_fast(lambda: load_pack(root), timeout=60)
+        assert pack.network_info.actor
+        return
+    with pytest.raises(PackError) as err:
+        fails_fast(lambda: load_pack(root), timeout=60, fifos=fifos)
+    text = str(err.value)
+    words = {"link_to_fifo_inside": "FIFO", "link_to_pack_folder": "directory"}
+    assert (words[kind] if kind in words else name) in text, text
+    assert len(text) < 4000 and peak_rss_bytes() - before < 200 * 2**20
+
+
+def _bomb(path: Path, kind: str) -> str:
+    """Make the ``.npz`` at ``path`` a bomb of ``kind``; returns a word the refusal must hold."""
+    import zlib
+
+    from hostile import GiB, MiB, npy_header, npz_with, zeros_member
+
+    if kind == "extra_3gib":
+        npz_with(path, zeros_member("bomb", (3 * GiB // 4,)))
+        return "'bomb'"
+    if kind == "named_3gib":
+        name = {"model_data.npz": "shapes_mean_skin", "implicit_emo_db.npz": "emo_db"}.get(path.name, "neutral")
+        shape = (3 * GiB // 64, 16) if name == "emo_db" else (3 * GiB // 12, 3)
+        npz_with(path, zeros_member(name, shape), drop=(name,))
+        return name
+    if kind == "lying_header":
+        data = npy_header((10**6, 10**6, 3)) + bytes(16)
+        npz_with(path, ("lie.npy", data, zlib.crc32(data), len(data), 0))
+        return "'lie'"
+    if kind == "many_small":
+        npz_with(path, *[zeros_member(f"small{i}", (MiB // 4,)) for i in range(5)])
+        return "arrays the format does not name"
+    data = path.read_bytes()[:2000]  # a zip's start, not an .npy array
+    npz_with(path, ("nested.npy", data, zlib.crc32(data), len(data), 0))
+    return "'nested' is not an .npy array"
+
+
+@pytest.mark.parametrize("kind", BOMB_KINDS)
+@pytest.mark.parametrize("name", PACK_NPZ)
+def test_fuzz_pack_zip_bombs(small_pack, tmp_path, name, kind):
+    """Every ``.npz`` of a pack as a zip bomb (a few MB inflating to 3 GiB, a lying header, many small members, a
+    member that is no array): refused from the headers, naming file and member, without the memory."""
+    from hostile import fails_fast, peak_rss_bytes
+
+    _count("zip_bombs")
+    root = _hostile_pack(small_pack, tmp_path)
+    word = _bomb(root / name, kind)
+    assert (root / name).stat().st_size < 8_000_000
+    before = peak_rss_bytes()
+    with pytest.raises(PackError) as err:
+        fails_fast(lambda: load_pack(root), timeout=60)
+    assert name in str(err.value) and word in str(err.value), str(err.value)
+    assert peak_rss_bytes() - before < 200 * 2**20
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device_node", "link_dev_zero", "link_dev_urandom", "socket", "directory"])
+def test_fuzz_user_file_kinds(tmp_path, kind):
+    """The files a user names (audio, animation JSON or NPZ) as a FIFO, a device, a socket or a folder: every
+    reader says what it is (asked in a child with capped memory and a timeout)."""
+    from hostile import readers_on
+
+    _count(HOSTILE_CLASS.get(kind, "devices"))
+    (tmp_path / "x").touch()
+    _plant(tmp_path, "x", kind, tmp_path)
+    words = {"fifo": "FIFO", "socket": "socket", "directory": "directory"}.get(kind, "character device")
+    for reader, said in readers_on(tmp_path / "x").items():
+        assert words in said and "empty" not in said, (reader, said)
+
+
+def test_report_hostile_file_counts():
+    """Runs after the hostile-file fuzzers: every class ran."""
+    counts = {k: FUZZ_COUNTS.get(k, 0) for k in ("devices", "fifos", "symlinks", "zip_bombs")}
+    print("hostile file cases:", json.dumps(counts))
+    assert all(counts.values()), counts

@@ -8,15 +8,18 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from numbers import Real
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
 import soxr
 
 from facecast.constants import SAMPLE_RATE
+from facecast.fileio import FileFormatError, file_kind, open_regular
 
 __all__ = [
     "AudioError",
@@ -95,25 +98,39 @@ def _decode_reason(exc: BaseException) -> str:
 
 
 def _checked_path(path: str | os.PathLike[str]) -> tuple[str, str]:
-    """(file name, quoted name for messages) of an existing, non-empty regular file, else AudioError."""
+    """(file name, quoted name for messages) of an existing, non-empty regular file, else AudioError.
+
+    A FIFO, a device, a socket or a directory is refused by what it is, before anything opens it (opening a FIFO
+    blocks; a device such as ``/dev/zero`` reads forever)."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     name = os.fspath(path)
     if isinstance(name, bytes):
         name = os.fsdecode(name)
     where = f"'{name}'"
-    p = Path(name)
-    if not p.exists():
-        raise AudioError(f"Audio file {where} does not exist.")
-    if p.is_dir():
-        raise AudioError(f"Audio path {where} is a directory, not a file.")
     try:
-        size = p.stat().st_size
-    except OSError as exc:
-        raise AudioError(f"Audio file {where} cannot be accessed: {exc.strerror or exc}.") from exc
-    if size == 0:
+        st = os.stat(name)
+    except FileNotFoundError:
+        raise AudioError(f"Audio file {where} does not exist.") from None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise AudioError(f"Audio file {where} cannot be accessed: {reason}.") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise AudioError(f"Audio path {where} is a directory, not a file.")
+    if not stat.S_ISREG(st.st_mode):
+        raise AudioError(f"Audio path {where} is {file_kind(st.st_mode)}, not a regular file; facecast reads files.")
+    if st.st_size == 0:
         raise AudioError(f"Audio file {where} is empty (0 bytes).")
     return name, where
+
+
+def _open(name: str, where: str) -> BinaryIO:
+    """The checked file, opened as a regular file (so it cannot have been swapped for a FIFO since the check)."""
+    try:
+        return open_regular(name)
+    except FileFormatError as exc:
+        reason = str(exc).partition(": ")[2] or str(exc)
+        raise AudioError(f"Audio file {where} cannot be read: {reason}.") from None
 
 
 def _decode_error(where: str, exc: BaseException) -> AudioError:
@@ -135,10 +152,11 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> 
     """
     _check_rate(sample_rate, "sample_rate")
     name, where = _checked_path(path)
-    try:
-        data, rate_in = sf.read(name, dtype="float32", always_2d=True)
-    except _DECODE_ERRORS as exc:
-        raise _decode_error(where, exc) from exc
+    with _open(name, where) as fh:
+        try:
+            data, rate_in = sf.read(fh, dtype="float32", always_2d=True)
+        except _DECODE_ERRORS as exc:
+            raise _decode_error(where, exc) from exc
     if data.shape[0] == 0:
         raise AudioError(f"Audio file {where} contains no audio frames.")
     if data.shape[1] == 0:
@@ -158,11 +176,13 @@ def stream_audio(
     """
     _check_rate(sample_rate, "sample_rate")
     name, where = _checked_path(path)
+    fh = _open(name, where)
     try:
-        handle = sf.SoundFile(name)
+        handle = sf.SoundFile(fh)
     except _DECODE_ERRORS as exc:
+        fh.close()
         raise _decode_error(where, exc) from exc
-    with handle:
+    with fh, handle:
         rate_in = handle.samplerate
         stream = None if rate_in == sample_rate else soxr.ResampleStream(rate_in, sample_rate, 1, "float32", "HQ")
         block = max(1, int(block_seconds * rate_in))

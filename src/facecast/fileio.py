@@ -2,57 +2,239 @@
 
 Readers never unpickle and report one clear error naming the file; writers write to a temporary name in the
 same folder and rename, so a failure never leaves a half-written file.
+
+Every reader opens through :func:`open_regular`: only regular files are read (a FIFO, a device, a socket or a
+directory is refused by name before it is opened, so nothing blocks and nothing endless is read), sizes are
+counted as bytes arrive rather than trusted from ``stat``, and ``.npz`` members are checked from their ``.npy``
+headers before a byte of array data is decompressed.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import stat
 import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
+MAX_NPZ_BYTES = 8 * 1024**3
+"""Default cap on the uncompressed size of all members of one ``.npz`` (callers that know the format pass less)."""
+MAX_PROBLEMS = 20
+"""A FileFormatError's message shows at most this many problems (the rest are counted)."""
+MAX_PROBLEM_CHARS = 400
+"""... each cut to this many characters, on one line."""
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISLNK, "a symbolic link"),
+)
+
+
+def _clip(problem: str) -> str:
+    one_line = " ".join(str(problem).splitlines())
+    if len(one_line) <= MAX_PROBLEM_CHARS:
+        return one_line
+    suffix = f"... ({len(one_line)} characters)"
+    return one_line[: MAX_PROBLEM_CHARS - len(suffix)] + suffix
 
 
 class FileFormatError(ValueError):
-    """A file facecast reads is missing, unreadable or malformed."""
+    """A file facecast reads is missing, unreadable or malformed.
+
+    ``problems`` keeps every problem found; the message shows the first :data:`MAX_PROBLEMS`, one line each, cut
+    to :data:`MAX_PROBLEM_CHARS` characters (a hostile file cannot make the message endless)."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
+        shown = [_clip(p) for p in self.problems[:MAX_PROBLEMS]]
+        if len(self.problems) > MAX_PROBLEMS:
+            shown.append(f"... and {len(self.problems) - MAX_PROBLEMS} more problems")
+        super().__init__("\n".join(shown))
 
 
-def read_json(path: Path) -> Any:
-    """Parse a JSON file with one clear error naming the file."""
+def brief(items: Any, limit: int = 5) -> str:
+    """``a, b, c, ... (N in all)``: a list for a message, cut to ``limit`` items."""
+    items = list(items)
+    text = ", ".join(repr(i) if not isinstance(i, str) else i for i in items[:limit])
+    return text + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def file_kind(mode: int) -> str:
+    """What a ``st_mode`` is, in words (``a FIFO (named pipe)``, ``a character device``, ...)."""
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _os_problem(path: Path | str, exc: OSError) -> FileFormatError:
+    if isinstance(exc, FileNotFoundError):
+        return FileFormatError([f"{path}: file is missing"])
+    if exc.errno == errno.ELOOP:
+        return FileFormatError([f"{path}: is a symbolic link (loop, or not followed here)"])
+    return FileFormatError([f"{path}: cannot read ({exc.strerror or exc})"])
+
+
+def check_regular(path: Path | str, *, follow: bool = True) -> os.stat_result:
+    """``stat`` of ``path`` if it is a regular file, else FileFormatError naming what it is (nothing is opened).
+
+    With ``follow=False`` a symbolic link is refused rather than followed."""
     try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise FileFormatError([f"{path}: JSON file is larger than {MAX_JSON_BYTES} bytes"])
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        raise FileFormatError([f"{path}: file is missing"]) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FileFormatError([f"{path}: not valid JSON ({exc})"]) from None
+        st = os.stat(path) if follow else os.lstat(path)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise (_os_problem(path, exc) if isinstance(exc, OSError) else FileFormatError([f"{path}: bad name"])) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise FileFormatError([f"{path}: is {file_kind(st.st_mode)}, not a regular file; facecast reads only files"])
+    return st
+
+
+def open_regular(path: Path | str, *, follow: bool = True) -> BinaryIO:
+    """Open a regular file for reading in binary mode; anything else is refused with FileFormatError.
+
+    The path is checked before it is opened (opening a FIFO blocks, opening a device can act on it) and the open
+    descriptor again (the path may have been swapped in between). ``follow=False`` refuses a symbolic link as the
+    last component (``O_NOFOLLOW``): callers that resolved the path themselves pass it."""
+    check_regular(path, follow=follow)
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    if not follow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
     except OSError as exc:
-        raise FileFormatError([f"{path}: cannot read ({exc.strerror or exc})"]) from None
-
-
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Load every array of an ``.npz`` without pickle; object arrays are refused."""
+        raise _os_problem(path, exc) from None
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    except FileNotFoundError:
-        raise FileFormatError([f"{path}: file is missing"]) from None
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise FileFormatError([f"{path}: holds pickled objects, which facecast never loads"]) from None
-        raise FileFormatError([f"{path}: not a valid .npz file ({exc})"]) from None
-    except Exception as exc:  # zipfile.BadZipFile, EOFError, OSError...
-        raise FileFormatError([f"{path}: not a valid .npz file ({exc.__class__.__name__}: {exc})"]) from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise FileFormatError([f"{path}: is {file_kind(mode)}, not a regular file; facecast reads only files"])
+        if getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes(path: Path | str, max_bytes: int, *, follow: bool = True) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` bytes (counted while reading, never from ``stat``)."""
+    with open_regular(path, follow=follow) as fh:
+        try:
+            data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise _os_problem(path, exc) from None
+    if len(data) > max_bytes:
+        raise FileFormatError([f"{path}: file is larger than {max_bytes} bytes"])
+    return data
+
+
+def read_json(path: Path, *, max_bytes: int = MAX_JSON_BYTES, follow: bool = True) -> Any:
+    """Parse a JSON file with one clear error naming the file (regular files of at most ``max_bytes`` only)."""
+    data = read_bytes(path, max_bytes, follow=follow)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise FileFormatError([f"{path}: not valid JSON ({exc})"]) from None
+    except ValueError as exc:  # JSONDecodeError, and integers beyond Python's digit limit
+        raise FileFormatError([f"{path}: not valid JSON ({exc})"]) from None
+    except RecursionError:
+        raise FileFormatError([f"{path}: not valid JSON (nested too deeply)"]) from None
+
+
+@dataclass(frozen=True)
+class NpyHeader:
+    """One ``.npz`` member as its ``.npy`` header declares it (read before any array data)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    nbytes: int
+
+
+def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> NpyHeader | str:
+    """The member's header, or a problem (not an ``.npy`` array, pickled, or declaring more data than it holds)."""
+    fmt = np.lib.format
+    try:
+        with zf.open(info) as member:
+            version = fmt.read_magic(member)
+            if version == (1, 0):
+                shape, _, dtype = fmt.read_array_header_1_0(member)
+            elif version == (2, 0):
+                shape, _, dtype = fmt.read_array_header_2_0(member)
+            else:
+                return f"holds an .npy version {version[0]}.{version[1]} array, which facecast does not read"
+            header_len = member.tell()
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+        return f"is not an .npy array ({exc.__class__.__name__}: {_clip(str(exc))[:120]})"
+    if dtype.hasobject:
+        return "pickled"
+    if any(n < 0 for n in shape):
+        return f"declares an impossible shape {shape}"
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > info.file_size - header_len:
+        return f"declares shape {shape} ({nbytes} bytes) but holds {max(info.file_size - header_len, 0)} bytes of data"
+    return NpyHeader(tuple(shape), dtype, nbytes)
+
+
+def read_npz(
+    path: Path,
+    *,
+    max_bytes: int = MAX_NPZ_BYTES,
+    check: Callable[[dict[str, NpyHeader]], list[str]] | None = None,
+    follow: bool = True,
+) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` without pickle; object arrays are refused.
+
+    Before anything is decompressed, every member's ``.npy`` header is read: members that are not arrays, hold
+    pickled objects or declare more data than they hold are refused, as is a total above ``max_bytes``; then
+    ``check`` (given every member's :class:`NpyHeader`) may return problems, which refuse the file too. So a
+    small file that inflates to gigabytes is refused from its headers."""
+    with open_regular(path, follow=follow) as fh:
+        try:
+            zf = zipfile.ZipFile(fh)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+            raise FileFormatError([f"{path}: not a valid .npz file ({exc.__class__.__name__}: {exc})"]) from None
+        with zf:
+            headers: dict[str, NpyHeader] = {}
+            problems: list[str] = []
+            total = 0
+            for info in zf.infolist():
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                header = _member_header(zf, info)
+                if header == "pickled":
+                    raise FileFormatError([f"{path}: holds pickled objects, which facecast never loads"])
+                if isinstance(header, str):
+                    problems.append(f"{path}: member {name!r} {header}")
+                else:
+                    headers[name] = header
+                    total += header.nbytes
+            if check is not None:
+                problems.extend(check(headers))
+            if total > max_bytes:
+                problems.append(f"{path}: arrays total {total} bytes uncompressed, more than the {max_bytes} allowed")
+            if problems:
+                raise FileFormatError(problems)
+            try:
+                out = {}
+                for info in zf.infolist():
+                    name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                    with zf.open(info) as member:
+                        out[name] = np.lib.format.read_array(member, allow_pickle=False)
+                return out
+            except Exception as exc:  # zipfile.BadZipFile (CRC), EOFError, OSError, zlib.error...
+                raise FileFormatError(
+                    [f"{path}: not a valid .npz file ({exc.__class__.__name__}: {_clip(str(exc))[:200]})"]
+                ) from None
 
 
 def _umask() -> int:
@@ -98,7 +280,7 @@ def copy_file(src: Path, dst: Path) -> None:
     """Copy ``src`` to ``dst`` atomically."""
 
     def write(fh) -> None:
-        with open(src, "rb") as inp:
+        with open_regular(src) as inp:
             while chunk := inp.read(1 << 22):
                 fh.write(chunk)
 

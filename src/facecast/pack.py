@@ -24,10 +24,30 @@ from facecast.constants import (
     JAW_RESULT_SIZE,
     SAMPLE_RATE,
 )
-from facecast.fileio import FileFormatError, copy_file, read_json, read_npz, write_json, write_npz
+from facecast.fileio import FileFormatError, check_regular, copy_file, read_json, read_npz, write_json, write_npz
+from facecast.pack_checks import (
+    MODEL_JSON,
+    PACK_NPZ_BYTES,
+    REQUIRED_MODEL_DATA,
+    PackError,
+    blendshape_arrays,
+    blendshape_bytes,
+    blendshape_config_problems,
+    blendshape_value_problems,
+    emotion_db_arrays,
+    emotion_db_problems,
+    model_data_arrays,
+    model_data_problems,
+    network_info_problems,
+    npz_check,
+    pose_names,
+    poses,
+    resolve_inside,
+)
 from facecast.timing import check_frames_per_pass
 
-MODEL_JSON = "model.json"
+__all__ = ["MODEL_JSON", "REQUIRED_MODEL_DATA", "BlendshapeSet", "ModelPack", "NetworkInfo", "PackError",
+           "load_pack", "resolve_inside", "write_pack"]  # fmt: skip
 DEFAULT_FILES = {
     "networkInfoPath": "network_info.json",
     "networkPath": "network.onnx",
@@ -35,27 +55,6 @@ DEFAULT_FILES = {
     "modelDataPath": "model_data.npz",
     "emotionDatabasePath": "implicit_emo_db.npz",
 }
-REQUIRED_MODEL_DATA = ("shapes_matrix_skin", "shapes_mean_skin", "lip_open_pose_delta", "eye_close_pose_delta",
-                       "shapes_matrix_tongue", "shapes_mean_tongue", "neutral_jaw", "saccade_rot_matrix")  # fmt: skip
-
-
-class PackError(FileFormatError):
-    """A model pack is missing, unreadable or inconsistent; the message lists every problem found."""
-
-
-def resolve_inside(root: Path, relative: str, what: str) -> Path:
-    """Resolve ``relative`` against the pack folder, refusing anything that lands outside it."""
-    if not isinstance(relative, str) or not relative:
-        raise PackError([f"{root / MODEL_JSON}: {what} must be a non-empty relative path, got {relative!r}"])
-    candidate = Path(relative)
-    if candidate.is_absolute():
-        raise PackError([f"{root / MODEL_JSON}: {what} is an absolute path ({relative}); packs use relative paths"])
-    resolved = (root / candidate).resolve()
-    try:
-        resolved.relative_to(root.resolve())
-    except ValueError:
-        raise PackError([f"{root / MODEL_JSON}: {what} ({relative}) points outside the pack folder"]) from None
-    return resolved
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -158,6 +157,7 @@ class NetworkInfo:
             problems.append(f"{source}: audio_params.samplerate must be {SAMPLE_RATE}, got {values['samplerate']}")
         if values["buffer_len"] and values["buffer_ofs"] is not None and values["buffer_ofs"] > values["buffer_len"]:
             problems.append(f"{source}: audio_params.buffer_ofs is larger than buffer_len")
+        problems.extend(network_info_problems(values, source))
         if problems:
             raise PackError(problems)
         return cls(**values)
@@ -205,27 +205,27 @@ class BlendshapeSet:
         return len(self.names)
 
     @classmethod
-    def read(cls, npz_path: Path, config_path: Path | None) -> BlendshapeSet:
-        arrays = read_npz(npz_path)
-        problems: list[str] = []
-        if "poseNames" not in arrays:
-            raise PackError([f"{npz_path}: poseNames is missing"])
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in arrays["poseNames"].tolist()]
-        if not names or names[0] != "neutral":
-            problems.append(f"{npz_path}: poseNames[0] must be 'neutral', got {names[:1]}")
-        neutral = arrays.get("neutral")
-        if neutral is None or neutral.ndim != 2 or neutral.shape[1] != 3:
-            problems.append(f"{npz_path}: neutral must be a [V, 3] array")
-            raise PackError(problems)
-        deltas = []
-        for name in names[1:]:
-            delta = arrays.get(name)
-            if delta is None:
-                problems.append(f"{npz_path}: pose {name!r} is listed in poseNames but has no array")
-            elif delta.shape != neutral.shape:
-                problems.append(f"{npz_path}: pose {name!r} has shape {delta.shape}, neutral has {neutral.shape}")
-            else:
-                deltas.append(delta.astype(np.float32))
+    def read(
+        cls, npz_path: Path, config_path: Path | None, *, verts: int | None = None, follow: bool = True
+    ) -> BlendshapeSet:
+        """Read a blendshape file pair; ``verts`` bounds the vertex count (from ``network_info.json``), and
+        ``follow=False`` refuses symbolic links (for paths already resolved inside a pack)."""
+        arrays_spec, pose_spec = blendshape_arrays(verts)
+        check = npz_check(npz_path, arrays_spec, extra=pose_spec, extra_what="a [V, 3] pose")
+        try:
+            arrays = read_npz(npz_path, max_bytes=blendshape_bytes(verts), check=check, follow=follow)
+        except FileFormatError as exc:
+            raise PackError(exc.problems) from None
+        names, problems = pose_names(npz_path, arrays["poseNames"])
+        neutral = arrays["neutral"]
+        deltas = {n: arrays[n] for n in names[1:] if n in arrays and arrays[n].shape == neutral.shape}
+        if missing := [n for n in names[1:] if n not in arrays]:
+            has = "has" if len(missing) == 1 else "have"
+            problems.append(f"{npz_path}: {poses(missing)} listed in poseNames but {has} no array")
+        if wrong := [n for n in names[1:] if n in arrays and n not in deltas]:
+            first = f"{wrong[0]!r} has {arrays[wrong[0]].shape}"
+            problems.append(f"{npz_path}: {poses(wrong)} not of neutral's shape {neutral.shape} ({first})")
+        problems.extend(blendshape_value_problems(npz_path, neutral, deltas))
         mask = arrays.get("frontalMask")
         if mask is not None:
             mask = mask.astype(np.int64).reshape(-1)
@@ -233,36 +233,19 @@ class BlendshapeSet:
                 problems.append(f"{npz_path}: frontalMask has vertex indices outside 0..{neutral.shape[0] - 1}")
         config: dict = {}
         if config_path is not None:
-            raw = read_json(config_path)
+            raw = read_json(config_path, follow=follow)
             config = raw.get("blendshape_params", raw) if isinstance(raw, dict) else None
             if not isinstance(config, dict):
                 raise PackError([f"{config_path}: expected a JSON object with a blendshape_params object"])
-            num = config.get("numPoses")
-            if num is not None and num != len(names) - 1:
-                problems.append(
-                    f"{config_path}: blendshape_params.numPoses is {num}, {npz_path.name} has {len(names) - 1} poses"
-                )
-            for key in (
-                "bsSolveActivePoses",
-                "bsSolveCancelPoses",
-                "bsSolveSymmetryPoses",
-                "bsWeightMultipliers",
-                "bsWeightOffsets",
-            ):
-                if key in config and not isinstance(config[key], list):
-                    problems.append(f"{config_path}: blendshape_params.{key} must be a list")
-                elif key in config and len(config[key]) != len(names) - 1:
-                    problems.append(
-                        f"{config_path}: blendshape_params.{key} has {len(config[key])} values for "
-                        f"{len(names) - 1} poses"
-                    )
+            problems.extend(blendshape_config_problems(config_path, npz_path.name, config, len(names) - 1))
         if problems:
             raise PackError(problems)
+        deltas_list = [deltas[n].astype(np.float32) for n in names[1:]]
         rig = arrays.get("rig_version")
         return cls(
             names=names[1:],
             neutral=neutral.astype(np.float32),
-            deltas=np.stack(deltas) if deltas else np.zeros((0,) + neutral.shape, np.float32),
+            deltas=np.stack(deltas_list) if deltas_list else np.zeros((0,) + neutral.shape, np.float32),
             config=config,
             frontal_mask=mask,
             rig_version=str(rig.tolist()) if rig is not None else "",
@@ -364,70 +347,34 @@ class ModelPack:
         }
 
 
-def _check_model_data(pack_files: dict[str, Path], info: NetworkInfo, data: dict[str, np.ndarray]) -> list[str]:
-    src = pack_files["modelDataPath"]
-    problems = [f"{src}: array {name} is missing" for name in REQUIRED_MODEL_DATA if name not in data]
-    if problems:
-        return problems
-
-    def expect(name: str, shape: tuple[int, ...]) -> None:
-        if tuple(data[name].shape) != shape:
-            problems.append(
-                f"{src}: {name} has shape {tuple(data[name].shape)}, expected {shape} "
-                f"(from {pack_files['networkInfoPath'].name})"
-            )
-
-    ks, vs, kt, vt = info.num_shapes_skin, info.num_verts_skin, info.num_shapes_tongue, info.num_verts_tongue
-    expect("shapes_matrix_skin", (ks, vs, 3))
-    for name in ("shapes_mean_skin", "lip_open_pose_delta", "eye_close_pose_delta"):
-        expect(name, (vs, 3))
-    expect("shapes_matrix_tongue", (kt, vt, 3))
-    expect("shapes_mean_tongue", (vt, 3))
-    expect("neutral_jaw", (info.result_jaw_size // 3, 3))
-    sac = data["saccade_rot_matrix"]
-    if sac.ndim != 2 or sac.shape[1] != 2 or sac.shape[0] < 1:
-        problems.append(f"{src}: saccade_rot_matrix has shape {sac.shape}, expected [N, 2]")
-    for name, array in data.items():
-        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-            problems.append(f"{src}: {name} holds NaN or infinite values")
-    return problems
-
-
-def _check_emotion_db(path: Path, info: NetworkInfo, db: dict[str, np.ndarray]) -> list[str]:
-    missing = [n for n in ("emo_db", "emo_spec_names", "emo_spec_start", "emo_spec_size") if n not in db]
-    if missing:
-        return [f"{path}: array {n} is missing" for n in missing]
-    problems = []
-    for name in ("emo_spec_names", "emo_spec_start", "emo_spec_size"):
-        if db[name].ndim != 1:
-            problems.append(f"{path}: {name} must be a 1-D array, got shape {db[name].shape}")
-    for name in ("emo_spec_start", "emo_spec_size"):
-        if db[name].dtype.kind not in "iu":
-            problems.append(f"{path}: {name} must hold integers, got {db[name].dtype}")
-    if problems:
-        return problems
-    emo = db["emo_db"]
-    if emo.ndim != 2 or emo.shape[1] != info.implicit_emotion_len:
-        problems.append(f"{path}: emo_db has shape {emo.shape}, expected [frames, {info.implicit_emotion_len}]")
-    n = len(db["emo_spec_names"])
-    if len(db["emo_spec_start"]) != n or len(db["emo_spec_size"]) != n:
-        problems.append(f"{path}: emo_spec_names, emo_spec_start and emo_spec_size differ in length")
-    elif n and emo.ndim == 2:
-        ends = db["emo_spec_start"].astype(np.int64) + db["emo_spec_size"].astype(np.int64)
-        if db["emo_spec_start"].min() < 0 or ends.max() > emo.shape[0]:
-            problems.append(f"{path}: a shot's frames run outside emo_db's {emo.shape[0]} rows")
-    return problems
+def _network_file(root: Path, spec: dict, files: dict[str, Path]) -> Path:
+    """The network graph: ``networkPath``, or the ``.onnx`` beside a ``.trt`` (resolved inside the pack too)."""
+    network, named = files["networkPath"], spec.get("networkPath", DEFAULT_FILES["networkPath"])
+    if network.suffix == ".trt" or not network.exists():
+        try:  # NVIDIA's model.json names a TensorRT engine that is built locally
+            onnx = resolve_inside(root, str(Path(named).with_suffix(".onnx")), "the .onnx beside networkPath")
+        except ValueError as exc:  # a PackError, or a name with no stem
+            if isinstance(exc, PackError):
+                raise
+            return network
+        if os.path.lexists(onnx):
+            return onnx
+    return network
 
 
 def load_pack(path: str | os.PathLike) -> ModelPack:
-    """Read and validate a pack folder (or its ``model.json``); every problem found is reported at once."""
+    """Read and validate a pack folder (or its ``model.json``); every problem found is reported at once.
+
+    Every file, fallbacks included, must resolve inside the pack folder and be a regular file; arrays are checked
+    from their headers before they are loaded, and values (finite, in range, of the right kind) after."""
     path = Path(path).expanduser()
-    model_json = path if path.is_file() else path / MODEL_JSON
-    if not path.exists():
+    if not os.path.lexists(path):
         raise PackError([f"{path}: no such model folder"])
-    root = model_json.parent
+    root = path if path.is_dir() else path.parent
+    name = MODEL_JSON if path.is_dir() else path.name
+    model_json = resolve_inside(root, name, name)
     try:
-        spec = read_json(model_json)
+        spec = read_json(model_json, follow=False)
     except FileFormatError as exc:
         raise PackError(exc.problems) from None
     if not isinstance(spec, dict):
@@ -435,40 +382,36 @@ def load_pack(path: str | os.PathLike) -> ModelPack:
     if "modelConfigPaths" in spec:
         raise PackError([f"{model_json}: a multi-identity (diffusion) model; facecast runs regression models"])
     files = {key: resolve_inside(root, spec.get(key, default), key) for key, default in DEFAULT_FILES.items()}
-    network = files["networkPath"]
-    if network.suffix == ".trt" or not network.exists():
-        onnx_path = network.with_suffix(".onnx")
-        if onnx_path.exists():  # NVIDIA's model.json names a TensorRT engine that is built locally
-            files["networkPath"] = onnx_path
+    files["networkPath"] = _network_file(root, spec, files)
+    trt_path = resolve_inside(root, "trt_info.json", "trt_info.json")
     problems: list[str] = []
-    info = None
-    try:
-        info = NetworkInfo.from_json(read_json(files["networkInfoPath"]), str(files["networkInfoPath"]))
-    except FileFormatError as exc:
-        problems.extend(exc.problems)
-    if not files["networkPath"].is_file():
-        problems.append(f"{files['networkPath']}: network file is missing")
 
-    def attempt(fn, *args):
+    def attempt(fn, *args, **kwargs):
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         except FileFormatError as exc:
             problems.extend(exc.problems)
             return None
 
-    config_raw = attempt(read_json, files["modelConfigPath"])
+    raw_info = attempt(read_json, files["networkInfoPath"], follow=False)
+    info = attempt(NetworkInfo.from_json, raw_info, str(files["networkInfoPath"])) if raw_info is not None else None
+    attempt(check_regular, files["networkPath"], follow=False)
+    config_raw = attempt(read_json, files["modelConfigPath"], follow=False)
     model_config = {}
     if config_raw is not None:
         if isinstance(config_raw, dict) and isinstance(config_raw.get("config", config_raw), dict):
             model_config = config_raw.get("config", config_raw)
         else:
             problems.append(f"{files['modelConfigPath']}: expected an object with a 'config' object")
-    data = attempt(read_npz, files["modelDataPath"]) or {}
-    db = attempt(read_npz, files["emotionDatabasePath"]) or {}
-    if info is not None and data:
-        problems.extend(_check_model_data(files, info, data))
-    if info is not None and db:
-        problems.extend(_check_emotion_db(files["emotionDatabasePath"], info, db))
+    note = f" (from {files['networkInfoPath'].name})" if info is not None else ""
+    npz = {"max_bytes": PACK_NPZ_BYTES, "follow": False}
+    data_path, db_path = files["modelDataPath"], files["emotionDatabasePath"]
+    data = attempt(read_npz, data_path, check=npz_check(data_path, model_data_arrays(info), note=note), **npz) or {}
+    db = attempt(read_npz, db_path, check=npz_check(db_path, emotion_db_arrays(info)), **npz) or {}
+    if data:
+        problems.extend(model_data_problems(data_path, data))
+    if db:
+        problems.extend(emotion_db_problems(db_path, db))
 
     blendshapes: dict[str, BlendshapeSet | None] = {"skin": None, "tongue": None}
     bs_paths = spec.get("blendshapePaths") or {}
@@ -479,41 +422,40 @@ def load_pack(path: str | os.PathLike) -> ModelPack:
         if part not in blendshapes or not isinstance(bs_spec, dict):
             problems.append(f"{model_json}: blendshapePaths.{part} must be 'skin' or 'tongue' with config and data")
             continue
+        verts = (info.num_verts_skin if part == "skin" else info.num_verts_tongue) if info else None
         try:
-            data_path = resolve_inside(root, bs_spec.get("data", ""), f"blendshapePaths.{part}.data")
+            bs_data = resolve_inside(root, bs_spec.get("data", ""), f"blendshapePaths.{part}.data")
             cfg_path = (
                 resolve_inside(root, bs_spec["config"], f"blendshapePaths.{part}.config")
                 if bs_spec.get("config")
                 else None
             )
-            bs = BlendshapeSet.read(data_path, cfg_path)
+            bs = BlendshapeSet.read(bs_data, cfg_path, verts=verts, follow=False)
         except FileFormatError as exc:
             problems.extend(exc.problems)
             continue
-        verts = (info.num_verts_skin if part == "skin" else info.num_verts_tongue) if info else None
         if verts is not None and bs.neutral.shape[0] != verts:
             problems.append(
-                f"{data_path}: neutral has {bs.neutral.shape[0]} vertices, network_info.json "
-                f"num_verts_{part} is {verts}"
+                f"{bs_data}: neutral has {bs.neutral.shape[0]} vertices, network_info.json num_verts_{part} is {verts}"
             )
         blendshapes[part] = bs
     chunk_path, chunk_frames = None, 0
     if spec.get("chunkNetworkPath"):
         try:
             chunk_path = resolve_inside(root, str(spec["chunkNetworkPath"]), "chunkNetworkPath")
+            check_regular(chunk_path, follow=False)
         except FileFormatError as exc:
-            problems.extend(exc.problems)
-        else:
-            if not chunk_path.is_file():
-                problems.append(f"{chunk_path}: chunk network file is missing")
+            missing = chunk_path is not None and not os.path.lexists(chunk_path)
+            problems.append(f"{chunk_path}: chunk network file is missing" if missing else exc.problems[0])
         try:  # the most frames per pass the graph was trained for: the wire name stays in the pack's JSON
             chunk_frames = check_frames_per_pass(spec.get("chunkFrames"), "chunkFrames")
         except ValueError as exc:
             problems.append(f"{model_json}: {exc}")
     trt_info = None
-    trt_path = root / "trt_info.json"
-    if trt_path.exists():
-        trt_info = attempt(read_json, trt_path)
+    if os.path.lexists(trt_path):
+        trt_info = attempt(read_json, trt_path, follow=False)
+        if trt_info is not None and not isinstance(trt_info, dict):
+            problems.append(f"{trt_path}: top level must be a JSON object")
     if problems:
         raise PackError(problems)
     return ModelPack(

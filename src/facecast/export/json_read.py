@@ -14,6 +14,9 @@ from facecast.export.json import FORMAT
 from facecast.fileio import FileFormatError, read_json
 from facecast.infer.engine import NetworkOutput
 
+MAX_ANIMATION_JSON_BYTES = 256 * 1024 * 1024
+"""An animation JSON larger than this is refused (counted while reading; FIFOs and devices are never read)."""
+
 
 def _matrix(value: Any, rows: int, cols: int | None, what: str, source: str) -> np.ndarray:
     try:
@@ -88,6 +91,7 @@ def animation_from_dict(doc: Any, source: str = "animation") -> Animation:
 
 
 def read_animation_json(path: str | Path) -> Animation:
-    """Read an animation JSON file; a malformed file raises FileFormatError naming it."""
+    """Read an animation JSON file; a malformed file raises FileFormatError naming it (as do a FIFO, a device or a
+    directory in its place, and a file over :data:`MAX_ANIMATION_JSON_BYTES`)."""
     path = Path(path)
-    return animation_from_dict(read_json(path), str(path))
+    return animation_from_dict(read_json(path, max_bytes=MAX_ANIMATION_JSON_BYTES), str(path))

@@ -7,6 +7,7 @@ eyes, emotion, blink) is restored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,32 @@ import numpy as np
 from facecast.animation import Animation
 from facecast.constants import EMOTION_NAMES, SAMPLE_RATE
 from facecast.export.json_read import read_animation_json
-from facecast.fileio import FileFormatError, read_npz
+from facecast.fileio import FileFormatError, NpyHeader, read_npz
 from facecast.infer.engine import NetworkOutput
+
+MAX_ANIMATION_NPZ_BYTES = 4 * 1024**3
+"""An animation ``.npz`` whose arrays inflate to more than this is refused from its headers."""
+_PER_FRAME = ("time", "jaw", "eyes", "emotion", "blink", "raw_result", "raw_emotion", "skin_weights",
+              "tongue_weights", "skin_geometry", "tongue_geometry")  # fmt: skip
+_OTHER_BYTES = 1 << 20
+
+
+def _check_headers(path: Path) -> Callable[[dict[str, NpyHeader]], list[str]]:
+    """Before loading: every per-frame array has one row per frame of ``time``; anything else is small."""
+
+    def check(headers: dict[str, NpyHeader]) -> list[str]:
+        time = headers.get("time")
+        if time is None or len(time.shape) != 1:
+            return [f"{path}: not a facecast animation npz (no 1-D 'time' array)"]
+        problems = []
+        for name, header in headers.items():
+            if name in _PER_FRAME and (not header.shape or header.shape[0] != time.shape[0]):
+                problems.append(f"{path}: {name} has shape {header.shape}, expected {time.shape[0]} frames first")
+            elif name not in _PER_FRAME and header.nbytes > _OTHER_BYTES:
+                problems.append(f"{path}: {name} holds {header.nbytes} bytes, more than {_OTHER_BYTES}")
+        return problems
+
+    return check
 
 
 def _empty_raw(times: np.ndarray, fps: float, emotion: np.ndarray) -> NetworkOutput:
@@ -43,7 +68,7 @@ def _from_json(path: Path) -> Animation:
 
 
 def _from_npz(path: Path) -> Animation:
-    a = read_npz(path)
+    a = read_npz(path, max_bytes=MAX_ANIMATION_NPZ_BYTES, check=_check_headers(path))
     try:
         fps, times = float(a["fps"]), a["time"].astype(np.float64)
         n = len(times)
@@ -63,7 +88,7 @@ def _from_npz(path: Path) -> Animation:
             skin_geometry=a.get("skin_geometry"),
             tongue_geometry=a.get("tongue_geometry"),
         )
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise FileFormatError([f"{path}: not a facecast animation npz ({exc.__class__.__name__}: {exc})"]) from None
 
 
