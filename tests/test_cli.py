@@ -95,3 +95,39 @@ def test_info_names_the_chunk_network(chunk_pack, capsys):
     assert main(["info", str(chunk_pack)]) == 0
     text = capsys.readouterr().out
     assert "70 ms" in text and "network_chunk.onnx: up to 4 frames per encoder pass" in text
+
+
+def test_inputs_with_the_same_stem_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """``animate good.ogg good.mp3`` would write good.json twice and lose the first; refused, naming both."""
+    import facecast.model
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(facecast.model, "load_model", no_model)
+    a = _wav(tmp_path / "good.wav")
+    (tmp_path / "sub").mkdir()
+    b = _wav(tmp_path / "sub" / "good.flac")
+    assert main(["animate", str(a), str(b), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(a) in err[0] and str(b) in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_formats_are_checked_before_any_work(tmp_path, capsys, monkeypatch):
+    import facecast.model
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before --formats was checked")
+
+    monkeypatch.setattr(facecast.model, "load_model", no_model)
+    a = _wav(tmp_path / "a.wav")
+    for spec, says in [("", "names no format"), (",", "names no format"), ("json,xyz", "unknown output format xyz")]:
+        assert main(["animate", str(a), "--formats", spec, "-o", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0] and "pose" in err[0]
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "av" else object())
+    assert main(["animate", str(a), "--formats", "json,mp4", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'pip install "facecast[preview]"' in err[0]
+    assert not (tmp_path / "out").exists()

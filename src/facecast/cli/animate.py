@@ -9,6 +9,39 @@ from pathlib import Path
 from facecast.cli.options import add_batching_arguments, face_param_overrides, progress
 from facecast.constants import DEFAULT_FPS
 
+FORMAT_PACKAGES = {"mp4": "av", "usd": "pxr"}
+"""Output formats that need an optional package (checked before any work)."""
+
+
+def check_formats(spec: str) -> list[str]:
+    """The ``--formats`` list: at least one, each known, its optional package installed; before any work."""
+    import importlib.util
+
+    from facecast.export import WRITERS
+
+    formats = [f.strip().lower() for f in spec.split(",") if f.strip()]
+    known = [*WRITERS, "pose"]
+    if not formats:
+        raise ValueError(f"--formats names no format; choose from {', '.join(known)}")
+    unknown = sorted({f for f in formats if f not in known})
+    if unknown:
+        raise ValueError(f"unknown output format {', '.join(unknown)}; choose from {', '.join(known)}")
+    for name in dict.fromkeys(formats):
+        package = FORMAT_PACKAGES.get(name)
+        if package and importlib.util.find_spec(package) is None:
+            raise ModuleNotFoundError(f"--formats {name} needs {package}", name=package)
+    return list(dict.fromkeys(formats))
+
+
+def check_unique_stems(inputs: list[Path]) -> None:
+    """Refuse inputs whose outputs would overwrite each other (the same file stem), naming both."""
+    seen: dict[str, Path] = {}
+    for path in inputs:
+        other = seen.setdefault(path.stem, path)
+        if other is not path:
+            raise ValueError(f"{other} and {path} would both be written as {path.stem}.*; rename one, or animate "
+                             "them into separate output folders")  # fmt: skip
+
 
 def cmd_animate(args: argparse.Namespace) -> int:
     from facecast.audio import load_audio
@@ -18,7 +51,8 @@ def cmd_animate(args: argparse.Namespace) -> int:
     from facecast.model import AnimationOptions, load_model
 
     inputs = [Path(p) for p in args.audio]
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    formats = check_formats(args.formats)
+    check_unique_stems(inputs)
     emotion = EmotionTrack.parse(args.emotion) if args.emotion else None
     options = AnimationOptions(fps=args.fps, emotion=emotion, face_params=face_param_overrides(args.face_param),
                                blinks=not args.no_blinks)  # fmt: skip
