@@ -24,6 +24,7 @@ from urllib.parse import unquote
 import numpy as np
 
 from facecast.export.glb import GltfMesh, GltfNode, GltfScene, GltfSkin, matrix_to_quat, unpack_glb
+from facecast.export.gltf_fields import CheckedJson, GltfError, is_int, kind_of, show
 
 __all__ = ["MAX_DECODED_BYTES", "MAX_FILE_BYTES", "GltfError", "read_gltf"]
 
@@ -48,26 +49,7 @@ their decompressed bytes) one file may produce."""
 MAX_STRIDE = 252
 
 
-class GltfError(ValueError):
-    """A glTF file facecast cannot read: the message names the file and the offending field."""
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _show(value: object) -> str:
-    text = json.dumps(value) if isinstance(value, (dict, list, str)) else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _kind(value: object) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
-             float: "a number", type(None): "null"}  # fmt: skip
-    return names.get(type(value), type(value).__name__)
-
-
-class _Reader:
+class _Reader(CheckedJson):
     """Validates a parsed glTF document, then decodes the parts facecast uses."""
 
     def __init__(self, doc: dict, binary: bytes, path: Path) -> None:
@@ -82,79 +64,6 @@ class _Reader:
         self.acc_specs = [self._check_accessor(i, a) for i, a in enumerate(self.top["accessors"])]
         self.children, self.parent = self._check_node_graph()
 
-    # ------------------------------------------------------------------------------------------------
-    # typed access to the JSON
-
-    def fail(self, what: str) -> GltfError:
-        return GltfError(f"{self.source}: {what}")
-
-    def items(self, key: str) -> list[dict]:
-        value = self.doc.get(key, [])
-        if not isinstance(value, list):
-            raise self.fail(f"{key} is {_kind(value)}; it must be an array of objects")
-        for i, item in enumerate(value):
-            if not isinstance(item, dict):
-                raise self.fail(f"{key}[{i}] is {_kind(item)}; it must be an object")
-        return value
-
-    def obj(self, parent: dict, key: str, where: str) -> dict | None:
-        value = parent.get(key)
-        if value is not None and not isinstance(value, dict):
-            raise self.fail(f"{where}.{key} is {_kind(value)}; it must be an object")
-        return value
-
-    def objects(self, parent: dict, key: str, where: str) -> list[dict]:
-        value = parent.get(key, [])
-        if not isinstance(value, list):
-            raise self.fail(f"{where}.{key} is {_kind(value)}; it must be an array of objects")
-        for i, item in enumerate(value):
-            if not isinstance(item, dict):
-                raise self.fail(f"{where}.{key}[{i}] is {_kind(item)}; it must be an object")
-        return value
-
-    def integer(self, parent: dict, key: str, where: str, *, default: int | None = None, lo: int = 0,
-                required: bool = False) -> int | None:  # fmt: skip
-        if key not in parent:
-            if required:
-                raise self.fail(f"{where}.{key} is missing")
-            return default
-        value = parent[key]
-        if not _is_int(value) or value < lo:
-            raise self.fail(f"{where}.{key} is {_show(value)}; it must be an integer >= {lo}")
-        return value
-
-    def index(self, parent: dict, key: str, where: str, kind: str, *, required: bool = False) -> int | None:
-        value = self.integer(parent, key, where, required=required)
-        if value is not None and value >= len(self.top[kind]):
-            raise self.fail(f"{where}.{key} is {value}, but the file has {len(self.top[kind])} {kind}")
-        return value
-
-    def index_list(self, parent: dict, key: str, where: str, kind: str, *, unique: bool = True) -> list[int]:
-        value = parent.get(key, [])
-        if not isinstance(value, list):
-            raise self.fail(f"{where}.{key} is {_kind(value)}; it must be an array of {kind} indices")
-        for k, item in enumerate(value):
-            if not _is_int(item) or not 0 <= item < len(self.top[kind]):
-                raise self.fail(f"{where}.{key}[{k}] is {_show(item)}, not one of the {len(self.top[kind])} {kind}")
-        if unique and len(set(value)) != len(value):
-            raise self.fail(f"{where}.{key} lists a {kind[:-1]} twice")
-        return list(value)
-
-    def numbers(self, parent: dict, key: str, where: str, size: int, default: tuple) -> np.ndarray:
-        value = parent.get(key, default)
-        ok = isinstance(value, (list, tuple)) and len(value) == size
-        ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        out = np.asarray(value, np.float64) if ok else None
-        if out is None or not np.isfinite(out).all():
-            raise self.fail(f"{where}.{key} is {_show(value)}; it must be {size} finite numbers")
-        return out
-
-    def text(self, parent: dict, key: str, where: str) -> str | None:
-        value = parent.get(key)
-        if value is not None and not isinstance(value, str):
-            raise self.fail(f"{where}.{key} is {_kind(value)}; it must be a string")
-        return value
-
     def charge(self, nbytes: int, where: str) -> None:
         if nbytes > self.budget:
             raise self.fail(f"{where} needs {nbytes} more bytes of decoded data; a head may decode to at most "
@@ -167,10 +76,10 @@ class _Reader:
     def _check_asset(self) -> None:
         asset = self.doc.get("asset")
         if not isinstance(asset, dict):
-            raise self.fail(f"asset is {_kind(asset)}; it must be an object (not a glTF 2.0 file)")
+            raise self.fail(f"asset is {kind_of(asset)}; it must be an object (not a glTF 2.0 file)")
         version = asset.get("version")
         if not isinstance(version, str) or not version.startswith("2"):
-            raise self.fail(f"asset.version is {_show(version)}; not a glTF 2.0 file")
+            raise self.fail(f"asset.version is {show(version)}; not a glTF 2.0 file")
         required = self.doc.get("extensionsRequired", [])
         if not isinstance(required, list) or not all(isinstance(e, str) for e in required):
             raise self.fail("extensionsRequired must be an array of strings")
@@ -187,7 +96,7 @@ class _Reader:
             if uri is None:
                 data = binary if i == 0 else b""
             elif not isinstance(uri, str):
-                raise self.fail(f"{where}.uri is {_kind(uri)}; it must be a string")
+                raise self.fail(f"{where}.uri is {kind_of(uri)}; it must be a string")
             elif uri[:5].lower() == "data:":
                 data = self._data_uri(uri, where)
             else:
@@ -220,11 +129,11 @@ class _Reader:
                 if folder not in target.parents or not target.is_file():
                     continue
                 if target.stat().st_size > limit:
-                    raise self.fail(f"{where}.uri {_show(uri)} is larger than {limit} bytes")
+                    raise self.fail(f"{where}.uri {show(uri)} is larger than {limit} bytes")
                 return target.read_bytes()
             except (OSError, RuntimeError, ValueError):  # unreadable, a symlink loop, an impossible name
                 continue
-        raise self.fail(f"{where}.uri {_show(uri)} is not a file in the glTF's folder")
+        raise self.fail(f"{where}.uri {show(uri)} is not a file in the glTF's folder")
 
     def _check_view(self, i: int, view: dict) -> dict:
         """A buffer view's checked numbers: its length (decompressed for meshopt) and stride."""
@@ -233,8 +142,8 @@ class _Reader:
         offset = self.integer(view, "byteOffset", where, default=0)
         length = self.integer(view, "byteLength", where, required=True)
         stride = view.get("byteStride", 0)
-        if not _is_int(stride) or (stride and (stride < 4 or stride > MAX_STRIDE or stride % 4)):
-            raise self.fail(f"{where}.byteStride is {_show(stride)}; it must be 4 to {MAX_STRIDE} in steps of 4 "
+        if not is_int(stride) or (stride and (stride < 4 or stride > MAX_STRIDE or stride % 4)):
+            raise self.fail(f"{where}.byteStride is {show(stride)}; it must be 4 to {MAX_STRIDE} in steps of 4 "
                             "(or absent)")  # fmt: skip
         extensions = self.obj(view, "extensions", where) or {}
         meshopt = self.obj(extensions, "EXT_meshopt_compression", f"{where}.extensions")
@@ -253,9 +162,9 @@ class _Reader:
         stride = self.integer(ext, "byteStride", where, required=True, lo=1)
         mode, filt = ext.get("mode"), ext.get("filter", "NONE")
         if mode not in _MESHOPT_MODES:
-            raise self.fail(f"{where}.mode is {_show(mode)}; it must be one of {', '.join(_MESHOPT_MODES)}")
+            raise self.fail(f"{where}.mode is {show(mode)}; it must be one of {', '.join(_MESHOPT_MODES)}")
         if filt not in _MESHOPT_FILTERS or (filt != "NONE" and mode != "ATTRIBUTES"):
-            raise self.fail(f"{where}.filter is {_show(filt)}; not a filter for mode {mode}")
+            raise self.fail(f"{where}.filter is {show(filt)}; not a filter for mode {mode}")
         if mode == "ATTRIBUTES" and (stride > 256 or stride % 4):
             raise self.fail(f"{where}.byteStride is {stride}; ATTRIBUTES rows are 4 to 256 bytes in steps of 4")
         if mode != "ATTRIBUTES" and stride not in (2, 4):
@@ -275,17 +184,17 @@ class _Reader:
     def _check_accessor(self, i: int, acc: dict) -> dict:
         where = f"accessors[{i}]"
         component, kind = acc.get("componentType"), acc.get("type")
-        if not _is_int(component) or component not in _COMPONENTS:
-            raise self.fail(f"{where}.componentType is {_show(component)}; it must be one of {sorted(_COMPONENTS)}")
+        if not is_int(component) or component not in _COMPONENTS:
+            raise self.fail(f"{where}.componentType is {show(component)}; it must be one of {sorted(_COMPONENTS)}")
         if not isinstance(kind, str) or kind not in _WIDTH:
-            raise self.fail(f"{where}.type is {_show(kind)}; it must be one of {', '.join(_WIDTH)}")
+            raise self.fail(f"{where}.type is {show(kind)}; it must be one of {', '.join(_WIDTH)}")
         dtype, width = np.dtype(_COMPONENTS[component]), _WIDTH[kind]
         if kind in ("MAT2", "MAT3") and dtype.itemsize < 4:
             raise self.fail(f"{where}: {kind} of {dtype.itemsize}-byte components (padded columns) is not supported")
         count = self.integer(acc, "count", where, required=True)
         normalized = acc.get("normalized", False)
         if not isinstance(normalized, bool) or (normalized and component not in _NORMALIZE):
-            raise self.fail(f"{where}.normalized is {_show(normalized)}; only 8/16-bit integers can be normalized")
+            raise self.fail(f"{where}.normalized is {show(normalized)}; only 8/16-bit integers can be normalized")
         elem = dtype.itemsize * width
         if count * width * 4 > MAX_DECODED_BYTES:
             raise self.fail(f"{where}.count is {count}: {count * width * 4} bytes of decoded data is more than "
@@ -326,8 +235,8 @@ class _Reader:
             size = elem
             if part == "indices":
                 component = spec.get("componentType")
-                if not _is_int(component) or component not in _INDEX_COMPONENTS:
-                    raise self.fail(f"{at}.componentType is {_show(component)}; it must be one of {_INDEX_COMPONENTS}")
+                if not is_int(component) or component not in _INDEX_COMPONENTS:
+                    raise self.fail(f"{at}.componentType is {show(component)}; it must be one of {_INDEX_COMPONENTS}")
                 out["component"] = component
                 size = np.dtype(_COMPONENTS[component]).itemsize
             if offset + n * size > self.view_specs[view]["length"]:
@@ -580,7 +489,7 @@ class _Reader:
             node.rotation = self.numbers(n, "rotation", where, 4, (0.0, 0.0, 0.0, 1.0))
             node.scale = self.numbers(n, "scale", where, 3, (1.0, 1.0, 1.0))
             if not 1e-6 < np.linalg.norm(node.rotation) < 1e6:
-                raise self.fail(f"{where}.rotation is {_show(n['rotation'])}; it must be a unit quaternion")
+                raise self.fail(f"{where}.rotation is {show(n['rotation'])}; it must be a unit quaternion")
         return node
 
     def skin(self, index: int) -> GltfSkin:
@@ -602,10 +511,10 @@ class _Reader:
         scenes = self.top["scenes"]
         if "scene" in self.doc:
             if not scenes:
-                raise self.fail(f"scene is {_show(self.doc['scene'])}, but the file has no scenes")
+                raise self.fail(f"scene is {show(self.doc['scene'])}, but the file has no scenes")
             chosen = self.doc["scene"]
-            if not _is_int(chosen) or not 0 <= chosen < len(scenes):
-                raise self.fail(f"scene is {_show(chosen)}, but the file has {len(scenes)} scenes")
+            if not is_int(chosen) or not 0 <= chosen < len(scenes):
+                raise self.fail(f"scene is {show(chosen)}, but the file has {len(scenes)} scenes")
         else:
             chosen = 0 if scenes else None
         if chosen is None:
@@ -661,7 +570,7 @@ def _load(path: Path) -> tuple[dict, bytes]:
         except (ValueError, RecursionError) as exc:
             raise GltfError(f"{path}: neither a GLB nor glTF JSON ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(doc, dict):
-        raise GltfError(f"{path}: not a glTF 2.0 file (its JSON is {_kind(doc)}, not an object)")
+        raise GltfError(f"{path}: not a glTF 2.0 file (its JSON is {kind_of(doc)}, not an object)")
     return doc, binary
 
 

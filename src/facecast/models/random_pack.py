@@ -8,11 +8,9 @@ so whenever it is used.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from facecast.fileio import cache_dir
+from facecast.fileio import building_folder, cache_dir
 
 RANDOM_MARKER = "RANDOM_WEIGHTS"
 RANDOM_PACK_NAME = "random-claire-v1"
@@ -39,9 +37,7 @@ def random_claire_pack() -> Path:
         ) from None
     from facecast.models.testing import make_pack
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{RANDOM_PACK_NAME}.", dir=target.parent))
-    try:
+    with building_folder(target) as tmp:
         make_pack(
             tmp,
             num_layers=4,
@@ -53,10 +49,4 @@ def random_claire_pack() -> Path:
             seed=2025,
         )
         (tmp / RANDOM_MARKER).write_text("This pack has random weights: its motion is meaningless.\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
