@@ -124,4 +124,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_batching_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    p.set_defaults(func=cmd_animate)
+    p.add_argument("--identity", metavar="NAME", help="identity of a v3.0 multi-identity model (e.g. James)")
+
+    def animate_as(args: argparse.Namespace) -> int:  # --identity reaches load_model (issue 21)
+        from facecast.models.diffusion import identity_scope
+
+        with identity_scope(args.identity):
+            return cmd_animate(args)
+
+    p.set_defaults(func=animate_as)

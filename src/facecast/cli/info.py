@@ -14,6 +14,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         from facecast.model import builtin_pack
 
         args.pack = builtin_pack()
+    from facecast.pack_v3 import describe, is_diffusion_folder, load_diffusion_pack
+
+    if is_diffusion_folder(args.pack):  # a v3.0 multi-identity diffusion model (issue 21)
+        summary = load_diffusion_pack(args.pack).summary()
+        print(json.dumps(summary, indent=2) if args.json else "\n".join(describe(summary)))
+        return 0
     pack = load_pack(args.pack)
     summary = pack.summary()
     summary["quiet_hold"] = FaceParams.from_model_config(pack.model_config).quiet_hold

@@ -1,0 +1,287 @@
+"""The v3.0 diffusion model's inference loop, as NVIDIA's SDK runs it (spec v3 section 4).
+
+Windows of ``buffer_len`` (16000) samples every ``stride`` (8000) samples, the first starting ``padding_left``
+(16000) samples before the clip (a warm-up on zeros), zeros past the end; each window gives 60 frames at 60 fps
+of which the centre 30 are kept, so the kept frames tile the timeline; frames before 0 or past the clip's end
+are computed and dropped. The GRU state (``output_latents``) of one window is the next one's ``input_latents``,
+so a track's windows run strictly in order. Each kept frame's emotion is read at its own time. Audio is scaled
+by ``input_strength``.
+
+Noise: one generator per track, a Philox counter-based normal generator (numpy's ``Philox``, seeded by ``seed``;
+it is not bit-identical to cuRAND's Philox4_32_10 ordering); ``reset`` rewinds it. ``constant_noise`` (the SDK's
+default) draws one noise tensor and reuses it for every window of every track; it is drawn once per engine and
+seed (64 MB at full size), not per window.
+
+Native frame n is at sample floor(n * 800 / 3); a clip of N samples has ceil(3N / 800) frames. Another output
+rate resamples the kept frames linearly at each output frame's exact time k / fps (30 fps picks every other
+frame exactly). A :class:`DiffusionEngine` is one track: :meth:`DiffusionEngine.with_options` gives a fresh one,
+so :class:`~facecast.infer.stream.StreamSession` streams it unchanged and any push sizes give the offline frames.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from facecast.constants import SAMPLE_RATE
+from facecast.infer.engine import ExplicitEmotion, NetworkOutput, explicit_rows
+from facecast.pack_v3 import DiffusionInfo
+from facecast.timing import fps_fraction, frame_targets, num_frames
+
+Runner = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""(window, identity, emotion, input_latents, noise) -> (prediction, output_latents), the graph's interface."""
+
+
+class OnnxDiffusionRunner:
+    """``network.onnx`` through ONNX Runtime."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, device: str = "cpu") -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        providers = ["CPUExecutionProvider"]
+        if device in ("cuda", "auto") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+
+    def __call__(self, window, identity, emotion, latents, noise) -> tuple[np.ndarray, np.ndarray]:
+        feeds = {"window": window, "identity": identity, "emotion": emotion, "input_latents": latents, "noise": noise}
+        prediction, latents_out = self.session.run(["prediction", "output_latents"], feeds)
+        return prediction, latents_out
+
+
+class TorchDiffusionRunner:
+    """facecast's torch module (for instance imported from ``network.onnx``)."""
+
+    def __init__(self, network) -> None:
+        self.network = network.eval()
+
+    def __call__(self, window, identity, emotion, latents, noise) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            args = [torch.from_numpy(np.ascontiguousarray(a)) for a in (window, identity, emotion, latents, noise)]
+            prediction, latents_out = self.network(*args)
+        return prediction.numpy(), latents_out.numpy()
+
+
+@dataclass
+class NoiseOptions:
+    """How a track's noise is made."""
+
+    seed: int = 0
+    constant: bool = True
+    """One draw reused for every window (the SDK's default); else a fresh draw per window."""
+
+
+class NoiseSource:
+    """The noise of one track: ``[1, steps + 1, frames, D]`` float32 per window."""
+
+    def __init__(self, shape: tuple[int, ...], options: NoiseOptions, cache: dict | None = None) -> None:
+        self.shape = shape
+        self.options = options
+        self._cache = cache if cache is not None else {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Rewind the generator: the same sequence again."""
+        self._rng = np.random.Generator(np.random.Philox(self.options.seed))
+
+    def next(self) -> np.ndarray:
+        if self.options.constant:
+            key = (self.options.seed, self.shape)
+            if key not in self._cache:
+                rng = np.random.Generator(np.random.Philox(self.options.seed))
+                self._cache[key] = rng.standard_normal(self.shape, dtype=np.float32)
+            return self._cache[key]
+        return self._rng.standard_normal(self.shape, dtype=np.float32)
+
+
+@dataclass
+class _Track:
+    """What one stream carries from window to window."""
+
+    latents: np.ndarray
+    noise: NoiseSource
+    next_window: int = 0
+    rows: np.ndarray | None = None
+    """Kept native frames computed and still needed, from ``row_start``."""
+    row_start: int = 0
+    total: int = 0
+    final: bool = False
+    windows_run: int = field(default=0)
+
+
+class DiffusionEngine:
+    """One track of the SDK's diffusion loop for one identity; the interface :class:`Model` and
+    :class:`StreamSession` use (``run``, ``run_frames``, ``frames_ready``, ``first_sample``, ``with_options``)."""
+
+    frames_per_pass = 1
+    rest_result = None
+
+    def __init__(
+        self, runner: Runner, info: DiffusionInfo, identity_index: int = 0, input_strength: float = 1.0,
+        noise: NoiseOptions | None = None, noise_cache: dict | None = None,
+    ) -> None:  # fmt: skip
+        self.runner = runner
+        self.info = info
+        self.identity_index = int(identity_index)
+        self.input_strength = float(input_strength)
+        self.noise_options = noise or NoiseOptions()
+        self._noise_cache = noise_cache if noise_cache is not None else {}
+        f = info.frames_per_window
+        self.native_fps = info.fps
+        self.pad_frames = info.padding_left * f // info.buffer_len
+        self.identity = np.zeros((1, len(info.identities)), np.float32)
+        self.identity[0, self.identity_index] = 1.0
+        self.reset()
+
+    # -- track state ----------------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Start the track again: GRU state zero, noise generator rewound, nothing computed."""
+        info = self.info
+        shape = (1, info.num_diffusion_steps + 1, info.frames_per_window, info.output_size)
+        latents = np.zeros((info.num_diffusion_steps, info.num_gru_layers, 1, info.gru_latent_dim), np.float32)
+        self.track = _Track(latents, NoiseSource(shape, self.noise_options, self._noise_cache))
+
+    def with_options(
+        self, input_strength: float | None = None, frames_per_pass: int | None = None,
+        context_frames: int | None = None, noise: NoiseOptions | None = None,
+    ) -> DiffusionEngine:  # fmt: skip
+        """A fresh track with these settings (``frames_per_pass``/``context_frames`` do not apply: always 1)."""
+        strength = self.input_strength if input_strength is None else input_strength
+        return DiffusionEngine(self.runner, self.info, self.identity_index, strength, noise or self.noise_options,
+                               self._noise_cache)  # fmt: skip
+
+    # -- the frame clock ------------------------------------------------------------------------------------
+
+    def native_count(self, num_samples: int) -> int:
+        """Native frames of a finished clip: ceil(3 N / 800) at 60 fps."""
+        return num_frames(num_samples, self.native_fps)
+
+    def window_start(self, w: int) -> int:
+        return w * self.info.stride - self.info.padding_left
+
+    def window_of(self, n: int) -> int:
+        """The window whose kept frames hold native frame ``n``."""
+        info = self.info
+        return (n + self.pad_frames - info.num_frames_left_truncate) // info.num_frames_center
+
+    def native_available(self, windows: int) -> int:
+        """Native frames (from 0) kept by windows ``0 .. windows - 1``."""
+        info = self.info
+        return max(0, windows * info.num_frames_center - self.pad_frames + info.num_frames_left_truncate)
+
+    def _position(self, k: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+        """Native frame and fraction of output frames ``k``."""
+        rate, native = fps_fraction(fps), fps_fraction(self.native_fps)
+        num = k * native.numerator * rate.denominator
+        den = native.denominator * rate.numerator
+        return num // den, (num % den) / den
+
+    def latency_samples(self, fps: float) -> int:
+        """The most audio a frame waits for after its own time (the window must be complete)."""
+        return int(math.ceil(self.info.lookahead_seconds[1] * SAMPLE_RATE))
+
+    def frames_ready(self, total: int, fps: float, final: bool = False) -> int:
+        t = self.track
+        t.total, t.final = int(total), bool(final)
+        if final:
+            return num_frames(total, fps)
+        complete = (total - self.window_start(0) - self.info.buffer_len) // self.info.stride + 1
+        avail = self.native_available(max(complete, 0))
+        if avail < 1:
+            return 0
+        rate, native = fps_fraction(fps), fps_fraction(self.native_fps)
+        # output frame k needs native frame ceil(k * native / fps) <= avail - 1
+        last = ((avail - 1) * native.denominator * rate.numerator) // (native.numerator * rate.denominator)
+        return int(min(last + 1, num_frames(total, fps)))
+
+    def first_sample(self, end: int, fps: float) -> int:
+        return max(0, self.window_start(self.track.next_window))
+
+    # -- running --------------------------------------------------------------------------------------------
+
+    def run(self, audio: np.ndarray, fps: float = 60.0, explicit: ExplicitEmotion = None) -> NetworkOutput:
+        """A whole clip on a fresh track (this engine's track is left as it is)."""
+        engine = self.with_options()
+        audio = np.asarray(audio, np.float32).reshape(-1)
+        count = engine.frames_ready(len(audio), fps, final=True)
+        return engine.run_frames(audio, np.arange(count), fps, explicit)
+
+    def run_frames(
+        self, audio: np.ndarray, frames: np.ndarray, fps: float, explicit: ExplicitEmotion = None, origin: int = 0
+    ) -> NetworkOutput:
+        """Output frames ``frames`` (consecutive, continuing the track) from ``audio`` (absolute samples
+        ``origin ..``); windows are computed as they become needed."""
+        frames = np.asarray(frames, np.int64)
+        targets = frame_targets(int(frames[0]), len(frames), fps) if len(frames) else np.zeros(0, np.int64)
+        width = self.info.output_size
+        if not len(frames):
+            return self._output(frames, targets, np.zeros((0, width), np.float32), explicit, fps)
+        t = self.track
+        total = max(t.total, origin + len(audio))
+        native_total = self.native_count(total) if t.final else None
+        i0, frac = self._position(frames, fps)
+        i1 = i0 + (frac > 0)
+        if native_total is not None:
+            i1 = np.minimum(i1, native_total - 1)
+        self._compute_until(int(i1.max()), audio, origin, explicit)
+        rows = t.rows
+        a, b = rows[i0 - t.row_start], rows[i1 - t.row_start]
+        result = (a + (b - a) * frac[:, None].astype(np.float32)).astype(np.float32)
+        keep = int(i0[-1]) if len(i0) else t.row_start
+        if keep > t.row_start:  # rows before the last frame's are never needed again
+            t.rows, t.row_start = rows[keep - t.row_start :], keep
+        return self._output(frames, targets, result, explicit, fps)
+
+    def _output(self, frames, targets, result, explicit, fps) -> NetworkOutput:
+        emotion = explicit_rows(explicit, targets / SAMPLE_RATE)
+        return NetworkOutput(frames, targets, result, emotion, self.info.skin_size, self.info.tongue_size, float(fps))
+
+    def _compute_until(self, last: int, audio: np.ndarray, origin: int, explicit: ExplicitEmotion) -> None:
+        t = self.track
+        while t.rows is None or t.row_start + len(t.rows) <= last:
+            kept = self._run_window(t.next_window, audio, origin, explicit)
+            first = self.native_available(t.next_window)  # first native frame >= 0 this window keeps
+            lo = first - (self.native_available(t.next_window + 1) - len(kept))
+            new = kept[lo:]
+            if len(new):
+                if t.rows is None:
+                    t.rows, t.row_start = new, first
+                else:
+                    t.rows = np.concatenate([t.rows, new])
+            t.next_window += 1
+
+    def window_audio(self, w: int, audio: np.ndarray, origin: int) -> np.ndarray:
+        """Window ``w``'s samples (zero outside what was received), times input_strength."""
+        start, length = self.window_start(w), self.info.buffer_len
+        out = np.zeros(length, np.float32)
+        lo, hi = max(start, origin), min(start + length, origin + len(audio), self.track.total or 1 << 62)
+        if hi > lo:
+            out[lo - start : hi - start] = audio[lo - origin : hi - origin]
+        return out * np.float32(self.input_strength)
+
+    def kept_times(self, w: int) -> np.ndarray:
+        """Times (s) of window ``w``'s kept frames (negative before the clip)."""
+        info = self.info
+        n = np.arange(info.num_frames_center) + w * info.num_frames_center - self.pad_frames
+        n = n + info.num_frames_left_truncate
+        return np.floor(n * SAMPLE_RATE / self.native_fps) / SAMPLE_RATE
+
+    def _run_window(self, w: int, audio: np.ndarray, origin: int, explicit: ExplicitEmotion) -> np.ndarray:
+        """Run window ``w`` and carry the GRU state; returns its kept frames [C, D]."""
+        info, t = self.info, self.track
+        window = self.window_audio(w, audio, origin)[None]
+        emotion = explicit_rows(explicit, np.maximum(self.kept_times(w), 0.0))[None].astype(np.float32)
+        prediction, t.latents = self.runner(window, self.identity, emotion, t.latents, t.noise.next())
+        t.windows_run += 1
+        lo = info.num_frames_left_truncate
+        return np.asarray(prediction[0, lo : lo + info.num_frames_center], np.float32)

@@ -1,0 +1,72 @@
+"""Open a v3.0 diffusion folder as a :class:`facecast.model.Model`: the pack, a runner, one identity's engine
+and face pipeline. ``facecast.model.load_model`` hands v3.0 folders here."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from facecast.face.diffusion import DiffusionFacePipeline
+from facecast.infer.diffusion import DiffusionEngine, NoiseOptions, OnnxDiffusionRunner, TorchDiffusionRunner
+from facecast.pack_v3 import DiffusionPack, load_diffusion_pack
+
+_IDENTITY: contextvars.ContextVar[str | None] = contextvars.ContextVar("facecast_identity", default=None)
+
+
+@contextlib.contextmanager
+def identity_scope(name: str | None) -> Iterator[None]:
+    """Within the block, v3.0 folders loaded without an ``identity`` open as ``name`` (the CLI's ``--identity``)."""
+    token = _IDENTITY.set(name)
+    try:
+        yield
+    finally:
+        _IDENTITY.reset(token)
+
+
+def make_runner(pack: DiffusionPack, backend: str = "onnxruntime", device: str = "auto", threads: int | None = None):
+    """The network of ``pack`` through ONNX Runtime, or imported into facecast's torch module."""
+    if backend == "onnxruntime":
+        return OnnxDiffusionRunner(pack.network_path, threads=threads, device=device)
+    if backend == "torch":
+        import torch
+
+        from facecast.network.onnx_v3 import import_v3_onnx
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        info = pack.info
+        sizes = {"skin": info.skin_size, "tongue": info.tongue_size}
+        return TorchDiffusionRunner(import_v3_onnx(pack.network_path, sizes))
+    raise ValueError(f"unknown backend {backend!r}; choose onnxruntime or torch")
+
+
+def load_diffusion_model(
+    model_cls: type,
+    path: str | os.PathLike | DiffusionPack,
+    identity: str | None = None,
+    device: str = "auto",
+    backend: str = "onnxruntime",
+    threads: int | None = None,
+    seed: int = 0,
+    constant_noise: bool = True,
+) -> Any:
+    """A ``model_cls`` (:class:`facecast.model.Model`) animating ``identity`` (default: the CLI's, else the
+    first) of a v3.0 folder. ``seed`` and ``constant_noise`` set the noise (:class:`NoiseOptions`)."""
+    pack = path if isinstance(path, DiffusionPack) else load_diffusion_pack(Path(path))
+    index, ident = pack.identity(identity if identity is not None else _IDENTITY.get())
+    pipeline = DiffusionFacePipeline(pack.info, ident, pack.root)
+    runner = make_runner(pack, backend, device, threads)
+    strength = pipeline.default_params.input_strength
+    engine = DiffusionEngine(runner, pack.info, index, strength, NoiseOptions(seed, constant_noise))
+    model = model_cls.__new__(model_cls)  # the regression constructor builds PCA parts; set the same attributes
+    model.pack = pack
+    model.backend = runner
+    model.random_weights = False
+    model.pipeline = pipeline
+    model.engine = engine
+    model.identity = ident.name
+    return model
