@@ -70,6 +70,16 @@ class TorchDiffusionRunner:
             prediction, latents_out = self.network(*args)
         return prediction.numpy(), latents_out.numpy()
 
+    def run_track(self, windows, identity, emotion, latents, noise) -> tuple[np.ndarray, np.ndarray]:
+        """Consecutive windows of one track at once (:meth:`DiffusionNetwork.run_track`): kept frames [W, C, D]."""
+        import torch
+
+        with torch.inference_mode():
+            t = [torch.from_numpy(np.ascontiguousarray(a)) for a in (windows, identity, emotion, latents)]
+            noise_t = {id(n): torch.from_numpy(n) for n in noise}
+            kept, latents_out = self.network.run_track(*t, [noise_t[id(n)] for n in noise])
+        return kept.numpy(), latents_out.numpy()
+
 
 @dataclass
 class NoiseOptions:
@@ -214,7 +224,24 @@ class DiffusionEngine:
         engine = self.with_options()
         audio = np.asarray(audio, np.float32).reshape(-1)
         count = engine.frames_ready(len(audio), fps, final=True)
+        if count and hasattr(self.runner, "run_track"):  # all windows known: batch what does not need the GRU
+            i0, frac = engine._position(np.array([count - 1]), fps)
+            last = min(int(i0[0] + (frac[0] > 0)), engine.native_count(len(audio)) - 1)
+            engine._run_windows(engine.window_of(last) + 1, audio, explicit)
         return engine.run_frames(audio, np.arange(count), fps, explicit)
+
+    def _run_windows(self, count: int, audio: np.ndarray, explicit: ExplicitEmotion) -> None:
+        """Windows ``0 .. count - 1`` of a fresh track in one batched call; their kept frames become the rows."""
+        t = self.track
+        windows = np.stack([self.window_audio(w, audio, 0) for w in range(count)])
+        emotion = np.stack([explicit_rows(explicit, np.maximum(self.kept_times(w), 0.0)) for w in range(count)])
+        noise = [t.noise.next() for _ in range(count)]
+        kept, t.latents = self.runner.run_track(windows, self.identity, emotion.astype(np.float32), t.latents, noise)
+        flat = kept.reshape(-1, kept.shape[-1])
+        start = self.pad_frames - self.info.num_frames_left_truncate  # kept rows before frame 0
+        t.rows, t.row_start = flat[start:], 0
+        t.next_window = count
+        t.windows_run += count
 
     def run_frames(
         self, audio: np.ndarray, frames: np.ndarray, fps: float, explicit: ExplicitEmotion = None, origin: int = 0

@@ -233,6 +233,47 @@ class DiffusionNetwork(nn.Module):
         prediction = (x - mean.unsqueeze(1)) * (identity @ self.delta_scale).unsqueeze(1)
         return prediction, torch.stack(states)
 
+    def run_track(
+        self, windows: torch.Tensor, identity: torch.Tensor, emotion: torch.Tensor, latents: torch.Tensor,
+        noise: list[torch.Tensor], batch: int = 8,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Consecutive windows [W, S] of one track, GRU state carried: the same values as ``forward`` window by
+        window, with every step-independent op batched across windows (HuBERT, embeddings, heads) and only the
+        GRU recurrences in order. ``identity`` [1, I], ``emotion`` [W, C, E], ``latents`` [steps, layers, 1, H],
+        ``noise``: one [1, steps + 1, F, D] tensor per window (the same object for constant noise). Returns the
+        kept centre frames [W, C, D] (deltas) and the final latents."""
+        cfg = self.cfg
+        lo, hi, count = cfg.left_truncate, cfg.left_truncate + cfg.center_frames, len(windows)
+        audio = torch.cat([self.audio_features(windows[i : i + batch]) for i in range(0, count, batch)])
+        mean = (identity @ self.mean_geometry).unsqueeze(1)  # [1, 1, D]
+        shared = all(n is noise[0] for n in noise)
+        x = torch.cat([n[:, -1, lo:hi] for n in (noise[:1] if shared else noise)])  # x_T, centre frames
+        ident = self.identity_embed(identity).unsqueeze(1).expand(1, cfg.center_frames, -1)
+        emo = self.emotion_embed(emotion)
+        sched = self.schedule
+        states = [latents[i] for i in range(cfg.num_steps)]
+        for i in reversed(range(cfg.num_steps)):
+            geom = self._batched(self.geometry_features, x, batch)
+            step_e = F.mish(self.step_embed(self.step_onehot[i])).expand(1, cfg.center_frames, -1)
+            hs = []
+            for w in range(count):  # the only part that runs in window order
+                g = geom[0:1] if len(geom) == 1 else geom[w : w + 1]
+                inputs = torch.cat([audio[w : w + 1], g, ident, step_e, emo[w : w + 1]], dim=-1)
+                h, states[i] = self.gru(inputs, states[i])
+                hs.append(h)
+            x0 = self._batched(self.heads, torch.cat(hs), batch) + mean
+            if i:
+                x_c = x if len(x) == count else x.expand(count, -1, -1)
+                step_noise = torch.cat([n[:, i, lo:hi] for n in noise]) if not shared else noise[0][:, i, lo:hi]
+                x = sched["coef_x0"][i] * x0 + sched["coef_xt"][i] * x_c + sched["sigma"][i] * step_noise
+            else:
+                x = x0
+        return (x - mean) * (identity @ self.delta_scale).unsqueeze(1), torch.stack(states)
+
+    @staticmethod
+    def _batched(fn, x: torch.Tensor, batch: int) -> torch.Tensor:
+        return torch.cat([fn(x[i : i + batch]) for i in range(0, len(x), batch)])
+
 
 def count_parameters(cfg: DiffusionConfig | None = None) -> int:
     """Parameters of a network of ``cfg`` (default: NVIDIA's), counted on the meta device: nothing allocated."""

@@ -191,8 +191,12 @@ def _structural(
 ) -> dict[str, np.ndarray]:
     """Pair anonymous initializers with ``missing`` parameters by shape and order of first use, against a graph
     facecast exports for the same configuration."""
+    ref_net = DiffusionNetwork(net.cfg)
+    with torch.no_grad():  # distinct values everywhere, so the exporter merges no duplicate initializers
+        for tensor in list(ref_net.parameters()) + list(ref_net.buffers()):
+            tensor.normal_()
     with tempfile.TemporaryDirectory() as tmp:
-        reference = onnx.load(str(export_v3_onnx(net, Path(tmp) / "ref.onnx")))
+        reference = onnx.load(str(export_v3_onnx(ref_net, Path(tmp) / "ref.onnx")))
     ref_names = {t.name for t in reference.graph.initializer} & set(missing)
     ref_uses = _first_uses(reference, ref_names)
     shapes = {n: tuple(net.state_dict()[n].shape) for n in missing}
