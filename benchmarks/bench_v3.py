@@ -1,0 +1,143 @@
+"""Speed of the full-size v3.0 diffusion network (random weights, 179.7 M parameters) on CPU, fp32, offline.
+
+Measured side by side in one run on the same audio:
+- ``naive``: the exported ``network.onnx`` through ONNX Runtime, one window per call, fresh noise drawn per call;
+- ``onnx_loop``: facecast's engine on ONNX Runtime (one window per call, the GRU carried), constant noise drawn once;
+- ``torch_batched``: facecast's engine on the torch backend, constant noise, HuBERT, embeddings and heads batched
+  across the clip's windows (``DiffusionNetwork.run_track``), only the GRU recurrences in order.
+Also: FLOPs per second of audio (counted from the layer sizes), the machine's measured fp32 matmul rate, and the
+streaming look-ahead. Prints JSON. Usage: ``python benchmarks/bench_v3.py --seconds 20 --threads 2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facecast.infer.diffusion import DiffusionEngine, NoiseOptions, OnnxDiffusionRunner, TorchDiffusionRunner
+from facecast.network.diffusion import DiffusionConfig, DiffusionNetwork
+from facecast.network.hubert import CONV_LAYERS, num_feature_frames
+from facecast.network.onnx_v3 import export_v3_onnx
+from facecast.pack_v3 import DiffusionInfo
+
+
+def window_flops(cfg: DiffusionConfig) -> dict[str, float]:
+    """Multiply-adds x 2 of one window as facecast's graph runs it (audio features once, the denoiser per step)."""
+    h = cfg.hubert
+    n, conv, cin = cfg.window, 0.0, 1
+    for kernel, stride in CONV_LAYERS:
+        n = (n - kernel) // stride + 1
+        conv += 2 * n * h.conv_dim * cin * kernel
+        cin = h.conv_dim
+    t = num_feature_frames(cfg.window)
+    d = h.embed_dim
+    layers = h.num_layers * (2 * t * (4 * d * d + 2 * d * h.ffn_dim) + 4 * t * t * d)
+    pos = 2 * t * d * (d // h.pos_conv_groups) * h.pos_conv_kernel
+    hubert = conv + 2 * t * h.conv_dim * d + pos + layers
+    c = cfg.center_frames
+    embed = 2 * c * (cfg.skin_size * cfg.skin_embed + cfg.tongue_size * cfg.tongue_embed)
+    heads = 2 * c * (cfg.gru_hidden * (cfg.skin_head + cfg.tongue_head) + cfg.skin_head * cfg.skin_size
+                     + cfg.tongue_head * cfg.tongue_size)  # fmt: skip
+    gru_in = cfg.audio_dim + cfg.geometry_dim + cfg.identity_dim + cfg.step_dim + cfg.emotion_dim
+    gru = 2 * c * 3 * cfg.gru_hidden * (gru_in + cfg.gru_hidden + 2 * cfg.gru_hidden)
+    return {"hubert": hubert, "per_step": embed + heads + gru, "total": hubert + cfg.num_steps * (embed + heads + gru)}
+
+
+def matmul_peak(threads: int, size: int = 2048, repeat: int = 10) -> float:
+    """Measured fp32 GEMM rate (GFLOP/s) with ``threads`` threads."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        torch.mm(a, b)
+    return 2 * size**3 * repeat / (time.perf_counter() - start) / 1e9
+
+
+def naive_loop(runner: OnnxDiffusionRunner, info: DiffusionInfo, audio: np.ndarray) -> np.ndarray:
+    """The SDK loop written plainly: a window per call, fresh noise per call."""
+    rng = np.random.default_rng(0)
+    total = math.ceil(3 * len(audio) / 800)
+    windows = (total + 45) // 30 + 1
+    padded = np.concatenate([np.zeros(16000, np.float32), audio, np.zeros(32000, np.float32)])
+    latents = np.zeros((2, 2, 1, info.gru_latent_dim), np.float32)
+    ident = np.eye(len(info.identities), dtype=np.float32)[:1]
+    emotion = np.zeros((1, 30, 10), np.float32)
+    out = []
+    for w in range(windows):
+        noise = rng.standard_normal((1, 3, 60, info.output_size), dtype=np.float32)
+        pred, latents = runner(padded[w * 8000 : w * 8000 + 16000][None], ident, emotion, latents, noise)
+        out.append(pred[0, 15:45])
+    return np.concatenate(out)[45:][:total]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="audio length (default 20 s)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workdir", default=None, help="where the 720 MB network.onnx is written (default: temp)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = DiffusionConfig()
+    net = DiffusionNetwork(cfg).eval()
+    with torch.no_grad():
+        for head in (net.skin_out, net.tongue_out, net.jaw_out, net.eyes_out):
+            torch.nn.init.normal_(head[-1].weight, std=0.01)
+    params = sum(p.numel() for p in net.parameters())
+    info = DiffusionInfo(identities=["Claire", "James", "Mark"])
+    rng = np.random.default_rng(1)
+    t = np.arange(int(args.seconds * 16000)) / 16000
+    audio = (0.3 * np.sin(2 * np.pi * 150 * t) * rng.uniform(0.3, 1, len(t))).astype(np.float32)
+    results: dict = {"parameters": params, "audio_seconds": args.seconds, "threads": args.threads,
+                     "cpu": os.cpu_count()}  # fmt: skip
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        start = time.perf_counter()
+        path = export_v3_onnx(net, Path(tmp) / "network.onnx")
+        results["export_s"] = round(time.perf_counter() - start, 1)
+        runner = OnnxDiffusionRunner(path, threads=args.threads, device="cpu")
+        timings = {}
+        start = time.perf_counter()
+        naive = naive_loop(runner, info, audio)
+        timings["naive"] = time.perf_counter() - start
+        onnx_engine = DiffusionEngine(runner, info, noise=NoiseOptions(0, constant=True))
+        start = time.perf_counter()
+        onnx_out = onnx_engine.run(audio, 60).result
+        timings["onnx_loop"] = time.perf_counter() - start
+        del runner, onnx_engine
+    torch_engine = DiffusionEngine(TorchDiffusionRunner(net), info, noise=NoiseOptions(0, constant=True))
+    start = time.perf_counter()
+    torch_out = torch_engine.run(audio, 60).result
+    timings["torch_batched"] = time.perf_counter() - start
+    flops = window_flops(cfg)
+    windows_per_second = 16000 / info.stride
+    peak = matmul_peak(args.threads)
+    results.update({
+        "seconds": {k: round(v, 2) for k, v in timings.items()},
+        "x_real_time": {k: round(args.seconds / v, 2) for k, v in timings.items()},
+        "speedup_vs_naive": {k: round(timings["naive"] / v, 2) for k, v in timings.items()},
+        "gflop_per_audio_second": round(flops["total"] * windows_per_second / 1e9, 1),
+        "gflop_per_window": {k: round(v / 1e9, 2) for k, v in flops.items()},
+        "achieved_gflop_s": {k: round(flops["total"] * windows_per_second * args.seconds / v / 1e9, 1)
+                             for k, v in timings.items()},
+        "matmul_peak_gflop_s": round(peak, 1),
+        "fraction_of_peak": {k: round(flops["total"] * windows_per_second * args.seconds / v / 1e9 / peak, 2)
+                             for k, v in timings.items()},
+        "max_abs_diff_torch_vs_onnx": float(np.abs(torch_out - onnx_out).max()),
+        "frames": len(torch_out),
+        "naive_frames": len(naive),
+        "lookahead_ms": [round(1000 * x) for x in info.lookahead_seconds],
+    })  # fmt: skip
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
