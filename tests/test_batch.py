@@ -80,7 +80,8 @@ def test_manifest_with_emotion_and_a_bad_file(small_model, tmp_path):
     jobs = find_jobs(manifest, tmp_path / "out")
     assert [j.stem.name for j in jobs] == ["happy", "broken", "clip1"]
     report = run_batch(small_model, jobs, ["json"], progress=False)
-    assert report.done == 2 and list(report.failed) == [str(tmp_path / "broken.wav")]
+    assert report.done == 2 and [f.audio for f in report.failed] == [str(tmp_path / "broken.wav")]
+    assert report.failed[0].manifest == str(manifest) and report.failed[0].line == 3
     doc = json.loads((tmp_path / "out" / "happy.json").read_text())
     assert doc["emotion"]["weights"][0][doc["emotion"]["names"].index("joy")] == 1.0
 

@@ -313,3 +313,158 @@ def building_folder(target: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- Writing outputs: file-system errors in words, checked output locations, temporaries that clean up ---------
+
+_REASONS = {
+    errno.ENOSPC: "no space left on the file system",
+    getattr(errno, "EDQUOT", -1): "disk quota exceeded",
+    errno.EFBIG: "file too large (file system or file size limit)",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "is a folder, not a file",
+    errno.EEXIST: "a file is in the way (a folder was needed)",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EIO: "input/output error",
+}
+FULL_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EROFS) if e is not None)
+"""Errors that stop every later write to the same place too (full, over quota, read-only)."""
+
+
+class OutputError(OSError):
+    """An output could not be written; ``str()`` is one line naming the file and the reason in words."""
+
+    def __init__(self, path: Path | str, reason: str, code: int = 0) -> None:
+        super().__init__(code, reason, str(path))
+        self.message = f"{path}: cannot write ({reason})"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError: ``PATH: reason in words`` (an OutputError's own message as it is)."""
+    if isinstance(exc, OutputError):
+        return str(exc)
+    reason = _REASONS.get(exc.errno or 0) or exc.strerror or str(exc) or exc.__class__.__name__
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def output_error(path: Path | str, exc: OSError) -> OutputError:
+    """``exc`` as an :class:`OutputError` naming ``path`` (an OutputError is returned as it is)."""
+    if isinstance(exc, OutputError):
+        return exc
+    reason = _REASONS.get(exc.errno or 0) or exc.strerror or str(exc) or exc.__class__.__name__
+    other = exc.filename and Path(str(exc.filename)).name != Path(path).name and not _is_temporary(exc.filename)
+    return OutputError(path, f"{reason}: {exc.filename}" if other else reason, exc.errno or 0)
+
+
+def _is_temporary(name: Any) -> bool:
+    return Path(str(name)).name.startswith(".")
+
+
+@contextmanager
+def writing(path: Path | str) -> Iterator[None]:
+    """Turn any OSError raised inside the block into an :class:`OutputError` naming ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        raise output_error(path, exc) from None
+
+
+def _probe(folder: Path) -> None:
+    """Create and remove a file in ``folder``: a read-only or full file system shows here, before any work."""
+    fd, name = tempfile.mkstemp(prefix=".facecast-probe.", dir=folder)
+    os.close(fd)
+    os.remove(name)
+
+
+def output_folder(path: Path | str) -> Path:
+    """Create the output folder ``path`` (and its parents) and check that files can be written in it.
+
+    An existing file there, a file among its parents, a read-only or full file system give one
+    :class:`OutputError` naming the folder, before any work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(path, "it exists and is not a folder", errno.EEXIST)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        _probe(path)
+    except OSError as exc:
+        raise output_error(path, exc) from None
+    return path
+
+
+def output_file(path: Path | str) -> Path:
+    """Check that the single output file ``path`` can be written: not a folder, its parent a folder (created
+    when missing) in which files can be written; raises :class:`OutputError` naming it, before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(path, "is a folder; name the file to write", errno.EISDIR)
+    if path.name in ("", ".", ".."):
+        raise OutputError(path, "names no file", errno.EINVAL)
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(path, f"{parent} is a file, not a folder", errno.ENOTDIR)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        _probe(parent)
+    except OSError as exc:
+        raise output_error(path, exc) from None
+    return path
+
+
+def _host_tag() -> str:
+    import socket
+
+    return "".join(c for c in socket.gethostname() if c.isalnum() or c == "-")[:32] or "host"
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` may still run (unknown counts as alive; never tested on Windows)."""
+    if pid <= 0 or pid == os.getpid() or os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path | str, suffix: str | None = None) -> list[Path]:
+    """Remove the temporaries of ``path`` (see :func:`temporary_path`) left by processes of this host that no
+    longer run (killed mid-write); a live writer's temporary is kept. Returns what was removed."""
+    path = Path(path)
+    suffix = suffix if suffix is not None else path.suffix
+    prefix, end, host = f".{path.stem}.", f".tmp{suffix}", _host_tag()
+    removed: list[Path] = []
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(end)]
+    except OSError:
+        return removed
+    for name in names:
+        pid_s, _, tag = name[len(prefix) : len(name) - len(end)].partition(".")
+        if not pid_s.isdigit() or (tag and tag != host) or _pid_alive(int(pid_s)):
+            continue
+        try:
+            os.remove(path.parent / name)
+            removed.append(path.parent / name)
+        except OSError:
+            pass
+    return removed
+
+
+def temporary_path(path: Path | str, suffix: str | None = None) -> Path:
+    """The name a writer fills before renaming it to ``path``: ``.STEM.PID.HOST.tmpSUFFIX`` beside it.
+
+    Stale temporaries of ``path`` from dead processes are removed first. The CLI turns SIGTERM into
+    KeyboardInterrupt, so the writer's ``finally`` removes its own temporary on Ctrl-C and on SIGTERM."""
+    path = Path(path)
+    suffix = suffix if suffix is not None else path.suffix
+    remove_stale_temporaries(path, suffix)
+    return path.with_name(f".{path.stem}.{os.getpid()}.{_host_tag()}.tmp{suffix}")

@@ -7,9 +7,8 @@ resumes where it stopped (finished outputs are skipped) and produces byte-identi
 
 from __future__ import annotations
 
-import csv
+import errno
 import json
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,68 +16,43 @@ from pathlib import Path
 
 import numpy as np
 
-from facecast.audio import AudioError, load_audio
+from facecast.audio import load_audio
+from facecast.batch.manifest import AUDIO_SUFFIXES, REPORT_NAME, Failure, Job, JobList, find_jobs, read_jobs
 from facecast.export import WRITERS, write
-from facecast.fileio import atomic_write
+from facecast.fileio import FULL_ERRNOS, OutputError, atomic_write, check_regular, writing
 from facecast.infer.engine import NetworkOutput
 from facecast.model import AnimationOptions, Model
 from facecast.timing import num_frames
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+__all__ = ["AUDIO_SUFFIXES", "REPORT_NAME", "BatchReport", "Failure", "Job", "JobList", "find_jobs", "read_jobs",
+           "run_batch", "write_report"]  # fmt: skip
+
 LONG_CLIP_SECONDS = 600.0
 """Clips longer than this are streamed block by block instead of decoded whole."""
-
-
-@dataclass
-class Job:
-    """One clip to animate: where it is, where its outputs go (without suffix), its emotion."""
-
-    audio: Path
-    stem: Path
-    emotion: list[str] = field(default_factory=list)
+ENTRY_ERRORS: tuple[type[BaseException], ...] = (ValueError, RuntimeError, OSError, ArithmeticError, MemoryError,
+                                                 EOFError)  # fmt: skip
+"""What a bad clip may raise (decoding, non-finite audio, a solve, writing one entry): that entry fails, the rest
+go on."""
 
 
 @dataclass
 class BatchReport:
+    """What a batch did: entries written, already done (skipped), failed (each naming its file, manifest line and
+    reason), frames written; ``stopped``: why the run stopped early (a full or read-only output), else None."""
+
     done: int = 0
     skipped: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: list[Failure] = field(default_factory=list)
     frames: int = 0
+    stopped: str | None = None
 
     def as_dict(self) -> dict:
-        return {"done": self.done, "skipped": self.skipped, "failed": self.failed, "frames": self.frames}
+        return {"done": self.done, "skipped": self.skipped, "failed": [f.as_dict() for f in self.failed],
+                "frames": self.frames, "stopped": self.stopped}  # fmt: skip
 
 
-def find_jobs(source: str | os.PathLike, out_dir: str | os.PathLike) -> list[Job]:
-    """Jobs from a folder (every audio file below it) or a manifest (.txt: one path per line; .csv: columns
-    ``audio`` and optionally ``output`` and ``emotion`` with ``NAME=WEIGHT[@TIME]`` specs separated by ``;``)."""
-    source, out_dir = Path(source), Path(out_dir)
-    if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-        return [Job(p, out_dir / p.relative_to(source).with_suffix("")) for p in files]
-    if not source.is_file():
-        raise FileNotFoundError(f"{source}: no such folder or manifest")
-    base = source.parent
-    jobs: list[Job] = []
-    if source.suffix.lower() == ".csv":
-        with open(source, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames or "audio" not in reader.fieldnames:
-                raise ValueError(f"{source}: a CSV manifest needs an 'audio' column")
-            for row in reader:
-                audio = base / row["audio"]
-                stem = out_dir / (row.get("output") or Path(row["audio"]).with_suffix(""))
-                specs = [s.strip() for s in (row.get("emotion") or "").split(";") if s.strip()]
-                jobs.append(Job(audio, stem, specs))
-    else:
-        for line in source.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                jobs.append(Job(base / line, out_dir / Path(line).with_suffix("")))
-    stems = [j.stem for j in jobs]
-    if len(set(stems)) != len(stems):
-        raise ValueError(f"{source}: two entries write the same output; give them distinct 'output' names")
-    return jobs
+class _Stop(Exception):
+    """The output place is full or read-only: every later write would fail too."""
 
 
 def is_done(job: Job, formats: list[str]) -> bool:
@@ -90,11 +64,12 @@ def _load(job: Job) -> tuple[np.ndarray | None, str | None]:
     try:
         import soundfile as sf
 
+        check_regular(job.audio)  # never hand a FIFO or a device to the decoder by name
         if sf.info(str(job.audio)).duration > LONG_CLIP_SECONDS:
             return None, None
         return load_audio(job.audio), None
-    except (AudioError, RuntimeError, OSError, ValueError) as exc:
-        return None, str(exc)
+    except ENTRY_ERRORS as exc:
+        return None, str(exc) or exc.__class__.__name__
 
 
 def _infer_group(model: Model, group: list[tuple[AnimationOptions, np.ndarray]]) -> list[NetworkOutput]:
@@ -122,11 +97,14 @@ def run_batch(
     blinks: bool = True,
     progress: bool | None = None,
 ) -> BatchReport:
-    """Animate every job not yet done; failures are recorded, the rest go on.
+    """Animate every job not yet done. A bad clip (undecodable, non-finite, failing to write) is a failure in
+    the report naming its file and line, and the rest go on; a full or read-only output stops the run
+    (``report.stopped``), since every later write would fail too.
 
     Clips are grouped by their position in ``jobs`` (``group_clips`` per group) and each group's windows are
-    inferred together. The grouping does not depend on what is already done, so a resumed run computes every
-    remaining clip with exactly the same batches as an uninterrupted run and writes byte-identical files.
+    inferred together (clip by clip when the group fails, so one bad clip cannot sink the others). The grouping
+    does not depend on what is already done, so a resumed run computes every remaining clip with exactly the
+    same batches as an uninterrupted run and writes byte-identical files.
     """
     report = BatchReport()
     options = AnimationOptions(fps=fps, blinks=blinks)
@@ -141,47 +119,99 @@ def run_batch(
 
         bar = tqdm(total=len(jobs) - report.skipped, desc="batch", unit="clip")
 
-    def emit(job: Job, anim) -> None:
-        job.stem.parent.mkdir(parents=True, exist_ok=True)
-        write(anim, job.stem, formats)
+    def fail(job: Job, error: BaseException | str) -> None:
+        report.failed.append(Failure.of(job, str(error) or error.__class__.__name__))
+        if bar is not None:
+            bar.update(1)
+
+    def emit(job: Job, make_anim) -> None:
+        """Animate (``make_anim()``) and write one job; its own errors make it a failure."""
+        try:
+            anim = make_anim()
+            _write_job(anim, job, formats)
+        except OutputError as exc:
+            if exc.errno in FULL_ERRNOS:
+                raise _Stop(str(exc)) from None
+            return fail(job, str(exc))
+        except ENTRY_ERRORS as exc:
+            return fail(job, exc)
         report.done += 1
         report.frames += len(anim)
         if bar is not None:
             bar.update(1)
 
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        loads = {}
+    try:
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            loads = {}
 
-        def prefetch(k: int) -> None:
-            if k < len(groups):
-                for i in groups[k]:
-                    loads[i] = pool.submit(_load, jobs[i])
+            def prefetch(k: int) -> None:
+                if k < len(groups):
+                    for i in groups[k]:
+                        loads[i] = pool.submit(_load, jobs[i])
 
-        prefetch(0)
-        for k, group in enumerate(groups):
-            prefetch(k + 1)  # decode the next group while this one runs
-            decoded = []
-            for i in group:
-                audio, error = loads.pop(i).result()
-                if error is not None:
-                    if not done[i]:
-                        report.failed[str(jobs[i].audio)] = error
-                        if bar is not None:
-                            bar.update(1)
-                elif audio is None:  # a long clip: streamed on its own, in bounded memory
-                    if not done[i]:
-                        emit(jobs[i], model.animate_file(jobs[i].audio, options=_job_options(options, jobs[i])))
-                else:
-                    decoded.append((i, audio))
-            if not decoded:
-                continue
-            raws = _infer_group(model, [(_job_options(options, jobs[i]), a) for i, a in decoded])
-            for (i, _), raw in zip(decoded, raws, strict=True):
-                if not done[i]:
-                    emit(jobs[i], model.finish(raw, model.pipeline.new_state(), params, options))
-    if bar is not None:
-        bar.close()
+            prefetch(0)
+            for k, group in enumerate(groups):
+                prefetch(k + 1)  # decode the next group while this one runs
+                decoded = []
+                for i in group:
+                    audio, error = loads.pop(i).result()
+                    if error is not None:
+                        if not done[i]:
+                            fail(jobs[i], error)
+                    elif audio is None:  # a long clip: streamed on its own, in bounded memory
+                        if not done[i]:
+                            emit(
+                                jobs[i],
+                                lambda i=i: model.animate_file(jobs[i].audio, options=_job_options(options, jobs[i])),
+                            )
+                    else:  # done clips are inferred too: the same batches as an uninterrupted run
+                        decoded.append((i, audio))
+                for i, raw in _infer_each(model, [(i, _job_options(options, jobs[i]), a) for i, a in decoded]):
+                    if done[i]:
+                        continue
+                    if isinstance(raw, BaseException):
+                        fail(jobs[i], raw)
+                    else:
+                        emit(jobs[i], lambda raw=raw: model.finish(raw, model.pipeline.new_state(), params, options))
+    except _Stop as stop:
+        report.stopped = str(stop)
+    finally:
+        if bar is not None:
+            bar.close()
     return report
+
+
+def _infer_each(
+    model: Model, group: list[tuple[int, AnimationOptions, np.ndarray]]
+) -> list[tuple[int, NetworkOutput | BaseException]]:
+    """The network outputs of a group's clips, inferred together; when that fails, clip by clip, so that each
+    bad clip gets its own error and the others their results."""
+    if not group:
+        return []
+    try:
+        return list(zip([i for i, _, _ in group], _infer_group(model, [(o, a) for _, o, a in group]), strict=True))
+    except ENTRY_ERRORS:
+        if len(group) == 1:
+            raise
+    out: list[tuple[int, NetworkOutput | BaseException]] = []
+    for i, opts, audio in group:
+        try:
+            out.append((i, _infer_group(model, [(opts, audio)])[0]))
+        except ENTRY_ERRORS as exc:
+            out.append((i, exc))
+    return out
+
+
+def _write_job(anim, job: Job, formats: list[str]) -> None:
+    """Write one job's files, each an OutputError naming it when it fails; outputs must stay inside
+    ``job.root`` with links resolved (a link below the output folder cannot carry them out)."""
+    for name in formats:
+        target = Path(str(job.stem) + WRITERS[name][0])
+        with writing(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if job.root is not None and not target.parent.resolve().is_relative_to(job.root.resolve()):
+                raise OutputError(target, f"its folder resolves outside the output folder {job.root}", errno.EXDEV)
+            write(anim, job.stem, [name])
 
 
 def _job_options(options: AnimationOptions, job: Job) -> AnimationOptions:
@@ -190,4 +220,6 @@ def _job_options(options: AnimationOptions, job: Job) -> AnimationOptions:
 
 
 def write_report(path: Path, report: BatchReport) -> None:
-    atomic_write(path, lambda fh: fh.write((json.dumps(report.as_dict(), indent=2) + "\n").encode()))
+    """Write the report as JSON, atomically."""
+    with writing(path):
+        atomic_write(path, lambda fh: fh.write((json.dumps(report.as_dict(), indent=2) + "\n").encode()))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facecast.batch.local import BatchReport, Job, is_done
+from facecast.batch.local import BatchReport, Failure, Job, is_done
 
 
 class _Animator:
@@ -25,13 +25,15 @@ class _Animator:
         from facecast.batch.local import run_batch
 
         jobs = [
-            Job(Path(a), Path(s), [e for e in str(emo).split(";") if e])
-            for a, s, emo in zip(rows["audio"], rows["stem"], rows["emotion"], strict=True)
+            Job(Path(a), Path(s), [e for e in str(emo).split(";") if e], root=Path(r) if r else None)
+            for a, s, emo, r in zip(rows["audio"], rows["stem"], rows["emotion"], rows["root"], strict=True)
         ]
         report = run_batch(self.model, jobs, self.formats, self.fps, workers=2, blinks=self.blinks, progress=False)
+        errors = {f.output: f.error for f in report.failed}
+        stopped = report.stopped or ""
         return {
-            "audio": [str(j.audio) for j in jobs],
-            "error": [report.failed.get(str(j.audio), "") for j in jobs],
+            "index": list(rows["index"]),
+            "error": [errors.get(str(j.stem)) or ("" if is_done(j, self.formats) else stopped) for j in jobs],
             "frames": [report.frames] + [0] * (len(jobs) - 1),
         }
 
@@ -48,7 +50,8 @@ def run_batch_ray(
     blinks: bool = True,
     block_size: int = 16,
 ) -> BatchReport:
-    """Run the jobs on the Ray cluster at ``address`` (``"local"`` starts one in this process)."""
+    """Run the jobs on the Ray cluster at ``address`` (``"local"`` starts one in this process); a failed entry is
+    reported with its manifest line, as in :func:`~facecast.batch.local.run_batch`."""
     import ray
 
     if not ray.is_initialized():
@@ -58,7 +61,8 @@ def run_batch_ray(
     report.skipped = len(jobs) - len(todo)
     if not todo:
         return report
-    items = [{"audio": str(j.audio), "stem": str(j.stem), "emotion": ";".join(j.emotion)} for j in todo]
+    items = [{"index": k, "audio": str(j.audio), "stem": str(j.stem), "emotion": ";".join(j.emotion),
+              "root": "" if j.root is None else str(j.root)} for k, j in enumerate(todo)]  # fmt: skip
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items) // block_size))
     results = ds.map_batches(
         _Animator,
@@ -76,7 +80,7 @@ def run_batch_ray(
     ).take_all()
     for row in results:
         if row["error"]:
-            report.failed[str(row["audio"])] = str(row["error"])
+            report.failed.append(Failure.of(todo[int(row["index"])], str(row["error"])))
         else:
             report.done += 1
         report.frames += int(row["frames"])

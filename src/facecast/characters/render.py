@@ -382,7 +382,9 @@ def write_preview_mp4(
     n = len(weights)
     samples, rate = _load_audio(audio, sample_rate) if audio is not None else (None, 0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix or '.mp4'}")
+    from facecast.fileio import temporary_path
+
+    tmp = temporary_path(path, path.suffix or ".mp4")  # .NAME.PID.HOST.tmp.mp4; stale ones of dead runs removed
     rate_q = fps_fraction(fps)  # the frame clock's rate (29.97 -> 30000/1001), as the video's frame rate
     bar = _progress(n, progress)
     try:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
 
@@ -68,9 +71,16 @@ def _selected(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2) that point to ``--help``; subcommands inherit it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; only the module of the command named in ``argv`` is imported (all of them when ``argv`` is None)."""
-    parser = argparse.ArgumentParser(prog="facecast", description="Speech to 3D facial animation (Audio2Face-3D).")
+    parser = _Parser(prog="facecast", description="Speech to 3D facial animation (Audio2Face-3D).")
     parser.add_argument("--version", action="version", version=f"facecast {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = _selected(argv) if argv is not None else None
@@ -113,15 +123,54 @@ def _report_missing(exc: ModuleNotFoundError) -> int:
     return 2
 
 
-def run_command(args: argparse.Namespace) -> int:
-    """Run a parsed command (``args.func``); user errors print one line and give exit code 2, no traceback."""
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C (SIGINT): 128 + 2."""
+EXIT_TERMINATED = 143
+"""Exit code after SIGTERM: 128 + 15."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C, so that ``finally`` blocks remove temporary files."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs (in the main thread), SIGTERM raises :class:`Terminated`; the old handler comes back
+    afterwards. A command that handles SIGTERM itself (``serve``) installs its own handler inside."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return args.func(args)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command (``args.func``); user errors and file-system errors (full, read-only, a file where a
+    folder should be) print one line and give exit code 2, no traceback; Ctrl-C gives 130 and SIGTERM 143, after
+    the command's temporary files are removed."""
+    try:
+        with sigterm_as_interrupt():
+            return args.func(args)
     except ModuleNotFoundError as exc:
         return _report_missing(exc)
     except USER_ERRORS as exc:
         print(f"facecast: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        from facecast.fileio import describe_os_error
+
+        print(f"facecast: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    except Terminated:
+        print("facecast: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("facecast: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

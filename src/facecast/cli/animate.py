@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from facecast.cli.options import add_batching_arguments, face_param_overrides, progress
+from facecast.cli.options import FPS, add_batching_arguments, face_param_overrides, progress
 from facecast.constants import DEFAULT_FPS
 
 FORMAT_PACKAGES = {"mp4": "av", "usd": "pxr"}
@@ -67,13 +67,20 @@ def cmd_animate(args: argparse.Namespace) -> int:
             "meaningless (pass -m PATH to use a real model)",
             file=sys.stderr,
         )
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from facecast.export import WRITERS
+    from facecast.fileio import output_folder, writing
+
+    out_dir = output_folder(args.output)  # a file there, a read-only or full disk: one line (exit 2)
     for path, audio in progress(clips, len(clips), "animating"):
         anim = model.animate(audio, auto_emotion=args.auto_emotion, options=options)
-        written = write(anim, out_dir / path.stem, [f for f in formats if f != "pose"])
-        if "pose" in formats:
-            written.append(write_raw_json(out_dir / f"{path.stem}.pose.json", anim.raw))
+        written = []
+        for fmt in formats:  # each file named when the disk fills up while it is written
+            target = out_dir / (f"{path.stem}.pose.json" if fmt == "pose" else path.stem + WRITERS[fmt][0])
+            with writing(target):
+                if fmt == "pose":
+                    written.append(write_raw_json(target, anim.raw))
+                else:
+                    written += write(anim, out_dir / path.stem, [fmt])
         if not args.quiet:
             for target in written:
                 print(f"wrote {target} ({len(anim)} frames at {args.fps:g} fps)")
@@ -86,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, mp3)")
     p.add_argument("-m", "--model", help="model folder (NVIDIA's or facecast's); default: the built-in model")
     p.add_argument("-o", "--output", default="out", help="output folder (default: out)")
-    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames per second (default: 30)")
+    p.add_argument("--fps", type=FPS, default=DEFAULT_FPS, help="frames per second, 1 to 240 (default: 30)")
     p.add_argument(
         "--emotion",
         action="append",

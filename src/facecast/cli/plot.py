@@ -20,9 +20,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from facecast.audio import load_audio
     from facecast.export.json_read import read_animation_json
     from facecast.export.plot import plot_animation
+    from facecast.fileio import output_file
     from facecast.web.app import AUDIO_SUFFIXES
 
     width, height = _size(args.size)
+    output_file(args.output)  # a folder, a read-only or full place: one line before any work
     source = Path(args.input)
     if source.suffix.lower() == ".json":
         anim = read_animation_json(source)

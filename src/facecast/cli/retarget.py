@@ -15,10 +15,12 @@ def cmd_retarget(args: argparse.Namespace) -> int:
     """Load or compute the animation, retarget it onto ``--head`` and print what was mapped."""
     from facecast.export.load import load_animation
     from facecast.export.retarget import read_head, retarget
+    from facecast.fileio import output_file, writing
 
     source = Path(args.input)
     if not source.is_file():
         raise FileNotFoundError(f"{source}: file is missing")
+    output_file(args.output)  # a folder, a read-only or full place: one line before any work
     head = read_head(args.head, shapes=args.shapes)  # fail fast on a bad head, before animating
     if source.suffix.lower() in ANIMATION_SUFFIXES:
         anim = load_animation(source)
@@ -32,7 +34,8 @@ def cmd_retarget(args: argparse.Namespace) -> int:
             print("facecast: NOTE: the built-in model has RANDOM weights; the motion is meaningless", file=sys.stderr)
         anim = model.animate(audio, fps=args.fps, blinks=not args.no_blinks)
     jaw = {"auto": None, "on": True, "off": False}[args.jaw]
-    report = retarget(anim, head, args.output, jaw=jaw, eyes=not args.no_eyes)
+    with writing(args.output):  # a disk filling up while writing: one line naming the file
+        report = retarget(anim, head, args.output, jaw=jaw, eyes=not args.no_eyes)
     if not args.quiet:
         print(report.summary())
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ import numpy as np
 
 from facecast.animation import Animation
 from facecast.constants import SAMPLE_RATE
-from facecast.fileio import atomic_write
+from facecast.fileio import OutputError, atomic_write, writing
 
 DEFAULT_CURVES = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "eyeBlinkLeft")
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
@@ -59,6 +60,9 @@ def plot_animation(
         raise RuntimeError('plotting needs matplotlib: pip install "facecast[plot]"') from None
 
     names = _check_curves(anim, curves)
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(path, "is a folder; name the PNG to write", errno.EISDIR)
     if audio is None:
         audio = anim.audio
     dpi = 100
@@ -90,6 +94,6 @@ def plot_animation(
     )  # fixed margins: the layout does not depend on the data
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    path = Path(path)
-    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+    with writing(path):  # a full or read-only file system: one OutputError naming the file
+        atomic_write(path, lambda fh: fh.write(buf.getvalue()))
     return path

@@ -47,6 +47,7 @@ from facecast.export.gltf import (
     tongue_matrix,
     vertex_normals,
 )
+from facecast.fileio import temporary_path, writing
 
 ROOT = "/facecast_head"
 JOINTS = ("root", "root/jaw", "root/eye_right", "root/eye_left")
@@ -230,15 +231,16 @@ def write_usd(anim: Animation, path: str | Path, character: Any = None, geometry
 
         character = build_default_character()
     stage = _point_cache_stage(anim, character) if geometry else _skel_stage(anim, character)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        if not stage.GetRootLayer().Export(str(tmp)):
-            raise RuntimeError(f"{path}: USD could not write the file")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with writing(path):  # a full or read-only file system: one OutputError naming the file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_path(path)
+        try:
+            if not stage.GetRootLayer().Export(str(tmp)):
+                raise RuntimeError(f"{path}: USD could not write the file")
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
     return path
 
 

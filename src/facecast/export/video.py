@@ -10,6 +10,7 @@ from typing import Any
 from facecast.animation import Animation
 from facecast.constants import SAMPLE_RATE
 from facecast.export.csv import arkit_matrix
+from facecast.fileio import writing
 
 
 def write_mp4(anim: Animation, path: str | Path, character: Any = None, size: int = 384) -> Path:
@@ -30,15 +31,16 @@ def write_mp4(anim: Animation, path: str | Path, character: Any = None, size: in
         character = build_default_character()
     from facecast.export.gltf import character_jaw, tongue_matrix
 
-    return write_preview_mp4(
-        path,
-        character,
-        arkit_matrix(anim),
-        tongue_weights=tongue_matrix(anim) if anim.tongue_weights is not None else None,
-        jaw=character_jaw(character, anim),
-        eyes=anim.eyes,
-        audio=anim.audio,
-        sample_rate=SAMPLE_RATE,
-        fps=anim.fps,
-        size=size,
-    )
+    with writing(path):  # a full or read-only file system: one OutputError naming the file
+        return write_preview_mp4(
+            path,
+            character,
+            arkit_matrix(anim),
+            tongue_weights=tongue_matrix(anim) if anim.tongue_weights is not None else None,
+            jaw=character_jaw(character, anim),
+            eyes=anim.eyes,
+            audio=anim.audio,
+            sample_rate=SAMPLE_RATE,
+            fps=anim.fps,
+            size=size,
+        )
