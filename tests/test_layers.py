@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "facecast"
 
 # Lowest first; a module may import only from its own layer or those below it.
 LAYERS: list[tuple[str, ...]] = [
-    ("constants", "arkit_names", "timing", "fileio", "audio", "pack", "pack_checks", "pack_v3", "emotion"),
+    ("constants", "arkit_names", "timing", "fileio", "audio_av", "audio", "pack", "pack_checks", "pack_v3", "emotion"),
     ("network", "infer"),
     ("face", "animation"),
     ("models", "characters"),

@@ -9,7 +9,11 @@ import math
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from numbers import Real
 from pathlib import Path
 from typing import BinaryIO
@@ -18,6 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from facecast import audio_av
 from facecast.constants import SAMPLE_RATE
 from facecast.fileio import FileFormatError, file_kind, open_regular
 
@@ -133,38 +138,66 @@ def _open(name: str, where: str) -> BinaryIO:
         raise AudioError(f"Audio file {where} cannot be read: {reason}.") from None
 
 
-def _decode_error(where: str, exc: BaseException) -> AudioError:
+def _decode_error(where: str, exc: BaseException | str, noise: str = "") -> AudioError:
+    reason = exc if isinstance(exc, str) else _decode_reason(exc)
+    if "possibly a pipe" in reason:  # libsndfile's words for any MP3 its decoder gave up on
+        reason = "the MP3 data cannot be decoded" + (f" ({noise})" if noise else "")
     return AudioError(
-        f"Audio file {where} is corrupt, truncated or not in a supported format (wav, flac, ogg, mp3); "
-        f"the decoder reported: {_decode_reason(exc)}."
+        f"Audio file {where} is corrupt, truncated or not in a supported format (wav, flac, ogg, mp3; m4a, aac and "
+        f"video sound with PyAV); the decoder reported: {reason}."
     )
 
 
 _DECODE_ERRORS = (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError, EOFError)
 
+MAX_SAMPLE = 1000.0
+"""The largest sample magnitude read (60 dB above full scale): float audio is expected within about [-1, 1], and
+far larger values (1e30) overflow the encoder into NaN."""
+
+MAX_LOAD_SECONDS = 4 * 3600
+"""The longest clip :func:`load_audio` holds in memory (4 hours, about 0.9 GB at 16 kHz); longer files stream
+(:func:`stream_audio`, ``Model.animate_file``)."""
+
+
+def check_samples(x: np.ndarray, where: str = "audio") -> np.ndarray:
+    """``x`` unchanged when every sample is finite and within :data:`MAX_SAMPLE`; else :class:`AudioError` naming
+    ``where`` (e.g. "Audio file 'a.wav'")."""
+    if x.size:
+        peak = float(np.max(np.abs(x)))
+        if not math.isfinite(peak):
+            raise AudioError(f"{where} contains NaN or infinite samples.")
+        if peak > MAX_SAMPLE:
+            raise AudioError(f"{where} holds samples up to {peak:.3g}, far outside [-1, 1] (at most {MAX_SAMPLE:g} "
+                             "is read); is it scaled as 16-bit integers, or corrupt?")  # fmt: skip
+    return x
+
+
+def _sniff(fh: BinaryIO) -> bytes:
+    head = fh.read(16)
+    fh.seek(0)
+    return head
+
+
+def _is_mp3(head: bytes) -> bool:
+    return head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+def _needs_pyav(where: str, kind: str) -> AudioError:
+    return AudioError(f"Audio file {where} is {kind}; decoding it needs PyAV: {audio_av.INSTALL_HINT}")
+
 
 def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Read a wav, flac, ogg or mp3 file as mono float32 audio at ``sample_rate`` Hz.
+    """Read an audio file as mono float32 audio at ``sample_rate`` Hz: wav, flac, ogg or mp3 with libsndfile;
+    m4a, aac and the sound of mp4/mov/mkv/webm videos with PyAV when it is installed.
 
-    Channels are averaged and the audio is resampled with soxr when its rate differs.
-    Raises :class:`AudioError` naming the file when it is missing, empty, unreadable,
-    not audio, or holds NaN or infinite samples.
+    Channels are averaged and the audio is resampled with soxr when its rate differs. Raises :class:`AudioError`
+    naming the file when it is missing, empty, unreadable, not audio, longer than :data:`MAX_LOAD_SECONDS`, or
+    holds NaN, infinite or absurdly large samples (:data:`MAX_SAMPLE`).
     """
     _check_rate(sample_rate, "sample_rate")
-    name, where = _checked_path(path)
-    with _open(name, where) as fh:
-        try:
-            data, rate_in = sf.read(fh, dtype="float32", always_2d=True)
-        except _DECODE_ERRORS as exc:
-            raise _decode_error(where, exc) from exc
-    if data.shape[0] == 0:
-        raise AudioError(f"Audio file {where} contains no audio frames.")
-    if data.shape[1] == 0:
-        raise AudioError(f"Audio file {where} has no audio channels.")
-    if not np.isfinite(data).all():
-        raise AudioError(f"Audio file {where} contains NaN or infinite samples.")
-    mono = to_mono(data)
-    return resample(mono, rate_in, sample_rate)
+    blocks = list(_source_blocks(path, 600.0, MAX_LOAD_SECONDS))
+    mono = blocks[0][0] if len(blocks) == 1 else np.concatenate([block for block, _ in blocks])
+    return resample(mono, blocks[0][1], sample_rate)
 
 
 def stream_audio(
@@ -172,38 +205,119 @@ def stream_audio(
 ) -> Iterator[np.ndarray]:
     """Decode a file block by block as mono float32 at ``sample_rate`` Hz, in bounded memory.
 
-    The same checks as :func:`load_audio` apply, per block (a NaN in hour 2 is reported when reached).
+    The same checks as :func:`load_audio` apply, per block (a NaN in hour 2 is reported when reached), with no
+    limit on the length.
     """
     _check_rate(sample_rate, "sample_rate")
+    stream, rate = None, None
+    blocks = _source_blocks(path, block_seconds, None)
+    for block, rate_in in blocks:
+        if rate is None:
+            rate = rate_in
+            if rate_in != sample_rate:
+                stream = soxr.ResampleStream(rate_in, sample_rate, 1, "float32", "HQ")
+        out = block if stream is None else stream.resample_chunk(block)
+        if len(out):
+            yield np.ascontiguousarray(out, dtype=np.float32)
+    if stream is not None:
+        tail = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+        if len(tail):
+            yield np.ascontiguousarray(tail, dtype=np.float32)
+
+
+def _source_blocks(
+    path: str | os.PathLike[str], block_seconds: float, max_seconds: float | None
+) -> Iterator[tuple[np.ndarray, int]]:
+    """(checked mono float32 block, its sample rate) of a file, by libsndfile or PyAV; at least one sample."""
     name, where = _checked_path(path)
-    fh = _open(name, where)
-    try:
-        handle = sf.SoundFile(fh)
-    except _DECODE_ERRORS as exc:
-        fh.close()
-        raise _decode_error(where, exc) from exc
-    with fh, handle:
-        rate_in = handle.samplerate
-        stream = None if rate_in == sample_rate else soxr.ResampleStream(rate_in, sample_rate, 1, "float32", "HQ")
-        block = max(1, int(block_seconds * rate_in))
+    with _open(name, where) as fh:
+        head = _sniff(fh)
+        kind = audio_av.container_kind(head)
+        if kind is not None:
+            if not audio_av.available():
+                raise _needs_pyav(where, kind)
+            blocks = audio_av.decode_blocks(fh, block_seconds)
+        else:
+            blocks = _sndfile_blocks(fh, where, block_seconds, _is_mp3(head))
         frames = 0
-        while True:
-            try:
-                data = handle.read(block, dtype="float32", always_2d=True)
-            except _DECODE_ERRORS as exc:
-                raise _decode_error(where, exc) from exc
-            last = data.shape[0] < block
-            if data.shape[0] and not np.isfinite(data).all():
-                raise AudioError(f"Audio file {where} contains NaN or infinite samples.")
-            frames += data.shape[0]
-            mono = to_mono(data) if data.shape[0] else np.zeros(0, np.float32)
-            out = mono if stream is None else stream.resample_chunk(mono, last=last)
-            if len(out):
-                yield np.ascontiguousarray(out, dtype=np.float32)
-            if last:
-                break
+        try:
+            for block, rate_in in blocks:
+                frames += len(block)
+                if max_seconds is not None and frames > max_seconds * rate_in:
+                    raise AudioError(f"Audio file {where} is longer than {max_seconds / 3600:g} hours; animate it "
+                                     "as a stream (Model.animate_file) or cut it.")  # fmt: skip
+                check_samples(block, f"Audio file {where}")
+                if len(block):
+                    yield block, rate_in
+        except ValueError as exc:
+            if isinstance(exc, AudioError):
+                raise
+            raise _decode_error(where, str(exc)) from None
         if frames == 0:
             raise AudioError(f"Audio file {where} contains no audio frames.")
+
+
+def _sndfile_blocks(fh: BinaryIO, where: str, block_seconds: float, mp3: bool) -> Iterator[tuple[np.ndarray, int]]:
+    """libsndfile's decode of an open file: (mono float32 block, its sample rate)."""
+    with _quiet_native_stderr(mp3) as noise:
+        try:
+            handle = sf.SoundFile(fh)
+        except _DECODE_ERRORS as exc:
+            raise _decode_error(where, exc, noise()) from None
+    with handle:
+        if handle.channels < 1:
+            raise AudioError(f"Audio file {where} has no audio channels.")
+        rate_in = handle.samplerate
+        block = max(1, int(block_seconds * rate_in))
+        while True:
+            with _quiet_native_stderr(mp3) as noise:
+                try:
+                    data = handle.read(block, dtype="float32", always_2d=True)
+                except _DECODE_ERRORS as exc:
+                    raise _decode_error(where, exc, noise()) from None
+            yield (to_mono(data) if data.shape[0] else np.zeros(0, np.float32)), rate_in
+            if data.shape[0] < block:
+                break
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextmanager
+def _quiet_native_stderr(active: bool) -> Iterator[Callable[[], str]]:
+    """While ``active``, catch what native decoders (libmpg123) print on the process's stderr; yields a function
+    giving the first line caught. Python's own writes meanwhile are replayed afterwards."""
+    if not active:
+        yield lambda: ""
+        return
+    with _STDERR_LOCK, tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield lambda: _first_note(caught)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            others = [line for line in _lines(caught) if not _is_decoder_note(line)]
+            if others:
+                sys.stderr.write("\n".join(others) + "\n")
+
+
+def _lines(fh) -> list[str]:
+    fh.flush()
+    fh.seek(0)
+    return fh.read(64 * 1024).decode("utf-8", "replace").splitlines()
+
+
+def _is_decoder_note(line: str) -> bool:
+    return line.startswith(("Note:", "Warning:", "[", "Error:")) or "mpg123" in line
+
+
+def _first_note(fh) -> str:
+    notes = [line.split(":", 1)[1].strip() for line in _lines(fh) if _is_decoder_note(line) and ":" in line]
+    return notes[0][:160].rstrip(".") if notes else ""
 
 
 def pcm16_to_float(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:

@@ -65,3 +65,10 @@ TONGUE_NAMES: tuple[str, ...] = (
 
 SACCADE_TABLE_FPS = 30.0
 """The eye saccade table is authored at 30 frames per second."""
+
+MIN_FPS, MAX_FPS = 1.0, 240.0
+"""The output frame rates facecast animates at (a pass's audio spans frames / fps seconds, so a far lower rate
+would ask the encoder for hours of audio at once)."""
+
+MAX_BATCH_SIZE = 4096
+"""The most frames (or windows) one inference call may take (``batch_size``, ``--batch-size``)."""

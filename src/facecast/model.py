@@ -19,11 +19,11 @@ from facecast.face.blinks import BlinkParams
 from facecast.face.pipeline import FacePipeline, PipelineState, SolveOptions
 from facecast.face.postprocess import FaceParams
 from facecast.infer.backends import PRECISIONS, Backend, OnnxRuntimeBackend
-from facecast.infer.engine import Engine, ExplicitEmotion, NetworkOutput
+from facecast.infer.engine import Engine, ExplicitEmotion, NetworkOutput, check_batch_size
 from facecast.infer.stream import StreamSession
 from facecast.models.random_pack import is_random_pack, random_claire_pack
 from facecast.pack import ModelPack, load_pack
-from facecast.timing import check_context_frames, check_frames_per_pass, fps_fraction
+from facecast.timing import check_context_frames, check_frames_per_pass, check_pass, fps_fraction
 
 
 def builtin_pack() -> Path:
@@ -405,6 +405,8 @@ def load_model(
     else:
         root = Path(path) if path is not None else builtin_pack()
         pack = load_pack(root)
+    if batch_size is not None:
+        check_batch_size(batch_size)
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     try:  # before the backend is built
@@ -412,6 +414,9 @@ def load_model(
             check_frames_per_pass(frames_per_pass, chunked=bool(pack.chunk_frames))
         if context_frames is not None:
             check_context_frames(context_frames, chunked=bool(pack.chunk_frames))
+        per_pass = pack.chunk_frames or 1 if frames_per_pass is None else frames_per_pass
+        context = max(pack.chunk_frames - per_pass, 0) if context_frames is None else context_frames
+        check_pass(per_pass, context, pack.chunk_frames)
     except ValueError as exc:
         raise ValueError(f"{root}: {exc}") from None
     uses_chunks = bool(pack.chunk_frames) and not (frames_per_pass == 1 and context_frames == 0)
@@ -435,4 +440,26 @@ def load_model(
         runner = TorchBackend(network, device=device)
     else:
         raise ValueError(f"unknown backend {backend!r}; choose onnxruntime or torch")
-    return Model(pack, runner, batch_size, frames_per_pass, context_frames)
+    model = Model(pack, runner, batch_size, frames_per_pass, context_frames)
+    check_network(model)
+    return model
+
+
+def check_network(model: Model) -> None:
+    """Run the network once on silence (a window, and a block through the chunk network when one is used): a pack
+    whose network does not take what ``network_info.json`` describes, or answers with NaN, fails here, naming the
+    pack, rather than in the middle of a clip."""
+    info = model.info
+    where = f"{model.pack.root}: the network"
+    try:
+        rest = model.engine.rest_result(np.zeros(info.emotion_len, np.float32))
+        if model.engine.uses_blocks:
+            rest = np.concatenate([rest, model.engine.run(np.zeros(info.buffer_len, np.float32)).result.ravel()])
+    except MemoryError:
+        raise
+    except Exception as exc:  # ONNX Runtime's errors are plain Exceptions
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ValueError(f"{where} does not run on the inputs network_info.json describes (window "
+                         f"{info.buffer_len} samples, {info.emotion_len} emotion values): {reason}") from None  # fmt: skip
+    if not np.isfinite(rest).all():
+        raise ValueError(f"{where} answers silence with NaN or infinite values; its weights are broken")

@@ -28,21 +28,22 @@ from fractions import Fraction
 
 import numpy as np
 
-from facecast.constants import SAMPLE_RATE
+from facecast.constants import MAX_FPS, MIN_FPS, SAMPLE_RATE
 
 FEATURE_HOP = 320
 """Samples between consecutive 50 Hz audio features (Whisper frames, autocorrelation windows)."""
 
 MAX_FRAMES_PER_PASS = 1000
-"""The most frames one encoder pass may animate (and the most context frames it may add)."""
+"""The most frames one encoder pass may animate (and the most context frames it may add); a chunk network
+allows only what it was trained for (:func:`check_pass`)."""
 
 
 def fps_fraction(fps: float) -> Fraction:
     """The frame rate as an exact fraction (29.97 -> 30000/1001): the one conversion every frame clock uses."""
     if isinstance(fps, bool) or not isinstance(fps, numbers.Real):
         raise ValueError(f"fps must be a number, got {fps!r}")
-    if not math.isfinite(fps) or fps <= 0 or fps > 1000:
-        raise ValueError(f"fps must be between 0 and 1000, got {fps}")
+    if not math.isfinite(fps) or not MIN_FPS <= fps <= MAX_FPS:
+        raise ValueError(f"fps must be from {MIN_FPS:g} to {MAX_FPS:g}, got {fps:g}")
     exact = Fraction(str(fps)).limit_denominator(100_000)
     if exact.denominator == 1:
         return exact
@@ -105,6 +106,20 @@ def check_context_frames(value: object, name: str = "context_frames", chunked: b
     if chunked is False and context_frames > 0:
         raise ValueError(f"{name} > 0 needs a network trained for chunks (this model has no chunk network)")
     return context_frames
+
+
+def check_pass(frames_per_pass: int, context_frames: int, chunk_frames: int) -> None:
+    """Refuse a pass the chunk network was not trained for: more than ``chunk_frames`` frames per pass, or a
+    chunk (the block and its context) longer than ``chunk_frames``; ``chunk_frames`` 0 (no chunk network, or its
+    length unknown) checks nothing."""
+    if chunk_frames <= 0:
+        return
+    if frames_per_pass > chunk_frames:
+        raise ValueError(f"frames_per_pass must be from 1 to {chunk_frames} for this model (what its chunk network "
+                         f"was trained for), got {frames_per_pass}")  # fmt: skip
+    if frames_per_pass + context_frames > chunk_frames:
+        raise ValueError(f"frames_per_pass + context_frames must be at most {chunk_frames} for this model (the "
+                         f"longest chunk it was trained for), got {frames_per_pass} + {context_frames}")  # fmt: skip
 
 
 def _whole(value: object, name: str, lo: int) -> int:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from facecast.cli.options import FPS, bounded
 from facecast.constants import DEFAULT_FPS
 from facecast.evaluation.corpus import HELD_OUT_VOICE
 from facecast.evaluation.peers import PEER_NAMES
@@ -52,9 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("-m", "--model", help="model folder (default: the built-in model)")
     p.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="network precision (default fp32)")
-    p.add_argument("--frames-per-pass", type=int, metavar="K",
+    p.add_argument("--frames-per-pass", type=bounded(int, 1, 1000), metavar="K",
                    help="frames per encoder pass, for models with a chunk network (default: the model's)")  # fmt: skip
-    p.add_argument("--context-frames", type=int, metavar="C",
+    p.add_argument("--context-frames", type=bounded(int, 0, 1000), metavar="C",
                    help="frames of earlier audio each pass also hears (default: as trained for; 0 = none)")  # fmt: skip
     p.add_argument("--out", action="append", default=[], metavar="FILE",
                    help="write the report: .json gives JSON, anything else Markdown (repeatable)")  # fmt: skip
@@ -62,10 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--peers", default=",".join(PEER_NAMES),
                    help=f"comma list of {', '.join(PEER_NAMES)}, or 'none'")  # fmt: skip
     p.add_argument("--voice", default=HELD_OUT_VOICE, help=f"espeak-ng voice for the TTS corpus ({HELD_OUT_VOICE})")
-    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames per second (default 30)")
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the standard errors")
-    p.add_argument("--noise-snr", type=float, metavar="DB",
-                   help="add white noise at this SNR (dB below each clip's mean power) to every clip")  # fmt: skip
+    p.add_argument("--fps", type=FPS, default=DEFAULT_FPS, help="frames per second, 1 to 240 (default 30)")
+    p.add_argument("--bootstrap", type=bounded(int, 0, 100_000), default=200,
+                   help="bootstrap resamples for the standard errors, 0 to 100000 (default 200)")  # fmt: skip
+    p.add_argument("--noise-snr", type=bounded(float, -30, 100), metavar="DB",
+                   help="add white noise at this SNR (-30 to 100 dB below each clip's mean power)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     p.set_defaults(func=cmd_evaluate_lipsync)
     return p

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from facecast.cli.options import add_model_arguments, animate_for_command
+from facecast.cli.options import add_model_arguments, animate_for_command, bounded
 
 AUDIO_HELP = "audio file (wav, flac, ogg, mp3)"
 
@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("livelink", help="stream a clip's animation to Unreal Engine (Live Link Face, UDP)")
     p.add_argument("audio", help=AUDIO_HELP)
     p.add_argument("--host", default="127.0.0.1", help="Unreal's machine (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=11111, help="Live Link Face UDP port (default: 11111)")
+    p.add_argument("--port", type=bounded(int, 1, 65535), default=11111,
+                   help="Live Link Face UDP port, 1 to 65535 (default: 11111)")  # fmt: skip
     p.add_argument("--subject", default="facecast", help="Live Link subject name (default: facecast)")
     p.add_argument("--fast", action="store_true", help="send every frame at once instead of in real time")
     add_model_arguments(p)

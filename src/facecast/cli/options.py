@@ -3,9 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from collections.abc import Callable
 
-from facecast.constants import DEFAULT_FPS
+from facecast.constants import DEFAULT_FPS, MAX_BATCH_SIZE, MAX_FPS, MIN_FPS
+
+
+def bounded(kind: type, lo: float, hi: float) -> Callable[[str], float]:
+    """An argparse ``type`` reading ``kind`` (int or float) within [lo, hi]; anything else is a usage error (one
+    line, exit 2), before any work."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, got "
+                                             f"{text[:40]!r}") from None  # fmt: skip
+        if isinstance(value, float) and not math.isfinite(value) or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be from {lo:g} to {hi:g}, got {text[:40]}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+FPS = bounded(float, MIN_FPS, MAX_FPS)
+"""``--fps``: output frames per second."""
 
 
 def progress(iterable, total: int, desc: str):
@@ -31,26 +55,31 @@ def face_param_overrides(specs: list[str]) -> dict[str, float]:
 
 def add_batching_arguments(p: argparse.ArgumentParser) -> None:
     """``--batch-size``, ``--frames-per-pass`` and ``--context-frames``, shared by ``animate`` and ``batch``."""
-    p.add_argument("--batch-size", type=int, help="frames per inference call (default: 32, or 128 with chunks)")
+    p.add_argument(
+        "--batch-size",
+        type=bounded(int, 1, MAX_BATCH_SIZE),
+        help=f"frames per inference call, 1 to {MAX_BATCH_SIZE} (default: 32, or 128 with chunks)",
+    )
     p.add_argument(
         "--frames-per-pass",
-        type=int,
+        type=bounded(int, 1, 1000),
         metavar="K",
         help="frames animated from one encoder pass, for models with a chunk network (default: the "
-        "most the model was trained for; 1 = the lowest latency)",
+        "most the model was trained for, and at most that; 1 = the lowest latency)",
     )
     p.add_argument(
         "--context-frames",
-        type=int,
+        type=bounded(int, 0, 1000),
         metavar="C",
         help="frames of earlier audio each encoder pass also hears (default: as many as the chunk network was "
-        "trained for; 0 = none: with --frames-per-pass 1, one window per frame as in NVIDIA's SDK)",
+        "trained for, and K + C at most that; 0 = none: with --frames-per-pass 1, one window per frame as in "
+        "NVIDIA's SDK)",
     )
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--model", help="model folder (NVIDIA's or facecast's); default: the built-in model")
-    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames per second (default: 30)")
+    p.add_argument("--fps", type=FPS, default=DEFAULT_FPS, help="frames per second, 1 to 240 (default: 30)")
     p.add_argument(
         "--emotion",
         action="append",

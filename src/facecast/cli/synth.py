@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from facecast.cli.options import bounded
+
 
 def _list_voices() -> int:
     from facecast.synth.tts import available_voices, backend_status
@@ -58,8 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build a synthetic training corpus (TTS speech + procedural face) in NVIDIA's dataset layout",
     )
     p.add_argument("out_dir", nargs="?", metavar="OUT_DIR", help="corpus folder (created; an existing one resumes)")
-    p.add_argument("--minutes", type=float, default=10.0, help="minutes of audio to reach (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same corpus")
+    p.add_argument("--minutes", type=bounded(float, 0.01, 100_000), default=10.0,
+                   help="minutes of audio to reach, 0.01 to 100000 (default 10)")  # fmt: skip
+    p.add_argument("--seed", type=bounded(int, 0, 2**32 - 1), default=0,
+                   help="random seed; the same seed gives the same corpus")  # fmt: skip
     p.add_argument(
         "--voices",
         nargs="+",
@@ -68,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--languages", nargs="+", metavar="LANG", help="text languages (en de fr es it pt nl pl cmn)")
     p.add_argument("--emotions", nargs="+", metavar="EMOTION", help="shot emotions (default: neutral + the 10 A2F)")
-    p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    p.add_argument("--workers", type=bounded(int, 1, 256), default=2, help="parallel processes, 1 to 256 (default 2)")
     p.add_argument("--no-augment", action="store_true", help="keep the TTS audio clean (no noise, reverb or EQ)")
     p.add_argument("--list-voices", action="store_true", help="show the TTS backends and voices found, then exit")
     p.set_defaults(func=cmd_synth)

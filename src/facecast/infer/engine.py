@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facecast.audio import frame_levels, level_span
-from facecast.constants import DEFAULT_FPS, EMOTION_NAMES, SAMPLE_RATE
+from facecast.audio import check_samples, frame_levels, level_span
+from facecast.constants import DEFAULT_FPS, EMOTION_NAMES, MAX_BATCH_SIZE, SAMPLE_RATE
 from facecast.infer.backends import Backend
 from facecast.pack import NetworkInfo
 from facecast.timing import (
@@ -22,6 +22,7 @@ from facecast.timing import (
     block_range,
     check_context_frames,
     check_frames_per_pass,
+    check_pass,
     extract_windows,
     frame_targets,
     frames_ready,
@@ -155,6 +156,15 @@ class NetworkInputs:
         return rows[self.skip : self.skip + len(self.frames)]
 
 
+def check_batch_size(batch_size: object) -> int:
+    """``batch_size`` as a whole number from 1 to :data:`~facecast.constants.MAX_BATCH_SIZE`, or ValueError."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise ValueError(f"batch_size must be a whole number, got {batch_size!r}")
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"batch_size must be from 1 to {MAX_BATCH_SIZE}, got {batch_size}")
+    return int(batch_size)
+
+
 class Engine:
     """Runs a regression network over audio at the SDK's frame timing, in batches."""
 
@@ -179,10 +189,11 @@ class Engine:
         if context_frames is None:
             context_frames = self._default_context(self.frames_per_pass)
         self.context_frames = check_context_frames(context_frames, chunked=self._chunked)
+        if self._chunked:
+            check_pass(self.frames_per_pass, self.context_frames, self.chunk_frames)
         if batch_size is None:  # chunks are batches already: larger calls pay off (bench: 1.2x at 128 frames)
             batch_size = 128 if self.uses_blocks else 32
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        batch_size = check_batch_size(batch_size)
         self.info = info
         self.batch_size = batch_size
         self.input_strength = float(input_strength)
@@ -366,6 +377,6 @@ class Engine:
 
     def run(self, audio: np.ndarray, fps: float = DEFAULT_FPS, explicit: ExplicitEmotion = None) -> NetworkOutput:
         """Animate a whole 16 kHz mono clip: one frame per 1/fps seconds from t = 0."""
-        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        audio = check_samples(np.asarray(audio, dtype=np.float32).reshape(-1))
         count = num_frames(len(audio), fps)
         return self.run_frames(audio, np.arange(count), fps, explicit)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from facecast.audio import check_samples
 from facecast.constants import DEFAULT_FPS, SAMPLE_RATE
 from facecast.infer.engine import Engine, ExplicitEmotion, NetworkOutput
 from facecast.timing import fps_fraction
@@ -65,9 +66,7 @@ class StreamSession:
         """Add mono float samples (at the session's sample rate); returns the frames that became ready."""
         if self._closed:
             raise StreamClosedError("cannot push audio into a closed stream")
-        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        if not np.all(np.isfinite(samples)):
-            raise ValueError("audio chunk holds NaN or infinite samples")
+        samples = check_samples(np.asarray(samples, dtype=np.float32).reshape(-1), "audio chunk")
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples)
         self._append(samples)
