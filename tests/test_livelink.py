@@ -4,6 +4,7 @@ checked by an independent decoder (pylivelinkface)."""
 from __future__ import annotations
 
 import argparse
+import re
 import socket
 import struct
 import time
@@ -12,6 +13,15 @@ import numpy as np
 import pytest
 
 from facecast.constants import ARKIT_NAMES
+from facecast.export.csv import (
+    CSV_BLENDSHAPES,
+    EYE_LOOK_FULL_DEGREES,
+    csv_text,
+    eye_look_weights,
+    frame_times,
+    timecode,
+    write_csv,
+)
 from facecast.export.livelink import (
     UNREAL_BLENDSHAPES,
     LiveLinkSender,
@@ -79,11 +89,13 @@ def test_round_trip_through_pylivelinkface(small_model, receiver):
     np.testing.assert_allclose(frames, 100 + anim.times * 30, atol=1e-2)
     # names and order: pylivelinkface's own FaceBlendShape enum indexes the values
     expected = live_link_values(anim)
+    eye_look = {n: np.maximum(anim.weights(n), w) for n, w in eye_look_weights(anim.eyes).items()}
     for name in ARKIT_NAMES:
         index = pll.FaceBlendShape[name[:1].upper() + name[1:]].value
         got = [f.get_blendshape(pll.FaceBlendShape(index)) for f in faces]
-        np.testing.assert_allclose(got, anim.weights(name), atol=1e-6, err_msg=name)
-    eyes = np.radians(anim.eyes)
+        want = eye_look[name] if name.startswith("eyeLook") else anim.weights(name)
+        np.testing.assert_allclose(got, want, atol=1e-6, err_msg=name)
+    eyes = np.radians(anim.eyes) * [1, -1, 1, 1, -1, 1]  # yaw = -y: negative looks to the character's left
     got = np.array([[f.get_blendshape(pll.FaceBlendShape[n]) for n in ("LeftEyeYaw", "LeftEyePitch", "RightEyeYaw",
                                                                          "RightEyePitch")] for f in faces])  # fmt: skip
     np.testing.assert_allclose(got, eyes[:, [4, 3, 1, 0]], atol=1e-6)
@@ -129,3 +141,74 @@ def test_livelink_command_sends_every_frame(small_pack, receiver, tmp_path, caps
     packets = [receiver.recv(4096) for _ in range(15)]
     assert all(b"cli" in p for p in packets)
     assert "sent 15 frames" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------------
+# the Live Link Face CSV
+
+# The header of a real Live Link Face take, as the public capture anim/S07-001.csv of
+# github.com/alexdjulin/LiveLinkFace-CSV-Retarget-For-Motionbuilder has it (facts: names and their order).
+APP_HEADER = (
+    "Timecode,BlendShapeCount,EyeBlinkLeft,EyeLookDownLeft,EyeLookInLeft,EyeLookOutLeft,EyeLookUpLeft,"
+    "EyeSquintLeft,EyeWideLeft,EyeBlinkRight,EyeLookDownRight,EyeLookInRight,EyeLookOutRight,EyeLookUpRight,"
+    "EyeSquintRight,EyeWideRight,JawForward,JawRight,JawLeft,JawOpen,MouthClose,MouthFunnel,MouthPucker,"
+    "MouthRight,MouthLeft,MouthSmileLeft,MouthSmileRight,MouthFrownLeft,MouthFrownRight,MouthDimpleLeft,"
+    "MouthDimpleRight,MouthStretchLeft,MouthStretchRight,MouthRollLower,MouthRollUpper,MouthShrugLower,"
+    "MouthShrugUpper,MouthPressLeft,MouthPressRight,MouthLowerDownLeft,MouthLowerDownRight,MouthUpperUpLeft,"
+    "MouthUpperUpRight,BrowDownLeft,BrowDownRight,BrowInnerUp,BrowOuterUpLeft,BrowOuterUpRight,CheekPuff,"
+    "CheekSquintLeft,CheekSquintRight,NoseSneerLeft,NoseSneerRight,TongueOut,HeadYaw,HeadPitch,HeadRoll,"
+    "LeftEyeYaw,LeftEyePitch,LeftEyeRoll,RightEyeYaw,RightEyePitch,RightEyeRoll"
+)
+APP_ROW = re.compile(r"^\d{2}:\d{2}:\d{2}:\d{2}\.\d{3},61(,-?\d+\.\d{10}){61}$")
+
+
+def test_csv_matches_the_apps_layout(small_model, tmp_path):
+    anim = _anim(small_model, seconds=1.2)
+    data = write_csv(anim, tmp_path / "take.csv").read_bytes()
+    assert data.endswith(b"\n") and b"\r" not in data
+    lines = data.decode().split("\n")[:-1]
+    assert lines[0] == APP_HEADER and len(lines) == len(anim) + 1
+    assert all(APP_ROW.match(line) for line in lines[1:])
+    assert lines[1].startswith("00:00:00:00.000,61,") and lines[31].startswith("00:00:01:00.000,")
+    rows = [line.split(",") for line in lines[1:]]
+    header = APP_HEADER.split(",")
+    for name in ("jawRight", "jawLeft", "mouthRight", "mouthLeft", "browInnerUp"):
+        column = header.index(name[:1].upper() + name[1:])
+        np.testing.assert_allclose([float(r[column]) for r in rows], anim.weights(name), atol=1e-7)
+    yaw = [float(r[header.index("LeftEyeYaw")]) for r in rows]
+    np.testing.assert_allclose(yaw, -np.radians(anim.eyes[:, 4]), atol=1e-7)
+
+
+def test_timecode_frames_and_subframes():
+    assert timecode(0, 30) == "00:00:00:00.000" and timecode(29, 30) == "00:00:00:29.000"
+    assert timecode(30 * 3661 + 7, 30) == "01:01:01:07.000" and timecode(1, 60) == "00:00:00:01.000"
+
+
+def test_eye_look_weights_follow_the_rotations():
+    eyes = np.zeros((4, 6), np.float32)
+    eyes[1, [0, 3]] = EYE_LOOK_FULL_DEGREES / 2  # both down, half way
+    eyes[2, [1, 4]] = 2 * EYE_LOOK_FULL_DEGREES  # both to the character's left, past full
+    eyes[3, [0, 3]] = -EYE_LOOK_FULL_DEGREES  # both up
+    w = eye_look_weights(eyes)
+    assert w["eyeLookDownLeft"][1] == pytest.approx(0.5) and w["eyeLookDownRight"][1] == pytest.approx(0.5)
+    assert w["eyeLookInRight"][2] == 1.0 and w["eyeLookOutLeft"][2] == 1.0
+    assert w["eyeLookOutRight"][2] == 0.0 and w["eyeLookInLeft"][2] == 0.0
+    assert w["eyeLookUpLeft"][3] == 1.0 and w["eyeLookDownLeft"][3] == 0.0
+    assert all(v[0] == 0.0 for v in w.values())
+
+
+def test_csv_eye_look_columns_carry_the_gaze(small_model):
+    anim = _anim(small_model)
+    anim.skin_weights[:] = 0.0
+    anim.eyes[:] = 0.0
+    anim.eyes[:, 0] = anim.eyes[:, 3] = 15.0  # looking down
+    lines = csv_text(anim).splitlines()
+    column = APP_HEADER.split(",").index("EyeLookDownRight")
+    assert float(lines[1].split(",")[column]) == pytest.approx(15.0 / EYE_LOOK_FULL_DEGREES)
+    assert CSV_BLENDSHAPES.index("JawRight") < CSV_BLENDSHAPES.index("JawLeft")
+
+
+def test_frame_times_are_exact_multiples(small_model):
+    anim = _anim(small_model)
+    times = frame_times(anim)
+    assert np.array_equal(times, np.arange(len(anim)) / anim.fps)

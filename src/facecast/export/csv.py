@@ -1,15 +1,23 @@
-"""ARKit curves as CSV in the Live Link Face take layout.
+"""ARKit curves as CSV, byte for byte in the layout of a take exported by Epic's Live Link Face iOS app.
 
-Columns: ``Timecode`` (HH:MM:SS:FF.mmm at the animation's fps), ``BlendShapeCount`` (61), the 52 ARKit
-blendshapes in Live Link Face's order and capitalisation (EyeBlinkLeft ... TongueOut), then HeadYaw, HeadPitch,
-HeadRoll (0: facecast animates a static head) and LeftEyeYaw, LeftEyePitch, LeftEyeRoll, RightEyeYaw,
-RightEyePitch, RightEyeRoll in radians, from the Audio2Face eye rotations.
+Layout (checked against a real Live Link Face capture in a public repository, see ``docs/unreal.md``):
+
+* header ``Timecode,BlendShapeCount,`` then the 52 ARKit blendshapes in the app's column order and
+  capitalisation (:data:`CSV_BLENDSHAPES`: ``...JawForward,JawRight,JawLeft,JawOpen,...,MouthPucker,MouthRight,
+  MouthLeft,...``, which differs from Unreal's ``EARFaceBlendShape`` packet order), then ``HeadYaw, HeadPitch,
+  HeadRoll, LeftEyeYaw, LeftEyePitch, LeftEyeRoll, RightEyeYaw, RightEyePitch, RightEyeRoll``;
+* one row per frame: ``HH:MM:SS:FF.mmm`` (``FF`` frames at the animation's fps, ``mmm`` the sub-frame in
+  thousandths of a frame), ``61``, then 61 values with 10 decimals; ``,`` separators, ``\n`` line ends, a final
+  newline.
+
+Rotations are radians. The head is static (0). Eye yaw and pitch come from the Audio2Face eye rotations:
+pitch = x (positive looks down), yaw = -y (negative looks to the character's left, as in the app's captures),
+roll 0. The ``eyeLook*`` columns are filled from the same rotations (:func:`eye_look_weights`) where the
+animation's own weights are smaller, so readers that only take the 52 weights still see the gaze.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 
@@ -31,7 +39,23 @@ def live_link_name(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
-HEADER = ("Timecode", "BlendShapeCount", *(live_link_name(n) for n in ARKIT_NAMES), *ROTATION_COLUMNS)
+CSV_BLENDSHAPES: tuple[str, ...] = (
+    "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft", "EyeSquintLeft",
+    "EyeWideLeft", "EyeBlinkRight", "EyeLookDownRight", "EyeLookInRight", "EyeLookOutRight", "EyeLookUpRight",
+    "EyeSquintRight", "EyeWideRight", "JawForward", "JawRight", "JawLeft", "JawOpen", "MouthClose", "MouthFunnel",
+    "MouthPucker", "MouthRight", "MouthLeft", "MouthSmileLeft", "MouthSmileRight", "MouthFrownLeft",
+    "MouthFrownRight", "MouthDimpleLeft", "MouthDimpleRight", "MouthStretchLeft", "MouthStretchRight",
+    "MouthRollLower", "MouthRollUpper", "MouthShrugLower", "MouthShrugUpper", "MouthPressLeft", "MouthPressRight",
+    "MouthLowerDownLeft", "MouthLowerDownRight", "MouthUpperUpLeft", "MouthUpperUpRight", "BrowDownLeft",
+    "BrowDownRight", "BrowInnerUp", "BrowOuterUpLeft", "BrowOuterUpRight", "CheekPuff", "CheekSquintLeft",
+    "CheekSquintRight", "NoseSneerLeft", "NoseSneerRight", "TongueOut",
+)  # fmt: skip
+"""The 52 blendshape columns of a Live Link Face CSV, in the app's order."""
+
+HEADER = ("Timecode", "BlendShapeCount", *CSV_BLENDSHAPES, *ROTATION_COLUMNS)
+DECIMALS = 10
+EYE_LOOK_FULL_DEGREES = 30.0
+"""An eye turned this far (in one direction) gives its ``eyeLook*`` weight 1 (facecast's convention)."""
 
 
 def timecode(frame: int, fps: float) -> str:
@@ -56,18 +80,70 @@ def arkit_matrix(anim: Animation) -> np.ndarray:
     return out
 
 
+def frame_times(anim: Animation) -> np.ndarray:
+    """[N] float64 key times at exact frame times k / fps (k = the nearest frame of each of ``anim.times``)."""
+    fps = float(anim.fps)
+    return np.round(np.asarray(anim.times, np.float64) * fps) / fps
+
+
+def eye_look_weights(eyes: np.ndarray) -> dict[str, np.ndarray]:
+    """The eight ``eyeLook*`` weights [N] implied by Audio2Face eye angles [N, 6] (degrees: right x, right y, 0,
+    left x, left y, 0; +x looks down, +y to the character's left): each direction's angle divided by
+    :data:`EYE_LOOK_FULL_DEGREES`, clipped to [0, 1]."""
+    a = np.asarray(eyes, np.float64).reshape(-1, 6) / EYE_LOOK_FULL_DEGREES
+
+    def part(v: np.ndarray) -> np.ndarray:
+        return np.clip(v, 0.0, 1.0).astype(np.float32)
+
+    out = {}
+    for side, x, y in (("Right", a[:, 0], a[:, 1]), ("Left", a[:, 3], a[:, 4])):
+        toward_left_in = side == "Right"  # the right eye turning to the character's left turns to the nose
+        out[f"eyeLookDown{side}"], out[f"eyeLookUp{side}"] = part(x), part(-x)
+        out[f"eyeLookIn{side}"] = part(y if toward_left_in else -y)
+        out[f"eyeLookOut{side}"] = part(-y if toward_left_in else y)
+    return out
+
+
+def live_link_weights(anim: Animation) -> np.ndarray:
+    """[N, 52] ARKit-order weights for Live Link: :func:`arkit_matrix` with each ``eyeLook*`` raised to the
+    weight the eye rotation implies (:func:`eye_look_weights`)."""
+    out = arkit_matrix(anim)
+    if anim.eyes is not None:
+        for name, values in eye_look_weights(anim.eyes).items():
+            k = ARKIT_NAMES.index(name)
+            out[:, k] = np.maximum(out[:, k], values)
+    return out
+
+
+def eye_rotations(anim: Animation) -> np.ndarray:
+    """[N, 6] radians: left eye yaw, pitch, roll, right eye yaw, pitch, roll (Live Link Face's signs)."""
+    out = np.zeros((len(anim), 6), np.float64)
+    if anim.eyes is not None:
+        e = np.radians(np.asarray(anim.eyes, np.float64)).reshape(len(anim), 6)
+        out[:, 0], out[:, 1] = -e[:, 4], e[:, 3]
+        out[:, 3], out[:, 4] = -e[:, 1], e[:, 0]
+    return out
+
+
+_CSV_COLUMNS = [ARKIT_NAMES.index(n[:1].lower() + n[1:]) for n in CSV_BLENDSHAPES]
+
+
+def csv_text(anim: Animation) -> str:
+    """The whole CSV (see the module docstring)."""
+    weights = live_link_weights(anim)[:, _CSV_COLUMNS].astype(np.float64)
+    values = np.concatenate([weights, np.zeros((len(anim), 3)), eye_rotations(anim)], axis=1)
+    start = int(round(float(anim.times[0]) * float(anim.fps))) if len(anim) else 0
+    count = len(HEADER) - 2
+    lines = [",".join(HEADER)]
+    for i in range(len(anim)):
+        cells = ",".join(f"{v:.{DECIMALS}f}" for v in values[i]).replace("-0.0000000000", "0.0000000000")
+        lines.append(f"{timecode(start + i, anim.fps)},{count},{cells}")
+    return "\n".join(lines) + "\n"
+
+
 def write_csv(anim: Animation, path: str | Path) -> Path:
     """Write the Live Link Face CSV (atomically)."""
     path = Path(path)
-    weights = arkit_matrix(anim)
-    eyes = np.radians(np.asarray(anim.eyes, np.float64))
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(HEADER)
-    for i in range(len(anim)):
-        # A2F eyes: (right x=pitch, right y=yaw, 0, left x, left y, 0)
-        rot = (0.0, 0.0, 0.0, eyes[i, 4], eyes[i, 3], 0.0, eyes[i, 1], eyes[i, 0], 0.0)
-        writer.writerow([timecode(i, anim.fps), len(ARKIT_NAMES) + 9, *(f"{w:.6f}" for w in weights[i]),
-                         *(f"{r:.6f}" for r in rot)])  # fmt: skip
-    atomic_write(path, lambda fh: fh.write(buf.getvalue().encode()))
+    text = csv_text(anim)
+    atomic_write(path, lambda fh: fh.write(text.encode()))
     return path

@@ -13,8 +13,10 @@ uint8                 blendshape count (61)
                       left eye yaw, pitch, roll, right eye yaw, pitch, roll
 ====================  ======================================================================
 
-The rotations follow facecast's Live Link Face CSV (:mod:`facecast.export.csv`): the head is static (0) and the
-eye angles are the Audio2Face eye rotations in radians (yaw from the y rotation, pitch from the x rotation).
+The values follow facecast's Live Link Face CSV (:mod:`facecast.export.csv`): the head is static (0), the eye
+angles are the Audio2Face eye rotations in radians (pitch = x, positive looks down; yaw = -y, negative looks to
+the character's left) and the ``eyeLook*`` weights are raised to what those rotations imply
+(:func:`facecast.export.csv.live_link_weights`), so a rig driven by the 52 curves alone still moves its eyes.
 Unreal's Live Link Face source listens on UDP port 11111 by default.
 """
 
@@ -31,7 +33,7 @@ from datetime import datetime
 import numpy as np
 
 from facecast.animation import Animation
-from facecast.export.csv import arkit_matrix
+from facecast.export.csv import eye_rotations, live_link_weights
 from facecast.timing import fps_fraction
 
 PACKET_VERSION = 6
@@ -73,11 +75,8 @@ _COLUMNS = _arkit_columns()
 def live_link_values(anim: Animation) -> np.ndarray:
     """[N, 61] float32 packet values of every frame (see the module docstring for the order and units)."""
     values = np.zeros((len(anim), len(UNREAL_BLENDSHAPES)), np.float32)
-    values[:, :52] = arkit_matrix(anim)[:, _COLUMNS]
-    eyes = np.radians(np.asarray(anim.eyes, np.float64)).reshape(len(anim), 6)
-    # A2F eyes: right x (pitch), right y (yaw), 0, left x, left y, 0
-    values[:, 55], values[:, 56] = eyes[:, 4], eyes[:, 3]
-    values[:, 58], values[:, 59] = eyes[:, 1], eyes[:, 0]
+    values[:, :52] = live_link_weights(anim)[:, _COLUMNS]
+    values[:, 55:61] = eye_rotations(anim)
     return values
 
 
