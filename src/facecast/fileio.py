@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -149,6 +150,9 @@ def read_json(path: Path, *, max_bytes: int = MAX_JSON_BYTES, follow: bool = Tru
     except UnicodeDecodeError as exc:
         raise FileFormatError([f"{path}: not valid JSON ({exc})"]) from None
     except ValueError as exc:  # JSONDecodeError, and integers beyond Python's digit limit
+        if "integer string conversion" in str(exc):
+            raise FileFormatError([f"{path}: holds a number with more than {sys.get_int_max_str_digits()} "
+                                   "digits"]) from None  # fmt: skip
         raise FileFormatError([f"{path}: not valid JSON ({exc})"]) from None
     except RecursionError:
         raise FileFormatError([f"{path}: not valid JSON (nested too deeply)"]) from None
