@@ -261,3 +261,82 @@ def time_bound(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
         if outer > 0:
             signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - start), 0.001))
+
+
+# ----------------------------------------------------------------------------------------------------
+# a textured head (UVs, a PNG base-colour texture, a second material, an animation of its own)
+
+
+def tiny_png(width: int = 4, height: int = 4, seed: int = 0) -> bytes:
+    """A valid RGBA PNG of random pixels (signature, IHDR, one IDAT, IEND, with CRCs)."""
+    import zlib
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 4), dtype=np.uint8)
+    raw = b"".join(b"\0" + pixels[y].tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def _append(doc: dict, binary: bytearray, data: bytes, **view: object) -> int:
+    binary.extend(b"\0" * (-len(binary) % 4))
+    doc["bufferViews"].append({"buffer": 0, "byteOffset": len(binary), "byteLength": len(data), **view})
+    binary.extend(data)
+    return len(doc["bufferViews"]) - 1
+
+
+def textured_parts() -> tuple[dict, bytes]:
+    """:func:`small_scene` as GLB parts plus TEXCOORD_0 on both meshes, a PNG texture on the face's material,
+    a plain second material on the eye, a named sampler and an "idle" animation of the Head node's scale."""
+    doc, blob = head_parts()
+    binary = bytearray(blob)
+    for m, mesh in enumerate(doc["meshes"]):
+        prim = mesh["primitives"][0]
+        count = doc["accessors"][prim["attributes"]["POSITION"]]["count"]
+        uv = np.stack([np.linspace(0, 1, count), np.linspace(1, 0, count) ** 2], 1).astype(np.float32)
+        view = _append(doc, binary, uv.tobytes(), target=34962)
+        doc["accessors"].append({"bufferView": view, "componentType": 5126, "count": count, "type": "VEC2"})
+        prim["attributes"]["TEXCOORD_0"] = len(doc["accessors"]) - 1
+        prim["material"] = m
+    image = _append(doc, binary, tiny_png())
+    doc["images"] = [{"bufferView": image, "mimeType": "image/png", "name": "skin_albedo"}]
+    doc["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33648, "wrapT": 10497}]
+    doc["textures"] = [{"sampler": 0, "source": 0, "name": "skin_tex"}]
+    doc["materials"] = [
+        {"name": "skin", "pbrMetallicRoughness": {"baseColorTexture": {"index": 0, "texCoord": 0},
+         "baseColorFactor": [1.0, 0.9, 0.8, 1.0], "metallicFactor": 0.0}, "doubleSided": True},
+        {"name": "eye_white", "pbrMetallicRoughness": {"baseColorFactor": [0.95, 0.95, 0.95, 1.0]}},
+    ]  # fmt: skip
+    times = np.array([0.0, 1.0], np.float32)
+    scales = np.array([[0.5, 0.5, 0.5], [0.55, 0.5, 0.5]], np.float32)
+    t = _append(doc, binary, times.tobytes())
+    s = _append(doc, binary, scales.tobytes())
+    doc["accessors"].append({"bufferView": t, "componentType": 5126, "count": 2, "type": "SCALAR", "min": [0.0],
+                             "max": [1.0]})  # fmt: skip
+    doc["accessors"].append({"bufferView": s, "componentType": 5126, "count": 2, "type": "VEC3"})
+    n = len(doc["accessors"])
+    doc["animations"] = [{"name": "idle", "samplers": [{"input": n - 2, "output": n - 1}],
+                          "channels": [{"sampler": 0, "target": {"node": 0, "path": "scale"}}]}]  # fmt: skip
+    binary.extend(b"\0" * (-len(binary) % 4))
+    doc["buffers"] = [{"byteLength": len(binary)}]
+    return doc, bytes(binary)
+
+
+def write_gltf_files(folder: Path, doc: dict, binary: bytes) -> Path:
+    """A ``.gltf`` with its buffer in ``head.bin`` and every embedded image moved to its own file (images/)."""
+    doc = copy.deepcopy(doc)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(doc.get("images", [])):
+        view = doc["bufferViews"][image.pop("bufferView")]
+        name = f"images/tex {i}.png"  # a space: the URI is percent-encoded
+        (folder / name).write_bytes(binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]])
+        image["uri"] = name.replace(" ", "%20")
+        image.pop("mimeType", None)
+    (folder / "head.bin").write_bytes(binary)
+    doc["buffers"][0]["uri"] = "head.bin"
+    path = folder / "head.gltf"
+    path.write_text(json.dumps(doc))
+    return path

@@ -50,7 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("input", help="facecast animation (.json or .npz) or an audio file to animate first")
     p.add_argument("--head", required=True, help="head: .glb/.gltf with morph targets, .obj, or a folder of OBJs")
     p.add_argument("--shapes", help="folder of per-shape OBJ files for an .obj head (default: found next to it)")
-    p.add_argument("-o", "--output", required=True, help="output .glb")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output .glb (a glTF head is kept whole: textures, "
+        "materials, UVs, skins, its own animations; the animation is added)",
+    )
     p.add_argument("-m", "--model", help="model folder for audio input (default: the built-in model)")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames per second for audio input (default 30)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
@@ -59,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--jaw",
         default="auto",
         choices=["auto", "on", "off"],
-        help="rotate a jaw node (auto: only when the head has no jawOpen target)",
+        help="rotate a node named jaw/mandible/chin (auto: only when the head has no jawOpen target; the summary "
+        "says which node was found and whether it was rotated)",
     )
     p.add_argument("--no-eyes", action="store_true", help="do not rotate eye nodes")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")

@@ -13,6 +13,7 @@ import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -103,6 +104,8 @@ class GltfScene:
     animations: list[GltfAnimation] = field(default_factory=list)
     extras: dict = field(default_factory=dict)
     skins: list[GltfSkin] = field(default_factory=list)
+    source: Any = field(default=None, repr=False, compare=False)
+    """The checked reader of the file the scene was read from (its whole document), when it came from one."""
 
     def parents(self) -> dict[int, int]:
         """child node -> parent node."""

@@ -575,7 +575,8 @@ def _load(path: Path) -> tuple[dict, bytes]:
 
 
 def read_gltf(path: str | Path) -> GltfScene:
-    """The nodes, meshes (decoded to float32 with their morph targets and names) and skins of a glTF file.
+    """The nodes, meshes (decoded to float32 with their morph targets and names) and skins of a glTF file;
+    ``scene.source`` keeps the checked document and its buffers for :mod:`facecast.export.gltf_keep`.
 
     Raises :class:`GltfError` (a ``ValueError``) naming the file and the field for anything malformed, and
     ``FileNotFoundError`` when the file is missing.
@@ -583,7 +584,9 @@ def read_gltf(path: str | Path) -> GltfScene:
     path = Path(path)
     doc, binary = _load(path)
     try:
-        scene = _Reader(doc, binary, path).scene()
+        reader = _Reader(doc, binary, path)
+        scene = reader.scene()
+        scene.source = reader  # retargeting writes the whole document back
     except (KeyError, IndexError, TypeError, OverflowError) as exc:  # a safety net: the checks should come first
         raise GltfError(f"{path}: malformed glTF ({exc.__class__.__name__}: {exc})") from None
     return _drop_empty_meshes(scene)

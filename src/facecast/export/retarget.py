@@ -8,10 +8,11 @@ Heads: glTF/GLB (including ``EXT_meshopt_compression`` + ``KHR_mesh_quantization
 facecap.glb; skins are kept) or a Wavefront OBJ plus a folder of per-shape OBJ files with the same vertex order
 (each file's stem names its shape). Morph target names are matched with
 :func:`facecast.arkit_names.normalize_arkit_name`, so ``jawOpen``, ``JawOpen``, ``jaw_open``, ``eyeBlink_L`` and
-``blendShape1.eyeBlinkLeft`` all find their curve. The output keeps the head's nodes, meshes, target order and
-base colours (textures are dropped) and adds one LINEAR animation: the morph weights of every mesh node in its own
-target order, the A2F eye rotations on the nodes that look like eyes, and the jaw rotation on a node that looks
-like a jaw. Curves the head has no target for are reported and skipped.
+``blendShape1.eyeBlinkLeft`` all find their curve. A glTF head comes back whole (:mod:`facecast.export.gltf_keep`:
+meshes, UVs, materials, textures and images, skins, other nodes and animations, extensions; meshopt views are
+stored decompressed) with one LINEAR animation added: the morph weights of every mesh node in its own target
+order, the A2F eye rotations on the nodes that look like eyes, and the jaw rotation on a node that looks like a
+jaw. OBJ heads are written as a new GLB. Curves the head has no target for are reported and skipped.
 
 Conventions: the head is taken to follow glTF's axes (y up, the face looks down +z, +x on the character's left).
 Eyes: the top-most nodes whose names contain "eye" (not lashes, brows or lids); of two, the one at larger world x
@@ -31,8 +32,10 @@ import numpy as np
 
 from facecast.animation import Animation
 from facecast.arkit_names import name_tokens, normalize_arkit_name
+from facecast.export.csv import frame_times
 from facecast.export.glb import GltfAnimation, GltfMesh, GltfNode, GltfScene, matrix_to_quat, quat_to_matrix, write_glb
 from facecast.export.gltf import NO_AUDIO_NOTE, eye_quaternions, vertex_normals
+from facecast.export.gltf_keep import write_kept_glb
 from facecast.export.gltf_read import read_gltf
 
 __all__ = ["RetargetReport", "normalize_arkit_name", "read_head", "read_obj_mesh", "retarget"]
@@ -62,8 +65,15 @@ class RetargetReport:
     unmatched_targets: list[str] = field(default_factory=list)
     """head targets no curve drives (left at weight 0)"""
     jaw_node: str | None = None
+    """the node the jaw rotation drives (None: none rotated)"""
+    jaw_found: str | None = None
+    """the node that looks like a jaw, rotated or not"""
+    jaw_note: str = ""
+    """why the jaw node was or was not rotated"""
     eye_nodes: dict[str, str] = field(default_factory=dict)
     """"right"/"left" -> node name"""
+    kept: dict[str, int] = field(default_factory=dict)
+    """what of the source file was kept (counts of images, materials, textures, skins, animations)"""
 
     def summary(self) -> str:
         lines = [f"wrote {self.path} ({self.frames} frames at {self.fps:g} fps): "
@@ -73,8 +83,11 @@ class RetargetReport:
         if self.unmatched_targets:
             lines.append(f"  {len(self.unmatched_targets)} head targets have no curve: "
                          f"{', '.join(self.unmatched_targets)}")  # fmt: skip
-        eyes = ", ".join(f"{side} -> {node}" for side, node in self.eye_nodes.items()) or "no eye nodes"
-        lines.append(f"  eyes: {eyes}; jaw: {self.jaw_node or 'no jaw node'}")
+        eyes = ", ".join(f"{side} -> {node}" for side, node in self.eye_nodes.items()) or "no eye nodes found"
+        lines.append(f"  eyes: {eyes}")
+        lines.append(f"  jaw: {self.jaw_note}")
+        if self.kept:
+            lines.append("  kept from the head: " + ", ".join(f"{n} {k}" for k, n in self.kept.items()))
         return "\n".join(lines)
 
 
@@ -274,6 +287,37 @@ def _curves(anim: Animation) -> dict[str, np.ndarray]:
     return out
 
 
+def _jaw(scene: GltfScene, animation: Animation, track: GltfAnimation, report: RetargetReport,
+         jaw: bool | None, has_jaw_open: bool) -> None:  # fmt: skip
+    """Rotate the jaw node when asked (``jaw`` None: only without a driven ``jawOpen`` target); say why."""
+    found = find_jaw_node(scene)
+    report.jaw_found = None if found is None else scene.nodes[found].name
+    if found is None:
+        report.jaw_note = f"no node named {'/'.join(sorted(JAW_WORDS))} found; nothing rotated"
+        return
+    name = report.jaw_found
+    if animation.jaw is None:
+        report.jaw_note = f"found node {name!r}; not rotated: the animation has no jaw transform"
+        return
+    if jaw is False:
+        report.jaw_note = f"found node {name!r}; not rotated (--jaw off)"
+        return
+    if jaw is None and has_jaw_open:
+        report.jaw_note = (f"found node {name!r}; not rotated: the head's jawOpen target already opens the mouth "
+                           "(--jaw on rotates the node as well)")  # fmt: skip
+        return
+    rotations = np.asarray(animation.jaw, np.float64).reshape(len(animation), 4, 4)[:, :3, :3]
+    track.rotation[found] = _world_rotations(scene, found, rotations)
+    report.jaw_node = name
+    why = "--jaw on" if jaw else "the head has no jawOpen target"
+    report.jaw_note = f"found node {name!r}; rotated by the animation's jaw rotation ({why})"
+
+
+def _kept_counts(doc: dict) -> dict[str, int]:
+    keys = ("meshes", "materials", "textures", "images", "skins", "animations")
+    return {key: len(doc[key]) for key in keys if isinstance(doc.get(key), list) and doc[key]}
+
+
 def retarget(
     animation: Animation | str | Path,
     head: GltfScene | str | Path,
@@ -294,12 +338,14 @@ def retarget(
         animation = load_animation(animation)
     if len(animation) == 0:
         raise ValueError("cannot retarget an empty animation")
-    scene = copy.deepcopy(head) if isinstance(head, GltfScene) else read_head(head)
+    if isinstance(head, GltfScene):  # the source document is read only: share it
+        scene = copy.deepcopy(head, memo={id(head.source): head.source})
+    else:
+        scene = read_head(head)
     check_node_graph(scene)  # the eye, jaw and world-matrix walks climb parents
-    scene.animations = []
     curves = _curves(animation)
     report = RetargetReport(Path(out_path), len(animation), float(animation.fps))
-    track = GltfAnimation("facecast", np.asarray(animation.times, np.float64))
+    track = GltfAnimation("facecast", frame_times(animation))
     driven: set[str] = set()
     for i, node in enumerate(scene.nodes):
         if node.mesh is None or not scene.meshes[node.mesh].num_targets:
@@ -325,15 +371,13 @@ def retarget(
                 angles = np.asarray(animation.eyes, np.float64)[:, 3 * e : 3 * e + 2]
                 track.rotation[node] = _world_rotations(scene, node, quat_to_matrix(eye_quaternions(angles)))
                 report.eye_nodes[side] = scene.nodes[node].name
-    if jaw is None:
-        jaw = "jawOpen" not in driven
-    jaw_node = find_jaw_node(scene) if jaw and animation.jaw is not None else None
-    if jaw_node is not None:
-        rotations = np.asarray(animation.jaw, np.float64).reshape(len(animation), 4, 4)[:, :3, :3]
-        track.rotation[jaw_node] = _world_rotations(scene, jaw_node, rotations)
-        report.jaw_node = scene.nodes[jaw_node].name
-
-    scene.animations.append(track)
-    scene.extras = {**scene.extras, "retargeted_by": "facecast", "audio": NO_AUDIO_NOTE}
-    write_glb(scene, out_path, sparse=sparse)
+    _jaw(scene, animation, track, report, jaw, "jawOpen" in driven)
+    extras = {"retargeted_by": "facecast", "audio": NO_AUDIO_NOTE}
+    if scene.source is not None:
+        report.kept = _kept_counts(scene.source.doc)
+        write_kept_glb(scene.source, scene, track, out_path, extras)
+    else:
+        scene.animations.append(track)
+        scene.extras = {**scene.extras, **extras}
+        write_glb(scene, out_path, sparse=sparse)
     return report
