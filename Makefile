@@ -19,11 +19,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/facecast animate examples/hello.wav -o out/ --formats json,csv,mp4
 
-# Debian packages for the optional parts (TTS voices, recorded test speech, headless Chromium); needs root.
+# Debian packages for the optional parts (TTS voices, recorded test speech, headless Chromium, Mesa's EGL for the
+# OpenGL preview); needs root.
 system-deps:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite \
-		pocketsphinx-testdata alsa-utils chromium chromium-driver >/dev/null
+		pocketsphinx-testdata alsa-utils chromium chromium-driver libegl1 libegl-mesa0 libgl1-mesa-dri >/dev/null
 
 # Retrain the default model from scratch (synthetic corpus -> preprocess -> train -> deploy -> package).
 # The held-out evaluation voice (espeak en+f4) is left out of the corpus.

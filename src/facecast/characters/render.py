@@ -1,8 +1,13 @@
-"""Preview renderer: a vectorised numpy z-buffer rasteriser, simple shading, PNG and MP4 (H.264 + AAC) output.
+"""Preview rendering: the OpenGL renderer when it can run, else a numpy rasteriser; PNG and MP4 (H.264 + AAC).
 
-No OpenGL: triangles are scan-converted all at once (every pixel centre in every triangle's bounding box is a
-candidate, tested with edge functions), the nearest candidate per pixel wins through one ``np.minimum.at`` on
-packed (depth, candidate) keys, and only the winners are shaded (deferred shading with interpolated normals).
+:func:`make_renderer` picks :class:`facecast.characters.gl.GLRenderer` (moderngl on headless EGL: multisampled,
+per-pixel lit, the dressed head of :mod:`facecast.characters.dressing`) and falls back, with one line on stderr
+naming what to install, to :class:`Renderer` below.
+
+The fallback needs no OpenGL: triangles are scan-converted all at once (every pixel centre in every triangle's
+bounding box is a candidate, tested with edge functions), the nearest candidate per pixel wins through one
+``np.minimum.at`` on packed (depth, candidate) keys, and only the winners are shaded (deferred shading with
+interpolated normals).
 Shading is Lambert from two lights plus a little Blinn-Phong specular; skin, lips, inner mouth, teeth, tongue
 and eyes get their own colours, teeth and tongue darken with their depth behind the lips (the mouth's own
 shadow), and the eyes get an iris and pupil from the angle to each eyeball's forward axis. A frame shows a front
@@ -16,13 +21,22 @@ import struct
 import sys
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from facecast.characters.camera import (  # noqa: F401 - View, PROFILE and VIEW_SETS are re-exported
+    FRONT,
+    PROFILE,
+    THREE_QUARTER,
+    VIEW_SETS,
+    View,
+    parse_colour,
+    parse_views,
+    rotation,
+)
 from facecast.characters.character import EYE_PARTS, Character, apply_weights
 from facecast.constants import DEFAULT_FPS, SAMPLE_RATE
 from facecast.timing import fps_fraction
@@ -127,32 +141,24 @@ def rasterize(
 # scene
 
 
-@dataclass(frozen=True)
-class View:
-    """A camera direction: the head turns ``yaw`` degrees about the vertical axis (+ shows its right cheek)."""
-
-    yaw: float = 0.0
-    pitch: float = 0.0
-
-
-FRONT = View(0.0, 0.0)
-THREE_QUARTER = View(35.0, 5.0)
-
-
 def _rotation(view: View) -> np.ndarray:
-    a, b = np.radians(view.yaw), np.radians(view.pitch)
-    ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
-    return (rx @ ry).astype(np.float32)
+    return rotation(view)
 
 
 class Renderer:
     """Renders posed parts of one character: views side by side, each ``size`` x ``size`` pixels."""
 
-    def __init__(self, char: Character, size: int = 384, views: tuple[View, ...] = (FRONT, THREE_QUARTER)) -> None:
+    def __init__(
+        self,
+        char: Character,
+        size: int = 384,
+        views: tuple[View, ...] = (FRONT, THREE_QUARTER),
+        background: tuple[float, float, float] = BACKGROUND,
+    ) -> None:
         if size < 16:
             raise ValueError(f"size must be at least 16 pixels, got {size}")
         self.char, self.size, self.views = char, int(size), tuple(views)
+        self.background = tuple(float(c) for c in background)
         names = list(char.parts)
         counts = [len(char.parts[n].vertices) for n in names]
         offsets = np.concatenate([[0], np.cumsum(counts)])
@@ -246,7 +252,7 @@ class Renderer:
         keep = ~self.culled | (signed < 0)  # < 0: counter-clockwise as seen (y is down here), i.e. front-facing
         pix, tri, bary = rasterize(xy, inv_z, self.faces, size, size, keep)
         image = np.empty((size * size, 3), np.float32)
-        image[:] = BACKGROUND
+        image[:] = self.background
         if pix.size:
             image[pix] = self._shade(tri, bary, n_cam, cam, lit)
         return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(size, size, 3)
@@ -298,11 +304,40 @@ def _normalise(v: np.ndarray) -> np.ndarray:
 # frames, PNG, MP4
 
 
+_FALLBACK_NOTED: list[str] = []
+
+
+def make_renderer(
+    char: Character,
+    size: int = 384,
+    views: str | tuple[View, ...] = "both",
+    background: str | tuple[float, float, float] = BACKGROUND,
+    engine: str = "auto",
+):
+    """The preview renderer: ``engine`` "gl" (OpenGL, fast and anti-aliased), "numpy" (no OpenGL), or "auto"
+    (OpenGL where it can run, else numpy after one line on stderr naming what to install)."""
+    views, colour = parse_views(views), parse_colour(background)
+    if engine not in ("auto", "gl", "numpy"):
+        raise ValueError(f"unknown render engine {engine!r}; choose auto, gl or numpy")
+    if engine != "numpy":
+        from facecast.characters.gl import GLRenderer, GLUnavailableError
+
+        try:
+            return GLRenderer(char, size, views, colour)
+        except GLUnavailableError as exc:
+            if engine == "gl":
+                raise
+            if not _FALLBACK_NOTED:
+                _FALLBACK_NOTED.append(str(exc))
+                print(f"facecast: NOTE: slower, plainer preview: {exc}", file=sys.stderr)
+    return Renderer(char, size, views, colour)
+
+
 def render_frames(
-    char: Character, per_frame_vertices: Mapping[str, np.ndarray], size: int = 384, renderer: Renderer | None = None
+    char: Character, per_frame_vertices: Mapping[str, np.ndarray], size: int = 384, renderer=None
 ) -> Iterator[np.ndarray]:
     """Yield one H x W x 3 uint8 image per frame of ``per_frame_vertices`` ({part: [N, V, 3]})."""
-    renderer = renderer or Renderer(char, size)
+    renderer = renderer or make_renderer(char, size)
     count = len(next(iter(per_frame_vertices.values())))
     for i in range(count):
         yield renderer.render(renderer.stack(per_frame_vertices, i))
@@ -365,19 +400,27 @@ def write_preview_mp4(
     size: int = 384,
     progress: bool | None = None,
     crf: int = 23,
+    views: str | tuple[View, ...] = "both",
+    background: str | tuple[float, float, float] = BACKGROUND,
+    engine: str = "auto",
 ) -> Path:
     """Render the animation and write an H.264 MP4 (yuv420p) with the audio muxed as AAC; returns the path.
 
-    ``audio`` is a file path or mono samples at ``sample_rate``. The file is written under a temporary name in
+    ``audio`` is a file path (kept at its own sample rate, 8-48 kHz) or mono samples at ``sample_rate``;
+    ``size`` is each view's height and width in pixels, ``views`` a name of
+    :data:`facecast.characters.camera.VIEW_SETS` (front, three-quarter, profile, both, all) or a comma list,
+    ``background`` a colour (``#rrggbb``, ``r,g,b`` or a name). The file is written under a temporary name in
     the same folder and renamed when complete. Needs PyAV (``pip install av``).
     """
+    if not 16 <= int(size) <= 4096:
+        raise ValueError(f"preview size must be 16 to 4096 pixels, got {size}")
     try:
         import av
     except ImportError:
         raise RuntimeError('writing MP4 previews needs PyAV: pip install "facecast[preview]"') from None
     path = Path(path)
     size += size % 2  # H.264 with 4:2:0 chroma needs even sizes
-    renderer = Renderer(char, size)
+    renderer = make_renderer(char, size, views, background, engine)
     weights = np.asarray(arkit_weights, np.float32)
     n = len(weights)
     samples, rate = _load_audio(audio, sample_rate) if audio is not None else (None, 0)
@@ -392,7 +435,7 @@ def write_preview_mp4(
             video = container.add_stream("libx264", rate=rate_q)
             video.width, video.height = size * len(renderer.views), size
             video.pix_fmt = "yuv420p"
-            video.options = {"crf": str(crf), "preset": "veryfast"}
+            video.options = {"crf": str(crf), "preset": "veryfast", "tune": "animation"}
             sound = _AudioTrack(av, container, samples, rate) if samples is not None else None
             for start in range(0, n, 64):
                 block = slice(start, min(n, start + 64))
@@ -417,6 +460,8 @@ def write_preview_mp4(
                 sound.finish()
         os.replace(tmp, path)
     finally:
+        if hasattr(renderer, "release"):
+            renderer.release()
         if bar is not None:
             bar.close()
         if tmp.exists():
@@ -449,9 +494,17 @@ class _AudioTrack:
         self.container.mux(self.stream.encode())
 
 
-def render_pngs(char: Character, poses: Iterable[tuple[str, np.ndarray]], folder: str | os.PathLike, size: int = 384):
+def render_pngs(
+    char: Character,
+    poses: Iterable[tuple[str, np.ndarray]],
+    folder: str | os.PathLike,
+    size: int = 384,
+    views: str | tuple[View, ...] = "both",
+    background: str | tuple[float, float, float] = BACKGROUND,
+    engine: str = "auto",
+) -> list[Path]:
     """Render named ARKit weight vectors ([52] each) to ``folder/<name>.png``; returns the paths."""
-    renderer = Renderer(char, size)
+    renderer = make_renderer(char, size, views, background, engine)
     folder = Path(folder)
     paths = []
     for name, weights in poses:

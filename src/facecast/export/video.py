@@ -1,9 +1,9 @@
 """Animation as an MP4 preview (H.264 + AAC): the character rendered by
-:mod:`facecast.characters.render`, with the clip's
-audio when the animation carries it."""
+:mod:`facecast.characters.render`, with the clip's audio."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,23 @@ from facecast.export.csv import arkit_matrix
 from facecast.fileio import writing
 
 
-def write_mp4(anim: Animation, path: str | Path, character: Any = None, size: int = 384) -> Path:
-    """Render ``anim`` on ``character`` (default: the built-in CC0 head) to an MP4 with the animation's 16 kHz
-    audio (silent video when it has none); returns the path. The ARKit weights pose the head, and their jaw shapes
-    the jaw (:func:`facecast.export.gltf.character_jaw`). Needs PyAV (``pip install av``)."""
+def write_mp4(
+    anim: Animation,
+    path: str | Path,
+    character: Any = None,
+    size: int = 384,
+    views: str = "both",
+    background: str | tuple[float, float, float] = "dark",
+    audio: str | os.PathLike | None = None,
+    engine: str = "auto",
+) -> Path:
+    """Render ``anim`` on ``character`` (default: the built-in CC0 head) to an MP4; returns the path.
+
+    ``size`` is each view's side in pixels, ``views`` front, three-quarter, profile, both (front and
+    three-quarter) or all, ``background`` a colour (#rrggbb, r,g,b or a name). The sound is ``audio`` (a file,
+    kept at its own sample rate) when given, else the animation's 16 kHz audio, else none. The ARKit weights pose
+    the head, and their jaw shapes the jaw (:func:`facecast.export.gltf.character_jaw`). Needs PyAV.
+    """
     if len(anim) == 0:
         raise ValueError("cannot render an empty animation")
     try:
@@ -39,8 +52,11 @@ def write_mp4(anim: Animation, path: str | Path, character: Any = None, size: in
             tongue_weights=tongue_matrix(anim) if anim.tongue_weights is not None else None,
             jaw=character_jaw(character, anim),
             eyes=anim.eyes,
-            audio=anim.audio,
+            audio=audio if audio is not None else anim.audio,
             sample_rate=SAMPLE_RATE,
             fps=anim.fps,
             size=size,
+            views=views,
+            background=background,
+            engine=engine,
         )
