@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +68,24 @@ def parse_colour(spec: str | tuple[float, float, float]) -> tuple[float, float, 
         choices = ", ".join(named)
         raise ValueError(f"background {spec!r} is not a colour: use #rrggbb, r,g,b (0-255) or one of {choices}")
     return tuple(v / 255.0 for v in values)  # type: ignore[return-value]
+
+
+def views_option(text: str) -> str:
+    """``--preview-views``: the text, checked (an unknown name is a usage error naming the choices)."""
+    try:
+        parse_views(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def colour_option(text: str) -> str:
+    """``--preview-background``: the text, checked."""
+    try:
+        parse_colour(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def rotation(view: View) -> np.ndarray:

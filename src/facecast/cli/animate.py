@@ -79,6 +79,11 @@ def cmd_animate(args: argparse.Namespace) -> int:
             with writing(target):
                 if fmt == "pose":
                     written.append(write_raw_json(target, anim.raw))
+                elif fmt == "mp4":  # the preview options, and the sound at the input's own sample rate
+                    from facecast.export.video import write_mp4
+
+                    written.append(write_mp4(anim, target, size=args.preview_size, views=args.preview_views,
+                                             background=args.preview_background, audio=path))  # fmt: skip
                 else:
                     written += write(anim, out_dir / path.stem, [fmt])
         if not args.quiet:
@@ -121,6 +126,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated outputs: json (ARKit weights), csv (Live Link Face), npz (all arrays), "
         "pose (raw network pose JSON); default json,csv,npz",
     )
+    from facecast.characters.camera import colour_option, views_option
+    from facecast.cli.options import bounded
+
+    p.add_argument("--preview-size", type=bounded(int, 16, 4096), default=384, metavar="PIXELS",
+                   help="mp4: each view's width and height, 16 to 4096 (default 384)")  # fmt: skip
+    p.add_argument("--preview-views", type=views_option, default="both", metavar="VIEWS",
+                   help="mp4: front, three-quarter, profile, both (front and three-quarter) or all")  # fmt: skip
+    p.add_argument("--preview-background", type=colour_option, default="dark", metavar="COLOUR",
+                   help="mp4: #rrggbb, r,g,b (0-255) or dark, black, white, grey, green, blue")  # fmt: skip
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "torch"])
     p.add_argument(
