@@ -30,6 +30,10 @@ CLIENT_CODES = {
     grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 CASES = {"streams": 0, "errors": 0, "successes": 0}
+FLOODS = {"grpc key floods": 0, "refused": 0, "in-band errors": 0, "successes": 0}
+TRICKLES = {"trickles": 0, "ended for rate": 0, "successes": 0}
+PER_MESSAGE, PER_STREAM = 20, 50
+"""The key limits of the flood server."""
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +139,154 @@ def test_fuzz_grpc_streams(server, parts):
     assert server.active_streams == 0 and server.scheduler.num_lanes == 0, "a session leaked"
 
 
+# -- emotion-key floods: counts around both limits, odd keys, mangled bytes ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def flood_server(small_model):
+    srv = serve(ServerConfig(port=0, max_streams=4, idle_timeout_seconds=5.0, max_emotion_keys_per_message=PER_MESSAGE,
+                             max_emotion_keys_per_stream=PER_STREAM), model=small_model)  # fmt: skip
+    yield srv
+    srv.stop()
+
+
+KEY_KINDS = {
+    "good": lambda i: messages_pb2.EmotionWithTimeCode(time_code=i * 0.01, emotion={"joy": 0.5}),
+    "unknown name": lambda i: messages_pb2.EmotionWithTimeCode(time_code=0.0, emotion={"glee": 1.0}),
+    "nan time": lambda i: messages_pb2.EmotionWithTimeCode(time_code=float("nan"), emotion={"joy": 0.5}),
+    "negative time": lambda i: messages_pb2.EmotionWithTimeCode(time_code=-1.0),
+    "huge key": lambda i: messages_pb2.EmotionWithTimeCode(emotion={f"e{j}": 0.0 for j in range(500)}),
+    "empty": lambda i: messages_pb2.EmotionWithTimeCode(),
+}
+key_message = st.tuples(
+    st.one_of(
+        st.sampled_from([0, 1, PER_MESSAGE - 1, PER_MESSAGE, PER_MESSAGE + 1, 3 * PER_MESSAGE, 5000]),
+        st.integers(0, 2 * PER_MESSAGE),
+    ),  # fmt: skip
+    st.sampled_from(sorted(KEY_KINDS)),
+    st.sampled_from(["good", "good", "good", "truncated", "flipped"]),
+)
+
+
+def _expected(plan) -> str:
+    """What the server must answer: the first message past a limit is refused, the first bad key is an error."""
+    total = 0
+    for count, kind, wire in plan:
+        if wire != "good":
+            return "any"  # mangled bytes: a clean end of some kind, checked below
+        if count > PER_MESSAGE:
+            return "refused"
+        total += count
+        if total > PER_STREAM:
+            return "refused"
+        if count and kind not in ("good", "empty"):  # an empty key is a neutral emotion at 0 s
+            return "error"
+    return "success"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(plan=[(PER_MESSAGE, "good", "good")] * 2)
+@example(plan=[(PER_MESSAGE, "good", "good")] * 3)
+@example(plan=[(140_000, "good", "good")])
+@given(plan=st.lists(key_message, min_size=1, max_size=4))
+def test_fuzz_grpc_key_floods(flood_server, plan):
+    FLOODS["grpc key floods"] += 1
+    rng = np.random.default_rng(len(plan))
+    requests = [_GOOD[0].SerializeToString()]
+    for count, kind, wire in plan:
+        keys = [KEY_KINDS[kind](i) for i in range(count)]
+        body = messages_pb2.AudioWithEmotion(audio_buffer=np.zeros(800, np.int16).tobytes(), emotions=keys)
+        data = messages_pb2.AudioWithEmotionStream(audio_with_emotion=body).SerializeToString()
+        if wire == "truncated":
+            data = data[: int(rng.integers(1, len(data)))]
+        elif wire == "flipped":
+            data = bytearray(data)
+            data[int(rng.integers(0, len(data)))] ^= 0xFF
+            data = bytes(data)
+        requests.append(data)
+    requests.append(_GOOD[2].SerializeToString())
+    expected = _expected(plan)
+    path = "/nvidia_ace.services.a2f_controller.v1.A2FControllerService/ProcessAudioStream"
+    with grpc.insecure_channel(flood_server.address) as channel:
+        try:
+            answers = list(channel.stream_stream(path)(iter(requests), timeout=30))
+            code = grpc.StatusCode.OK
+        except grpc.RpcError as exc:
+            code, details = exc.code(), exc.details()
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        FLOODS["refused"] += 1
+        assert expected in ("refused", "any"), (expected, details)
+        assert "max_emotion_keys_per_" in details or "larger than max" in details, details
+    else:
+        assert code == grpc.StatusCode.OK, (code, expected)
+        final = messages_pb2.A2F3DAnimationDataStream.FromString(answers[-1]).status
+        ok = final.code == status_pb2.Status.SUCCESS
+        FLOODS["successes" if ok else "in-band errors"] += 1
+        assert expected == "any" or expected == ("success" if ok else "error"), (expected, final.message)
+        assert final.message
+    _assert_idle(flood_server)
+
+
+# -- trickles: audio slower and faster than the minimum rate ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trickle_server(small_model):
+    srv = serve(ServerConfig(port=0, max_streams=4, min_audio_rate=0.5, audio_rate_window_seconds=0.5),
+                model=small_model)  # fmt: skip
+    yield srv
+    srv.stop()
+
+
+def _paced(requests, every: float):
+    for i, request in enumerate(requests):
+        if i > 1:
+            time.sleep(every)
+        yield request
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(size=2, every=0.1)  # the red team's trickle, sped up: 2 bytes every 10 s -> every 0.1 s
+@example(size=3200, every=0.1)  # real time
+@given(size=st.sampled_from([0, 2, 64, 320, 1600, 3200, 6400]), every=st.sampled_from([0.05, 0.1, 0.2]))
+def test_fuzz_grpc_trickles(trickle_server, size, every):
+    TRICKLES["trickles"] += 1
+    sends = int(1.5 / every)  # 1.5 s of sending: three rate windows
+    rate = size / 2 / 16000 / every
+    requests = [_GOOD[0], *[messages_pb2.AudioWithEmotionStream(audio_with_emotion=messages_pb2.AudioWithEmotion(
+        audio_buffer=bytes(size)))] * sends, _GOOD[2]]  # fmt: skip
+    with grpc.insecure_channel(trickle_server.address) as channel:
+        stub = audio2face_pb2_grpc.A2FControllerServiceStub(channel)
+        try:
+            answers = list(stub.ProcessAudioStream(_paced(requests, every), timeout=30))
+            ended = None
+        except grpc.RpcError as exc:
+            ended = exc
+    if ended is not None:
+        assert ended.code() == grpc.StatusCode.DEADLINE_EXCEEDED and "min_audio_rate" in ended.details()
+        TRICKLES["ended for rate"] += 1
+        assert rate < 1.5, f"a stream at {rate:g}x real time was ended"
+    else:
+        assert rate > 0.1, f"a trickle at {rate:g}x real time was not ended"
+        final = answers[-1].status
+        assert final.code == status_pb2.Status.SUCCESS or (size == 0 and "no audio" in final.message), final
+        TRICKLES["successes"] += 1
+    _assert_idle(trickle_server)
+
+
+def _assert_idle(server) -> None:
+    deadline = time.monotonic() + 10
+    while (server.active_streams or server.scheduler.num_lanes) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.active_streams == 0 and server.scheduler.num_lanes == 0, "a session leaked"
+
+
 def test_fuzz_grpc_counts(server):
     print("grpc fuzz cases:", CASES)
+    print("grpc key flood cases:", FLOODS)
+    print("grpc trickle cases:", TRICKLES)
     assert CASES["streams"] > 0 and CASES["errors"] > 0 and CASES["successes"] > 0
+    if FLOODS["grpc key floods"]:
+        assert FLOODS["refused"] and FLOODS["in-band errors"] and FLOODS["successes"], FLOODS
+    if TRICKLES["trickles"]:
+        assert TRICKLES["ended for rate"] and TRICKLES["successes"], TRICKLES

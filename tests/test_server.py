@@ -80,6 +80,19 @@ def _run(address, requests, metadata=None, credentials=None, options=()):
         return list(stub.ProcessAudioStream(requests, metadata=metadata))
 
 
+def _refused(address, requests, code, needle: str, metadata=None):
+    """The call ends with gRPC status ``code`` whose details hold ``needle``; returns the answers before it."""
+    answers = []
+    with grpc.insecure_channel(address) as channel:
+        call = audio2face_pb2_grpc.A2FControllerServiceStub(channel).ProcessAudioStream(requests, metadata=metadata)
+        with pytest.raises(grpc.RpcError) as info:
+            for answer in call:
+                answers.append(answer)
+    assert info.value.code() == code, (info.value.code(), info.value.details())
+    assert needle in info.value.details(), info.value.details()
+    return answers
+
+
 def _parts(answers):
     return [a.WhichOneof("stream_part") for a in answers]
 
@@ -367,14 +380,16 @@ def test_limits(small_model, good):
             results = [pool.submit(list, call) for call in calls]
             for result in results:
                 assert result.result(timeout=30)[-1].status.code == status_pb2.Status.SUCCESS
-        # clip length, idle timeout, message size
-        _assert_error(_run(srv.address, _messages(float_to_pcm16_bytes(_clip(0.5)))), "limit of 0.3 s")
+        # clip length, idle timeout, message size: a gRPC status code, after the same message in band
+        long_clip = _messages(float_to_pcm16_bytes(_clip(0.5)))
+        answers = _refused(srv.address, long_clip, grpc.StatusCode.RESOURCE_EXHAUSTED, "limit of 0.3 s")
+        _assert_error(answers, "limit of 0.3 s")
 
         def idle():
             yield _header()
             time.sleep(1.5)
 
-        _assert_error(_run(srv.address, idle()), "idle timeout")
+        _assert_error(_refused(srv.address, idle(), grpc.StatusCode.DEADLINE_EXCEEDED, "idle timeout"), "idle timeout")
         with pytest.raises(grpc.RpcError) as info:
             _run(srv.address, iter([_header(), _audio(bytes(40_000)), END]))
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -404,7 +419,12 @@ def test_bearer_token(small_model, good):
 
 
 def _self_signed(tmp_path, name: str):
-    pytest.importorskip("cryptography")
+    """A self-signed EC certificate for localhost and 127.0.0.1 (and CA): (cert path, key path, cert PEM, key PEM).
+    Made with ``cryptography`` when installed, else with the ``openssl`` command."""
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        return _openssl_self_signed(tmp_path, name)
     import ipaddress
 
     from cryptography import x509
@@ -436,6 +456,20 @@ def _self_signed(tmp_path, name: str):
     (tmp_path / f"{name}.crt").write_bytes(cert_pem)
     (tmp_path / f"{name}.key").write_bytes(key_pem)
     return str(tmp_path / f"{name}.crt"), str(tmp_path / f"{name}.key"), cert_pem, key_pem
+
+
+def _openssl_self_signed(tmp_path, name: str):
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the cryptography package or the openssl command")
+    cert, key = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", f"/CN={name}",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-addext", "basicConstraints=critical,CA:TRUE"], check=True, capture_output=True)  # fmt: skip
+    return str(cert), str(key), cert.read_bytes(), key.read_bytes()
 
 
 def test_tls_and_mutual_tls(small_model, good, tmp_path):

@@ -50,3 +50,28 @@ def test_cli_flags_override_the_config_file(tmp_path):
     assert cfg.resolved_token() == "abc" and "abc" not in json.dumps(cfg.public_dict())
     with pytest.raises(ConfigError, match="max_streams"):
         config_from_args(parser.parse_args(["serve", "--max-streams", "0"]))
+
+
+def test_hostile_client_limits_are_settings(tmp_path):
+    import argparse
+
+    from facecast.cli.serve import config_from_args, register
+
+    cfg = ServerConfig()
+    assert (cfg.max_emotion_keys_per_message, cfg.max_emotion_keys_per_stream) == (1000, 10_000)
+    assert (cfg.max_stream_seconds, cfg.min_audio_rate, cfg.audio_rate_window_seconds) == (600.0, 0.5, 20.0)
+    path = tmp_path / "server.toml"
+    path.write_text("[server]\nmin_audio_rate = 0.25\nmax_emotion_keys_per_stream = 500\n")
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve", "--config", str(path), "--max-stream-seconds", "90", "--audio-rate-window",
+                              "5", "--max-emotion-keys-per-message", "10"])  # fmt: skip
+    cfg = config_from_args(args)
+    assert (cfg.min_audio_rate, cfg.max_emotion_keys_per_stream, cfg.max_stream_seconds) == (0.25, 500, 90.0)
+    assert (cfg.audio_rate_window_seconds, cfg.max_emotion_keys_per_message) == (5.0, 10)
+    for bad, match in ((dict(min_audio_rate=-1.0), "min_audio_rate"), (dict(max_stream_seconds=0.0), "max_stream"),
+                       (dict(audio_rate_window_seconds=float("nan")), "audio_rate_window"),
+                       (dict(max_emotion_keys_per_message=-1), "max_emotion_keys_per_message"),
+                       (dict(max_emotion_keys_per_stream=1.5), "max_emotion_keys_per_stream")):  # fmt: skip
+        with pytest.raises(ConfigError, match=match):
+            ServerConfig(**bad).validate()

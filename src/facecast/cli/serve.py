@@ -29,6 +29,11 @@ _FLAGS = {
     "max_message_bytes": "max_message_bytes",
     "max_clip_seconds": "max_clip_seconds",
     "idle_timeout": "idle_timeout_seconds",
+    "max_stream_seconds": "max_stream_seconds",
+    "min_audio_rate": "min_audio_rate",
+    "audio_rate_window": "audio_rate_window_seconds",
+    "max_emotion_keys_per_message": "max_emotion_keys_per_message",
+    "max_emotion_keys_per_stream": "max_emotion_keys_per_stream",
     "tls_cert": "tls_cert",
     "tls_key": "tls_key",
     "tls_client_ca": "tls_client_ca",
@@ -70,6 +75,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--max-message-bytes", type=int, help="largest gRPC message (default 4 MiB)")
     p.add_argument("--max-clip-seconds", type=float, help="longest audio per stream (default 300)")
     p.add_argument("--idle-timeout", type=float, metavar="SECONDS", help="end silent streams after (default 30)")
+    p.add_argument("--max-stream-seconds", type=float, help="longest wall time of one stream (default 600)")
+    p.add_argument(
+        "--min-audio-rate",
+        type=float,
+        metavar="FRACTION",
+        help="least audio a stream must send, as a fraction of real time over each window (default 0.5; 0 = off)",
+    )
+    p.add_argument("--audio-rate-window", type=float, metavar="SECONDS", help="window of --min-audio-rate (default 20)")
+    p.add_argument("--max-emotion-keys-per-message", type=int, help="timed emotions in one message (default 1000)")
+    p.add_argument("--max-emotion-keys-per-stream", type=int, help="timed emotions in one stream (default 10000)")
     p.add_argument("--tls-cert", metavar="PEM", help="server certificate; with --tls-key enables TLS")
     p.add_argument("--tls-key", metavar="PEM", help="server private key")
     p.add_argument("--tls-client-ca", metavar="PEM", help="require client certificates signed by this CA (mTLS)")

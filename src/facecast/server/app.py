@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from pathlib import Path
 
 import grpc
-from nvidia_audio2face_3d import a2x_export_config_pb2_grpc, audio2face_pb2_grpc
+from nvidia_audio2face_3d import a2x_export_config_pb2_grpc
 
 from facecast.model import Model, builtin_pack, load_model
 from facecast.pack import ModelPack, load_pack
 from facecast.server.config import ConfigError, ServerConfig
 from facecast.server.grpc_service import A2FControllerServicer, BearerTokenInterceptor, ExportConfigServicer
+from facecast.server.guard import Drainer
 from facecast.server.health import SERVING, HealthServicer, add_health_servicer_to_server
 from facecast.server.scheduler import BatchScheduler
+from facecast.server.tls import TlsFiles, check_tls_files
+from facecast.server.wire import add_controller
 
 log = logging.getLogger("facecast.server")
 
@@ -94,6 +96,7 @@ class RunningServer:
         self._server: grpc.aio.Server | None = None
         self._health: HealthServicer | None = None
         self._stopped = threading.Event()
+        self._tls: TlsFiles | None = None
 
     @property
     def address(self) -> str:
@@ -110,6 +113,7 @@ class RunningServer:
         """Load the model (unless given), start the scheduler and the server; returns ``self`` once serving."""
         cfg = self.config
         token = cfg.resolved_token()
+        self._tls = check_tls_files(cfg)  # before the model loads: a bad certificate is one clear line, at once
         if self.model is None:
             pack = load_pack(cfg.model if cfg.model is not None else builtin_pack())
             self.model = load_model(pack, device=cfg.device, backend=cfg.backend, threads=cfg.threads,
@@ -139,10 +143,11 @@ class RunningServer:
             ("grpc.max_send_message_length", cfg.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        interceptors = [BearerTokenInterceptor(token)] if token else []
+        drainer = Drainer()
+        interceptors = [BearerTokenInterceptor(token, drainer)] if token else []
         server = grpc.aio.server(options=options, interceptors=interceptors)
-        self.controller = A2FControllerServicer(self.model, self.scheduler, cfg)
-        audio2face_pb2_grpc.add_A2FControllerServiceServicer_to_server(self.controller, server)
+        self.controller = A2FControllerServicer(self.model, self.scheduler, cfg, drainer)
+        add_controller(self.controller, server)
         a2x_export_config_pb2_grpc.add_A2XExportConfigServiceServicer_to_server(
             ExportConfigServicer(self.model, cfg), server
         )
@@ -150,8 +155,8 @@ class RunningServer:
         add_health_servicer_to_server(self._health, server)
         address = f"{cfg.host}:{cfg.port}" if ":" not in cfg.host else f"[{cfg.host.strip('[]')}]:{cfg.port}"
         try:
-            if cfg.tls_cert is not None:
-                port = server.add_secure_port(address, _credentials(cfg))
+            if self._tls is not None:
+                port = server.add_secure_port(address, _credentials(self._tls))
             else:
                 port = server.add_insecure_port(address)
         except RuntimeError as exc:
@@ -190,11 +195,9 @@ class RunningServer:
         self.stop()
 
 
-def _credentials(cfg: ServerConfig) -> grpc.ServerCredentials:
-    key = Path(cfg.tls_key).read_bytes()
-    cert = Path(cfg.tls_cert).read_bytes()
-    ca = Path(cfg.tls_client_ca).read_bytes() if cfg.tls_client_ca else None
-    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+def _credentials(tls: TlsFiles) -> grpc.ServerCredentials:
+    ca = tls.client_ca
+    return grpc.ssl_server_credentials([(tls.key, tls.cert)], root_certificates=ca, require_client_auth=ca is not None)
 
 
 def serve(config: ServerConfig | None = None, model: Model | None = None) -> RunningServer:

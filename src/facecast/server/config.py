@@ -57,7 +57,21 @@ class ServerConfig:
     max_clip_seconds: float = 300.0
     """Longest audio a stream may send."""
     idle_timeout_seconds: float = 30.0
-    """A stream that sends nothing for this long is ended with an error status."""
+    """A stream that sends nothing for this long is ended with ``DEADLINE_EXCEEDED``."""
+    max_stream_seconds: float = 600.0
+    """Longest wall time of one stream, start to last frame (``DEADLINE_EXCEEDED`` after it): twice the longest
+    clip streamed in real time, so that no client holds a slot for ever."""
+    min_audio_rate: float = 0.5
+    """Least audio a stream must send, as a fraction of real time, over every ``audio_rate_window_seconds`` while
+    the server is reading (pauses for backpressure do not count); 0 turns the check off. A client trickling a few
+    bytes now and then is ended with ``DEADLINE_EXCEEDED`` instead of holding its slot."""
+    audio_rate_window_seconds: float = 20.0
+    """The window of ``min_audio_rate``; the first window of a stream is its grace period."""
+    max_emotion_keys_per_message: int = 1000
+    """Most timed emotions in one ``audio_with_emotion`` message (more: ``RESOURCE_EXHAUSTED``), counted before
+    they are parsed."""
+    max_emotion_keys_per_stream: int = 10_000
+    """Most timed emotions one stream may send in all (a key per frame of a 300 s clip at 30 fps fits)."""
     tls_cert: str | None = None
     """PEM server certificate (chain); with ``tls_key`` enables TLS."""
     tls_key: str | None = None
@@ -99,6 +113,11 @@ class ServerConfig:
         _int(self.max_message_bytes, "max_message_bytes", 1024, 1 << 31)
         _float(self.max_clip_seconds, "max_clip_seconds", 0.001, 1e6)
         _float(self.idle_timeout_seconds, "idle_timeout_seconds", 0.001, 1e6)
+        _float(self.max_stream_seconds, "max_stream_seconds", 0.001, 1e7)
+        _float(self.min_audio_rate, "min_audio_rate", 0.0, 100.0)
+        _float(self.audio_rate_window_seconds, "audio_rate_window_seconds", 0.1, 1e6)
+        _int(self.max_emotion_keys_per_message, "max_emotion_keys_per_message", 0, 1_000_000)
+        _int(self.max_emotion_keys_per_stream, "max_emotion_keys_per_stream", 0, 100_000_000)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key must be given together")
         if self.tls_client_ca is not None and self.tls_cert is None:
@@ -124,7 +143,12 @@ class ServerConfig:
     def resolved_token(self) -> str | None:
         """The bearer token from ``token`` or ``token_file`` (stripped), or ``None`` when auth is off."""
         if self.token_file is not None:
-            token = Path(self.token_file).read_text(encoding="utf-8").strip()
+            from facecast.fileio import read_bytes
+
+            try:  # a regular file only, size capped (a FIFO or device is named, never read)
+                token = read_bytes(self.token_file, 64 * 1024).decode("utf-8").strip()
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"token_file: {exc}") from None
             if not token:
                 raise ConfigError(f"token_file {self.token_file} is empty")
             return token

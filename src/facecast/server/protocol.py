@@ -8,7 +8,7 @@ names and conventions (capitalised pose and emotion names, camelCase face parame
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,8 +26,19 @@ MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 384_000
 
 
+MAX_HEADER_ENTRIES = 1024
+"""Most entries in one of the header's name -> value tables (face parameters, blendshape multipliers, ...)."""
+
+MAX_STATUS_CHARS = 2000
+"""Longest message sent back in a Status (longer ones are cut)."""
+
+
 class ProtocolError(ValueError):
     """The client broke the protocol or sent an invalid value; the message is sent back in a Status."""
+
+
+class LimitExceeded(ProtocolError):
+    """A stream went past one of the server's limits (clip length, emotion keys); it ends with RESOURCE_EXHAUSTED."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,16 @@ def parse_header(header: messages_pb2.AudioWithEmotionStreamHeader, pipeline: Fa
     """Validate a stream header against the model's pipeline; raise :class:`ProtocolError` when it is invalid."""
     if not header.HasField("audio_header"):
         raise ProtocolError("audio_stream_header has no audio_header")
+    for name, table in (
+        ("face_params.float_params", header.face_params.float_params),
+        ("face_params.integer_params", header.face_params.integer_params),
+        ("face_params.float_array_params", header.face_params.float_array_params),
+        ("blendshape_params.bs_weight_multipliers", header.blendshape_params.bs_weight_multipliers),
+        ("blendshape_params.bs_weight_offsets", header.blendshape_params.bs_weight_offsets),
+        ("emotion_params.beginning_emotion", header.emotion_params.beginning_emotion),
+    ):
+        if len(table) > MAX_HEADER_ENTRIES:
+            raise ProtocolError(f"{name} has {len(table)} entries; at most {MAX_HEADER_ENTRIES}")
     sample_rate = _audio_header(header.audio_header)
     return StreamSettings(
         sample_rate=sample_rate,
@@ -69,7 +90,8 @@ def _audio_header(audio: audio_pb2.AudioHeader) -> int:
 
 def _face_params(face: messages_pb2.FaceParameters, pipeline: FacePipeline) -> FaceParams:
     if len(face.float_array_params):
-        raise ProtocolError(f"face_params.float_array_params is not supported (got {sorted(face.float_array_params)})")
+        names = sorted(face.float_array_params)
+        raise ProtocolError(f"face_params.float_array_params is not supported (got {_brief(names)})")
     overrides: dict[str, float | int] = dict(face.float_params)
     for name, value in face.integer_params.items():
         if name in overrides:
@@ -126,20 +148,6 @@ def _emotion_post(header: messages_pb2.AudioWithEmotionStreamHeader) -> A2EPostP
         raise ProtocolError(f"emotion parameters: {exc}") from None
 
 
-def parse_emotions(keys: Iterable[messages_pb2.EmotionWithTimeCode]) -> list[tuple[float, np.ndarray]]:
-    """Timed emotions (seconds from clip start, NIM names) as ``[(time, 10-vector)]``."""
-    out = []
-    for key in keys:
-        t = key.time_code
-        if not math.isfinite(t) or t < 0:
-            raise ProtocolError(f"emotion time_code must be finite and >= 0 s, got {t}")
-        try:
-            out.append((float(t), emotion_vector(dict(key.emotion))))
-        except EmotionError as exc:
-            raise ProtocolError(f"emotion at time_code {t:g} s: {exc}") from None
-    return out
-
-
 def header_message(
     sample_rate: int, pose_names: Sequence[str], start_time: float
 ) -> messages_pb2.A2F3DAnimationDataStream:
@@ -190,4 +198,16 @@ def end_event() -> messages_pb2.A2F3DAnimationDataStream:
 
 def status_message(ok: bool, message: str) -> messages_pb2.A2F3DAnimationDataStream:
     code = status_pb2.Status.SUCCESS if ok else status_pb2.Status.ERROR
-    return messages_pb2.A2F3DAnimationDataStream(status=status_pb2.Status(code=code, message=message))
+    return messages_pb2.A2F3DAnimationDataStream(status=status_pb2.Status(code=code, message=brief_message(message)))
+
+
+def brief_message(message: str) -> str:
+    """``message`` cut to :data:`MAX_STATUS_CHARS` (a client's odd names can make error messages long)."""
+    if len(message) <= MAX_STATUS_CHARS:
+        return message
+    return message[: MAX_STATUS_CHARS - 20] + f" ... ({len(message)} chars)"
+
+
+def _brief(names: Sequence[str], most: int = 10) -> str:
+    shown = ", ".join(repr(n) for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")

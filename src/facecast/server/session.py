@@ -24,7 +24,7 @@ from facecast.constants import SAMPLE_RATE
 from facecast.emotion import EmotionTrack
 from facecast.infer.engine import NetworkInputs
 from facecast.model import AnimationOptions, Model
-from facecast.server.protocol import ProtocolError, StreamSettings, frame_message
+from facecast.server.protocol import LimitExceeded, ProtocolError, StreamSettings, frame_message
 from facecast.timing import block_range, frame_targets, frames_ready, num_frames
 
 
@@ -49,6 +49,32 @@ class Job:
         return len(self.inputs)
 
 
+class _KeyTrack(EmotionTrack):
+    """An emotion track whose key arrays are built once per change, not on every sample (a stream may hold
+    thousands of keys and is sampled once per batch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+
+    def add(self, time, emotion) -> EmotionTrack:
+        self._arrays = None
+        return super().add(time, emotion)
+
+    def _cached(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = (EmotionTrack.times.fget(self), EmotionTrack.values.fget(self))
+        return self._arrays
+
+    @property
+    def times(self) -> np.ndarray:
+        return self._cached()[0]
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._cached()[1]
+
+
 Deliver = Callable[[object], None]
 """Called from worker threads with a list of answer messages or an exception."""
 
@@ -67,7 +93,7 @@ class ServerStream:
         self.closed = False
         """Set when the call is over (finished, failed or cancelled): late results are dropped."""
         self._lookahead = model.info.lookahead_samples
-        self._track = EmotionTrack()
+        self._track = _KeyTrack()
         self.options = AnimationOptions(fps=self.fps, emotion=self._track, face_params=settings.face_params,
                                         blinks=False, blendshape_params=settings.solve)  # fmt: skip
         """Timed emotions become keys of ``_track``, which the options hold (and so see as they arrive)."""
@@ -107,7 +133,7 @@ class ServerStream:
             raise ProtocolError(f"audio_buffer must hold whole 16-bit samples, got {len(pcm)} bytes")
         count = len(pcm) // 2
         if (self._total_in + count) / self._rate_in > self.max_clip_seconds:
-            raise ProtocolError(f"the clip is longer than the server's limit of {self.max_clip_seconds:g} s")
+            raise LimitExceeded(f"the clip is longer than the server's limit of {self.max_clip_seconds:g} s")
         ints = np.frombuffer(pcm, dtype="<i2")
         samples = pcm16_to_float(ints.astype(np.int16)) if count else np.zeros(0, np.float32)
         if self._resampler is not None and count:
