@@ -109,6 +109,6 @@ def framing(skin: np.ndarray, size: int) -> Framing:
     """Frame the skin's bounding box (the head and neck) with a margin, in a ``size``-pixel square view."""
     lo, hi = skin.min(axis=0), skin.max(axis=0)
     centre = ((lo + hi) / 2).astype(np.float32)
-    half_height = 0.56 * float(hi[1] - lo[1])
+    half_height = 0.6 * float(hi[1] - lo[1])
     distance = 8.0 * half_height
     return Framing(centre, distance, 0.5 * size * distance / half_height)

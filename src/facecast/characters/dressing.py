@@ -30,7 +30,7 @@ SKIN = (0.86, 0.64, 0.53)
 LIPS = (0.74, 0.38, 0.39)
 MOUTH = (0.30, 0.10, 0.11)
 BLUSH = (0.86, 0.50, 0.46)
-TONGUE = (0.80, 0.38, 0.42)
+TONGUE = (0.66, 0.27, 0.31)
 EYE_WHITE = (0.94, 0.92, 0.89)
 
 # material ids (the shader's switch): skin, inner mouth, teeth, gum, tongue, eye

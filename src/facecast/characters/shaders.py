@@ -95,10 +95,10 @@ void main() {
     vec3 base = v_colour;
     float ks = 0.10, shine = 24.0, wrap = 0.0;
     // the inside of the mouth: light falls off with depth behind the lips
-    float depth = max(lip_front - 0.8 - v_mz, 0.0);
+    float depth = max(lip_front - 0.6 - v_mz, 0.0);
     float cavity = 1.0;
     if (v_material == 1 || v_material == 2 || v_material == 3 || v_material == 4) {
-        cavity = 0.05 + 0.95 * exp(-depth / 1.6);
+        cavity = 0.04 + 0.96 * exp(-depth / 1.0);
     }
     if (v_material == 0) {
         float b = brow(v_rest);

@@ -93,6 +93,7 @@ def build_arch(helper: np.ndarray, upper: bool) -> Arch:
     mid = helper[helper[:, 2] > front - 0.5]
     # occlusal level: upper incisor edges a little below the lowest front helper vertex' middle
     bite = float(np.percentile(mid[:, 1], 15 if upper else 85)) if len(mid) else float(helper[:, 1].mean())
+    bite -= 0.2 if upper else 0.0  # the upper edges show a little below the upper lip
     sign = -1.0 if upper else 1.0  # crowns grow down from the upper gum, up from the lower
     unit, tris = _box()
     verts, faces, colours, gum = [], [], [], []
