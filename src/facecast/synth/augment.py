@@ -5,7 +5,7 @@
 * reverberation: a synthetic impulse response, direct path at lag 0 then an exponentially decaying Gaussian
   tail (decay set by RT60) with a few sparse early reflections, mixed wet/dry; the output is cut to the input's
   length;
-* EQ: random low / high shelves and peaks (RBJ biquads) and an optional low-pass (telephone-like band limit),
+* EQ: random low / high shelves and peaks (RBJ biquads) and optional low- / high-pass (telephone-like band limits),
   run forward and backward (zero phase, so no group delay; gains are halved to compensate for the double pass);
 * gain: a level change of -30 to +3 dB (recordings come at any level: the network must not read loudness as
   articulation), then the peak is kept below full scale.
@@ -26,7 +26,8 @@ NOISE_KINDS = ("none", "white", "pink", "babble")
 
 @dataclass(frozen=True)
 class EqBand:
-    """One filter: ``kind`` in lowshelf / highshelf / peak / lowpass, centre or corner in Hz, gain dB, Q."""
+    """One filter: ``kind`` in lowshelf / highshelf / peak / lowpass / highpass, centre or corner in Hz, gain dB,
+    Q (the pass filters are 4th-order Butterworth, 8th with the forward-backward pass)."""
 
     kind: str
     freq: float
@@ -166,8 +167,8 @@ def biquad(band: EqBand, sr: int) -> np.ndarray:
     """Second-order sections [1, 6] of one band (RBJ audio-EQ formulas)."""
     nyquist = sr / 2
     f0 = float(np.clip(band.freq, 10.0, nyquist * 0.95))
-    if band.kind == "lowpass":
-        return signal.butter(4, f0, btype="low", fs=sr, output="sos")
+    if band.kind in ("lowpass", "highpass"):
+        return signal.butter(4, f0, btype=band.kind[:-4], fs=sr, output="sos")
     a = 10 ** (band.gain_db / 40)
     w0 = 2 * np.pi * f0 / sr
     cw, sw = np.cos(w0), np.sin(w0)
