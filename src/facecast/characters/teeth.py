@@ -88,7 +88,7 @@ def build_arch(helper: np.ndarray, upper: bool) -> Arch:
     table = np.asarray(UPPER_TEETH if upper else LOWER_TEETH)
     front, a, half = _fit_arch(helper)
     front -= 0.3  # the helper's outer edge is the crowns' front surface: centres sit behind it
-    half -= 0.3
+    half -= 0.6  # the molars sit inside the cheeks, behind the mouth corners
     centres, tangents = _arch_points(front, a, half, table[:, 0])
     mid = helper[helper[:, 2] > front - 0.5]
     # occlusal level: upper incisor edges a little below the lowest front helper vertex' middle
