@@ -19,7 +19,7 @@ from facecast.characters import JAW_SHAPES, apply_weights
 from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
 from facecast.export import WRITERS, write
 from facecast.export.glb import matrix_to_quat, quat_to_matrix, unpack_glb
-from facecast.export.gltf import character_jaw, eye_quaternions, write_gltf
+from facecast.export.gltf import character_jaw, eye_quaternions, eye_zones, write_gltf
 
 pygltflib = pytest.importorskip("pygltflib", reason="pygltflib is needed to read the GLB back")
 
@@ -177,8 +177,9 @@ def test_trimesh_loads_the_glb(glb, tiny):
     trimesh = pytest.importorskip("trimesh", reason="trimesh not installed")
     path, _, _ = glb
     scene = trimesh.load(str(path), force="scene")
-    counts = sorted(len(g.vertices) for g in scene.geometry.values())
-    assert counts == sorted(len(p.vertices) for p in tiny.parts.values())
+    faces = sum(len(g.faces) for g in scene.geometry.values())
+    assert faces == sum(len(p.faces) for p in tiny.parts.values())
+    assert len(scene.geometry) > len(tiny.parts)  # eyeballs: sclera, iris and pupil primitives
 
 
 def test_registered_writer_and_bad_input(tmp_path, anim):
@@ -208,3 +209,71 @@ def test_default_character_glb(tmp_path):
     names = {i: n.name.removesuffix("_mesh") for i, n in enumerate(gltf.nodes)}
     for node, verts in posed_world_vertices(gltf, blob, 2).items():
         np.testing.assert_allclose(verts / 0.01, expected[names[node]][0], atol=5e-4)
+
+
+def test_key_times_are_exact_frame_times(tmp_path, tiny):
+    anim = make_animation(N, fps=30.0, seed=4)
+    anim.times = np.floor(np.arange(N) * 16000 / 30.0) / 16000  # the engine's whole-sample times
+    gltf = pygltflib.GLTF2.load(str(write_gltf(anim, tmp_path / "t.glb", character=tiny)))
+    times, _ = animation_tracks(gltf, gltf.binary_blob())[(_node(gltf, "skin"), "weights")]
+    np.testing.assert_array_equal(times, (np.arange(N) / 30.0).astype(np.float32))
+
+
+def _uv_sphere(rings: int = 7, segments: int = 12, radius: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+    """A sphere with poles on +-z (the gaze axis), like the default head's eyeballs."""
+    verts = [[0.0, 0.0, radius]]
+    for r in range(1, rings):
+        theta = np.pi * r / rings
+        for k in range(segments):
+            phi = 2 * np.pi * k / segments
+            verts.append([radius * np.sin(theta) * np.cos(phi), radius * np.sin(theta) * np.sin(phi),
+                          radius * np.cos(theta)])  # fmt: skip
+    verts.append([0.0, 0.0, -radius])
+    faces = [(0, 1 + k, 1 + (k + 1) % segments) for k in range(segments)]
+    for r in range(rings - 2):
+        a, b = 1 + r * segments, 1 + (r + 1) * segments
+        for k in range(segments):
+            k1 = (k + 1) % segments
+            faces += [(a + k, b + k, b + k1), (a + k, b + k1, a + k1)]
+    last = len(verts) - 1
+    faces += [(last, 1 + (rings - 2) * segments + (k + 1) % segments, 1 + (rings - 2) * segments + k)
+              for k in range(segments)]  # fmt: skip
+    return np.array(verts), np.array(faces)
+
+
+def test_eye_zones_put_pupil_and_iris_around_the_gaze_axis():
+    verts, faces = _uv_sphere()
+    pivot = np.array([3.0, 0.0, 0.0])
+    zones = eye_zones(verts + pivot, faces, pivot)
+    counts = np.bincount(zones, minlength=3)
+    assert counts[2] == 12 and counts[1] >= 12 and counts[0] > len(faces) / 2  # pupil: the front fan
+    assert set(faces[zones == 2].ravel()) >= {0}  # the pupil is the fan around the front pole
+    behind = (verts[faces].mean(axis=1))[:, 2] < 0
+    assert np.all(zones[behind] == 0)
+
+
+def test_eyes_are_drawn_with_iris_and_pupil_materials(glb, tiny):
+    _, gltf, blob = glb
+    names = [m.name for m in gltf.materials]
+    for part in ("eye_right", "eye_left"):
+        mesh = gltf.meshes[[m.name for m in gltf.meshes].index(part)]
+        zones = [names[p.material] for p in mesh.primitives]
+        assert zones[0] == "sclera" and zones[-1] == "pupil" and set(zones) <= {"sclera", "iris", "pupil"}
+        color = {n: np.array(gltf.materials[names.index(n)].pbrMetallicRoughness.baseColorFactor) for n in zones}
+        assert color["pupil"][:3].max() < 0.1 < color["sclera"][:3].min()
+        verts = accessor_array(gltf, blob, mesh.primitives[0].attributes.POSITION)
+        pivot = np.asarray(tiny.eye_pivots)[("eye_right", "eye_left").index(part)]
+        fronts = []
+        for prim in mesh.primitives:
+            assert prim.attributes.POSITION == mesh.primitives[0].attributes.POSITION  # shared vertices
+            faces = accessor_array(gltf, blob, prim.indices).astype(int).reshape(-1, 3)
+            centres = verts[faces].mean(axis=1) - pivot
+            fronts.append((centres[:, 2] / np.linalg.norm(centres, axis=1)).max())
+        assert fronts[-1] == max(fronts)  # the pupil holds the face nearest the gaze axis (+z)
+
+
+def test_validator_finds_no_issue_in_the_glb(glb):
+    from gltfvalidator import validate, validator_prefix
+
+    report = validate(validator_prefix(), glb[0])
+    assert report["issues"]["numErrors"] == 0 and report["issues"]["numWarnings"] == 0, report["issues"]

@@ -141,3 +141,64 @@ def test_sample_exact_frame_times_snap_to_whole_time_codes(tmp_path, tiny):
     assert anim.times[1] != pytest.approx(1 / 30, abs=1e-6)
     query = _anim_query(Usd.Stage.Open(str(write_usd(anim, tmp_path / "snap.usdc", character=tiny))))
     assert query.GetBlendShapeWeightTimeSamples() == [float(i) for i in range(N)]
+
+
+def test_every_mesh_has_a_preview_surface_and_display_colour(usda):
+    from pxr import UsdShade
+
+    stage = Usd.Stage.Open(str(usda))
+    meshes = [p for p in stage.Traverse() if p.IsA(UsdGeom.Mesh)]
+    assert meshes
+    for prim in meshes:
+        mesh = UsdGeom.Mesh(prim)
+        assert len(mesh.GetDisplayColorPrimvar().Get()) >= 1
+        material, _ = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+        assert material, prim.GetPath()
+        shader = material.ComputeSurfaceSource()[0]
+        assert shader.GetIdAttr().Get() == "UsdPreviewSurface"
+        color = shader.GetInput("diffuseColor").Get()
+        assert 0.0 <= min(color) and max(color) <= 1.0
+
+
+def test_eyes_have_sclera_iris_and_pupil_subsets(usda):
+    from pxr import UsdShade
+
+    stage = Usd.Stage.Open(str(usda))
+    for part in ("eye_right", "eye_left"):
+        prim = stage.GetPrimAtPath(f"/facecast_head/Geom/{part}")
+        subsets = UsdGeom.Subset.GetGeomSubsets(UsdGeom.Imageable(prim), UsdGeom.Tokens.face, "materialBind")
+        names = {s.GetPrim().GetName(): s for s in subsets}
+        assert "pupil" in names and "sclera" in names
+        count = len(UsdGeom.Mesh(prim).GetFaceVertexCountsAttr().Get())
+        assert sum(len(s.GetIndicesAttr().Get()) for s in subsets) == count  # a partition of the faces
+        assert UsdGeom.Subset.ValidateSubsets(subsets, count, UsdGeom.Tokens.partition)[0]
+        pupil, _ = UsdShade.MaterialBindingAPI(names["pupil"].GetPrim()).ComputeBoundMaterial()
+        assert max(pupil.ComputeSurfaceSource()[0].GetInput("diffuseColor").Get()) < 0.1
+        colors = np.array(UsdGeom.Mesh(prim).GetDisplayColorPrimvar().Get())
+        assert UsdGeom.Mesh(prim).GetDisplayColorPrimvar().GetInterpolation() == "uniform" and len(colors) == count
+
+
+def test_time_codes_fps_and_audio_prim(tmp_path, tiny):
+    from pxr import UsdMedia
+
+    sf = pytest.importorskip("soundfile")
+    anim = make_animation(N, fps=FPS, seed=7, audio=True)
+    path = write_usd(anim, tmp_path / "out" / "voice.usdc", character=tiny)
+    stage = Usd.Stage.Open(str(path))
+    assert stage.GetTimeCodesPerSecond() == FPS and stage.GetFramesPerSecond() == FPS
+    assert stage.GetStartTimeCode() == 0 and stage.GetEndTimeCode() == N - 1
+    audio = UsdMedia.SpatialAudio(stage.GetPrimAtPath("/facecast_head/Audio"))
+    assert audio and audio.GetAuralModeAttr().Get() == "nonSpatial"
+    asset = audio.GetFilePathAttr().Get()
+    assert asset.path == "./voice_audio.wav" and audio.GetStartTimeAttr().Get() == 0
+    data, rate = sf.read(str(path.parent / "voice_audio.wav"))
+    assert rate == 16000 and len(data) == len(anim.audio)
+    given = tmp_path / "speech.wav"
+    sf.write(given, anim.audio, 16000)
+    other = write_usd(anim, tmp_path / "out" / "given.usda", character=tiny, audio=given)
+    other_stage = Usd.Stage.Open(str(other))
+    prim = other_stage.GetPrimAtPath("/facecast_head/Audio")
+    assert UsdMedia.SpatialAudio(prim).GetFilePathAttr().Get().path == given.resolve().as_posix()
+    anim.audio = None
+    silent = write_usd(anim, tmp_path / "silent.usda", character=tiny)
+    assert not Usd.Stage.Open(str(silent)).GetPrimAtPath("/facecast_head/Audio")

@@ -212,3 +212,10 @@ def test_frame_times_are_exact_multiples(small_model):
     anim = _anim(small_model)
     times = frame_times(anim)
     assert np.array_equal(times, np.arange(len(anim)) / anim.fps)
+
+
+def test_json_times_are_exact_frame_times(small_model):
+    from facecast.export.json import animation_dict
+
+    anim = _anim(small_model)
+    assert animation_dict(anim)["time"] == np.round(np.arange(len(anim)) / anim.fps, 6).tolist()

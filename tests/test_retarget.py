@@ -380,3 +380,24 @@ def test_metahuman_doc_table_matches_the_data():
     for name, cell in rows.items():
         controls = re.findall(r"`CTRL_expressions_(\w+)`(?: × ([0-9.]+))?", cell)
         assert [(c, float(g or 1)) for c, g in controls] == list(MAPPING[name])
+
+
+def test_metahuman_curve_csv_writer(tmp_path):
+    from facecast.export import WRITERS, write
+
+    anim = make_animation(N, seed=12)
+    assert "metahuman" in WRITERS
+    (path,) = write(anim, tmp_path / "clip", ["metahuman"])
+    assert path.name == "clip_metahuman.csv"
+    rows = [line.split(",") for line in path.read_text().splitlines()]
+    assert rows[0][0] == "Name"
+    np.testing.assert_allclose([float(t) for t in rows[0][1:]], np.arange(N) / anim.fps, atol=1e-6)
+    table = {row[0]: np.array(row[1:], float) for row in rows[1:]}
+    assert list(table) == list(CURVE_NAMES)
+    np.testing.assert_allclose(table["CTRL_expressions_jawOpen"], anim.weights("jawOpen"), atol=1e-6)
+
+
+def test_cli_animate_accepts_metahuman_format():
+    from facecast.cli.animate import check_formats
+
+    assert check_formats("json,metahuman") == ["json", "metahuman"]

@@ -9,6 +9,7 @@ from facecast.animation import Animation
 from facecast.export.csv import write_csv
 from facecast.export.gltf import write_gltf
 from facecast.export.json import write_json
+from facecast.export.metahuman import write_metahuman_csv
 from facecast.export.npz import write_npz_animation
 from facecast.export.usd import write_usd
 from facecast.export.video import write_mp4
@@ -22,6 +23,7 @@ WRITERS: dict[str, tuple[str, Writer]] = {
     "gltf": (".glb", write_gltf),
     "usd": (".usdc", write_usd),
     "mp4": (".mp4", write_mp4),
+    "metahuman": ("_metahuman.csv", write_metahuman_csv),
 }
 """format name -> (file suffix, writer)."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,11 @@ class GltfMesh:
     color: tuple[float, float, float, float] | None = None
     joints: np.ndarray | None = None
     joint_weights: np.ndarray | None = None
+    face_groups: np.ndarray | None = None
+    """[F] group of each face: the mesh is written as one primitive per group (sharing its vertices and targets),
+    group g with material ``group_colors[g]``; None: one primitive with ``color``."""
+    group_colors: list[tuple[str, tuple[float, float, float, float]]] = field(default_factory=list)
+    """(material name, RGBA) of each face group"""
 
     @property
     def num_targets(self) -> int:
@@ -184,6 +190,8 @@ def decompose_rigid(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------------------
 # encoder
 
+MaterialTable = Callable[["str | None", "tuple[float, float, float, float] | None"], int]
+
 
 class _Encoder:
     def __init__(self) -> None:
@@ -245,7 +253,7 @@ class _Encoder:
         return len(self.accessors) - 1
 
 
-def _mesh_json(enc: _Encoder, mesh: GltfMesh, material: int, sparse: bool) -> dict:
+def _mesh_json(enc: _Encoder, mesh: GltfMesh, material: MaterialTable, sparse: bool) -> dict:
     verts = np.asarray(mesh.vertices, np.float32)
     faces = np.asarray(mesh.faces, np.int64)
     if faces.size and (faces.min() < 0 or faces.max() >= len(verts)):
@@ -257,13 +265,18 @@ def _mesh_json(enc: _Encoder, mesh: GltfMesh, material: int, sparse: bool) -> di
         attributes["JOINTS_0"] = enc.accessor(np.asarray(mesh.joints, np.uint16), "VEC4", ARRAY_BUFFER)
         attributes["WEIGHTS_0"] = enc.accessor(np.asarray(mesh.joint_weights, np.float32), "VEC4", ARRAY_BUFFER)
     index_type = np.uint16 if len(verts) < 65536 else np.uint32
-    primitive = {
-        "attributes": attributes,
-        "indices": enc.accessor(faces.astype(index_type).reshape(-1), "SCALAR", ELEMENT_ARRAY_BUFFER),
-        "material": material,
-        "mode": TRIANGLES,
-    }
-    out: dict = {"name": mesh.name, "primitives": [primitive]}
+    if mesh.face_groups is None:
+        groups = [(material(None, mesh.color), faces)]
+    else:
+        assigned = np.asarray(mesh.face_groups, np.int64)
+        if assigned.shape != (len(faces),) or assigned.min() < 0 or assigned.max() >= len(mesh.group_colors):
+            raise ValueError(f"mesh {mesh.name!r}: face_groups must give each face one of its group_colors")
+        groups = [(material(name, color), faces[assigned == g]) for g, (name, color) in enumerate(mesh.group_colors)
+                  if np.any(assigned == g)]  # fmt: skip
+    primitives = [{"attributes": attributes, "mode": TRIANGLES, "material": mat,
+                   "indices": enc.accessor(part.astype(index_type).reshape(-1), "SCALAR", ELEMENT_ARRAY_BUFFER)}
+                  for mat, part in groups]  # fmt: skip
+    out: dict = {"name": mesh.name, "primitives": primitives}
     if mesh.num_targets:
         if len(mesh.target_names) != mesh.num_targets:
             raise ValueError(f"mesh {mesh.name!r}: {mesh.num_targets} targets but {len(mesh.target_names)} names")
@@ -273,7 +286,8 @@ def _mesh_json(enc: _Encoder, mesh: GltfMesh, material: int, sparse: bool) -> di
             if mesh.target_normals is not None and mesh.normals is not None:
                 entry["NORMAL"] = enc.target(mesh.target_normals[t], sparse, bounds=False)
             targets.append(entry)
-        primitive["targets"] = targets
+        for primitive in primitives:  # the primitives share the vertices, so the targets too
+            primitive["targets"] = targets
         out["weights"] = [0.0] * mesh.num_targets
         out["extras"] = {"targetNames": list(mesh.target_names)}
     return out
@@ -335,15 +349,19 @@ def _animation_json(enc: _Encoder, scene: GltfScene, anim: GltfAnimation) -> dic
 def encode_glb(scene: GltfScene, sparse: bool = True, generator: str = "facecast") -> bytes:
     """The scene as GLB bytes (JSON chunk + one binary chunk)."""
     enc = _Encoder()
-    colors: dict[tuple, int] = {}
-    materials, meshes = [], []
-    for mesh in scene.meshes:
-        color = tuple(float(c) for c in (mesh.color or (0.8, 0.8, 0.8, 1.0)))
-        if color not in colors:
-            colors[color] = len(materials)
-            materials.append({"name": f"material_{len(materials)}", "pbrMetallicRoughness": {
-                "baseColorFactor": list(color), "metallicFactor": 0.0, "roughnessFactor": 0.6}})  # fmt: skip
-        meshes.append(_mesh_json(enc, mesh, colors[color], sparse))
+    materials: list[dict] = []
+    known: dict[tuple, int] = {}
+
+    def material(name: str | None, color: tuple | None) -> int:
+        """The index of a plain PBR material of this colour and name (``material_<i>`` when unnamed)."""
+        rgba = tuple(float(c) for c in (color or (0.8, 0.8, 0.8, 1.0)))
+        if (name, rgba) not in known:
+            known[name, rgba] = len(materials)
+            pbr = {"baseColorFactor": list(rgba), "metallicFactor": 0.0, "roughnessFactor": 0.6}
+            materials.append({"name": name or f"material_{len(materials)}", "pbrMetallicRoughness": pbr})
+        return known[name, rgba]
+
+    meshes = [_mesh_json(enc, mesh, material, sparse) for mesh in scene.meshes]
     doc: dict = {
         "asset": {"version": "2.0", "generator": generator},
         "scene": 0,

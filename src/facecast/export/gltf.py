@@ -11,7 +11,7 @@ Scene (units: the character's centimetres, scaled to metres by the root node; y 
 
 Each mesh carries the ARKit targets in Apple camelCase (``mesh.extras.targetNames``, as three.js and Blender read
 them); the tongue mesh has the 52 ARKit then the 16 tongue targets. One animation ("facecast") holds a LINEAR
-morph-weight channel per mesh node at the animation's frame times, the jaw node's TRS and the eye nodes'
+morph-weight channel per mesh node at exact frame times (k / fps), the jaw node's TRS and the eye nodes'
 rotations. Eyeballs stay rigid when the character poses them by rotation (``eye_look_rotations``): their
 ``eyeLook*`` motion is folded into the eye nodes' rotation and the eye meshes get no targets.
 
@@ -24,7 +24,9 @@ still opens the jaw). The
 jaw pivot (the rest translation of the jaw node) is an estimated hinge behind and above the lower teeth; any
 pivot gives the same motion, this one makes rotating the jaw node by hand look right.
 
-Audio is not embedded: glTF has no audio. Play the animation next to the clip's wav (frame 0 is t = 0).
+Eyeballs are three primitives sharing their vertices: sclera, iris and pupil (:data:`EYE_ZONES`, by the angle
+from the gaze axis), each with its own material, so the gaze shows. Audio is not embedded: glTF has no audio.
+Play the animation next to the clip's wav (frame 0 is t = 0).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import numpy as np
 from facecast.animation import Animation
 from facecast.characters.character import JAW_PARTS, JAW_SHAPE_INDICES, jaw_from_weights
 from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
-from facecast.export.csv import arkit_matrix
+from facecast.export.csv import arkit_matrix, frame_times
 from facecast.export.glb import GltfAnimation, GltfMesh, GltfNode, GltfScene, decompose_rigid, write_glb
 
 CM_TO_M = 0.01
@@ -51,6 +53,9 @@ COLORS = {
     "eye_left": (0.96, 0.95, 0.93, 1.0),
 }
 EYE_PARTS = ("eye_right", "eye_left")
+EYE_ZONES = (("sclera", (0.96, 0.95, 0.93, 1.0), 180.0), ("iris", (0.30, 0.20, 0.11, 1.0), 24.0),
+             ("pupil", (0.02, 0.02, 0.02, 1.0), 11.0))  # fmt: skip
+"""(material name, RGBA, the largest angle in degrees from the gaze axis) of the eye's zones, outermost first."""
 NO_AUDIO_NOTE = "audio is not embedded (glTF has no audio); play the source clip alongside, frame 0 is t = 0"
 
 
@@ -87,6 +92,22 @@ def estimate_jaw_pivot(lower_teeth: np.ndarray) -> np.ndarray:
     lo, hi = lower_teeth.min(axis=0), lower_teeth.max(axis=0)
     depth, height = hi[2] - lo[2], hi[1] - lo[1]
     return np.array([(lo[0] + hi[0]) / 2, hi[1] + 0.75 * height, lo[2] - depth], np.float64)
+
+
+def eye_zones(vertices: np.ndarray, faces: np.ndarray, pivot: np.ndarray) -> np.ndarray:
+    """[F] zone of each face of an eyeball (0 sclera, 1 iris, 2 pupil, as :data:`EYE_ZONES`): by the angle between
+    the gaze axis (+z, where the face looks) and the face centre seen from the eye's pivot; on a coarse eyeball the
+    most frontal faces are the pupil and the next ones the iris."""
+    centres = np.asarray(vertices, np.float64)[np.asarray(faces, np.int64)].mean(axis=1) - np.asarray(pivot)
+    length = np.maximum(np.linalg.norm(centres, axis=1), 1e-12)
+    angle = np.degrees(np.arccos(np.clip(centres[:, 2] / length, -1.0, 1.0)))
+    zones = np.zeros(len(centres), np.int64)
+    for z in (2, 1):  # the pupil, then the iris: each at least the most frontal faces left (coarse eyeballs)
+        free = zones == 0
+        if not free.any() or angle[free].min() >= 90.0:
+            break
+        zones[free & (angle <= max(EYE_ZONES[z][2], angle[free].min() + 1e-6))] = z
+    return zones
 
 
 def eye_angles(character: Any, arkit: np.ndarray, eyes: np.ndarray | None, eye: int) -> np.ndarray:
@@ -154,22 +175,32 @@ def character_scene(character: Any, morph_normals: bool = True) -> GltfScene:
         nodes[parent].children.append(len(nodes) - 1)
         return len(nodes) - 1
 
+    pivots = np.asarray(getattr(character, "eye_pivots", np.zeros((2, 3))), np.float64)
+
+    def zoned(name: str, mesh: GltfMesh) -> GltfMesh:
+        if name in EYE_PARTS:  # sclera, iris and pupil as three primitives of the eyeball
+            mesh.face_groups = eye_zones(mesh.vertices, mesh.faces, pivots[EYE_PARTS.index(name)])
+            mesh.group_colors = [(f"{zone}", color) for zone, color, _ in EYE_ZONES]
+        return mesh
+
     def part_mesh(name: str) -> int:
         part = character.parts[name]
         verts = np.asarray(part.vertices, np.float32)
         faces = np.asarray(part.faces, np.int64)
         if name in EYE_PARTS and rigid_eyes(character):
-            meshes.append(GltfMesh(name, verts, faces, vertex_normals(verts, faces), color=COLORS.get(name)))
+            meshes.append(
+                zoned(name, GltfMesh(name, verts, faces, vertex_normals(verts, faces), color=COLORS.get(name)))
+            )
             return len(meshes) - 1
         targets = np.asarray(character.arkit_deltas[name], np.float32)
         names = list(ARKIT_NAMES)
         if name == "tongue" and getattr(character, "tongue_deltas", None) is not None:
             targets = np.concatenate([targets, np.asarray(character.tongue_deltas, np.float32)])
             names += list(TONGUE_NAMES)
-        meshes.append(GltfMesh(
+        meshes.append(zoned(name, GltfMesh(
             name, verts, faces, vertex_normals(verts, faces), names, targets,
             target_normal_deltas(verts, faces, targets) if morph_normals else None, COLORS.get(name),
-        ))  # fmt: skip
+        )))  # fmt: skip
         return len(meshes) - 1
 
     parts = character.parts
@@ -183,7 +214,6 @@ def character_scene(character: Any, morph_normals: bool = True) -> GltfScene:
         jaw = add(0, "jaw", translation=pivot)
         for name in jaw_parts:
             add(jaw, name, part_mesh(name), -pivot)
-    pivots = np.asarray(getattr(character, "eye_pivots", np.zeros((2, 3))), np.float64)
     for e, name in enumerate(EYE_PARTS):
         if name in parts:
             node = add(0, name, translation=pivots[e])
@@ -198,7 +228,7 @@ def animate_scene(scene: GltfScene, anim: Animation, character: Any) -> GltfAnim
     the track set."""
     arkit = arkit_matrix(anim)
     tongue = tongue_matrix(anim)
-    track = GltfAnimation(ANIMATION_NAME, np.asarray(anim.times, np.float64))
+    track = GltfAnimation(ANIMATION_NAME, frame_times(anim))
     for i, node in enumerate(scene.nodes):
         if node.mesh is not None and scene.meshes[node.mesh].num_targets:
             t = scene.meshes[node.mesh].num_targets

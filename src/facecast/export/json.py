@@ -1,7 +1,8 @@
 """Animation as JSON, schema ``facecast.animation/1``.
 
 ``{"format": "facecast.animation/1", "fps", "num_frames", "actor", "random_weights",
-"time": [N] seconds, "skin": {"names": [52], "weights": [N][52]}, "tongue": {"names": [16], "weights": [N][16]},
+"time": [N] seconds (exact frame times k / fps),
+"skin": {"names": [52], "weights": [N][52]}, "tongue": {"names": [16], "weights": [N][16]},
 "jaw": [N][16] column-major 4x4, "eyes": [N][6] degrees (right x, right y, 0, left x, left y, 0),
 "emotion": {"names": [10], "weights": [N][10]}, "blink": [N]}``. Missing parts (a model without tongue
 blendshapes) are ``null``. Values are rounded to 6 decimals.
@@ -16,6 +17,7 @@ import numpy as np
 
 from facecast.animation import Animation
 from facecast.constants import EMOTION_NAMES
+from facecast.export.csv import frame_times
 from facecast.fileio import atomic_write
 
 FORMAT = "facecast.animation/1"
@@ -33,7 +35,7 @@ def animation_dict(anim: Animation) -> dict:
         "num_frames": len(anim),
         "actor": anim.actor,
         "random_weights": anim.random_weights,
-        "time": _rows(anim.times),
+        "time": _rows(frame_times(anim)),
         "skin": None
         if anim.skin_weights is None
         else {"names": list(anim.skin_names), "weights": _rows(anim.skin_weights)},

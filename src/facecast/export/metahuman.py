@@ -8,6 +8,8 @@ sum, clipped to [0, 1]. ``L``/``R`` are the character's own left and right, as i
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from facecast.animation import Animation
@@ -125,3 +127,24 @@ def metahuman_curves(anim: Animation) -> dict[str, np.ndarray]:
             columns.append(np.asarray(weights, np.float32))
     values = to_metahuman(names, np.concatenate(columns, axis=1) if columns else np.zeros((len(anim), 0)))
     return {name: values[:, j] for j, name in enumerate(CURVE_NAMES)}
+
+
+def metahuman_csv_text(anim: Animation) -> str:
+    """The curves as an Unreal Curve Table CSV: a header ``Name`` then the key times (exact frame times k / fps,
+    seconds), then one row per ``CTRL_expressions_*`` control with its value at each key (6 decimals)."""
+    from facecast.export.csv import frame_times
+
+    curves = metahuman_curves(anim)
+    lines = [",".join(["Name", *(f"{t:.6f}" for t in frame_times(anim))])]
+    lines += [",".join([name, *(f"{v:.6f}" for v in values)]) for name, values in curves.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_metahuman_csv(anim: Animation, path: str | Path) -> Path:
+    """Write :func:`metahuman_csv_text` atomically (``facecast animate --formats metahuman``); returns the path."""
+    from facecast.fileio import atomic_write
+
+    path = Path(path)
+    text = metahuman_csv_text(anim)
+    atomic_write(path, lambda fh: fh.write(text.encode()))
+    return path

@@ -21,7 +21,15 @@ moves. UsdSkel applies blend shapes before skinning, so evaluating the file repr
 snapped to the whole frame; unsnapped only for irregular frame times).
 
 ``geometry=True`` writes a point cache instead: plain meshes under ``/facecast_head`` whose ``points`` are
-time-sampled every frame (the posed geometry), for tools without UsdSkel. Audio is not referenced.
+time-sampled every frame (the posed geometry), for tools without UsdSkel.
+
+Looks: every mesh has ``primvars:displayColor`` and is bound to a ``UsdPreviewSurface`` material of the same
+colour under ``/facecast_head/Materials``; eyeballs are split by ``GeomSubset`` (family ``materialBind``) into
+sclera, iris and pupil with their own materials and per-face display colours, so the gaze shows.
+
+Audio: ``/facecast_head/Audio`` is a ``UsdMediaSpatialAudio`` prim (non-spatial, played once from time code 0 of
+the animation) whose ``filePath`` is the ``audio`` file given, or ``<stem>_audio.wav`` written next to the USD
+from the animation's own 16 kHz audio; without either there is no audio prim.
 """
 
 from __future__ import annotations
@@ -37,11 +45,14 @@ from facecast.characters.character import JAW_PARTS, JAW_SHAPES
 from facecast.constants import ARKIT_NAMES, TONGUE_NAMES
 from facecast.export.csv import arkit_matrix
 from facecast.export.gltf import (
+    COLORS,
     EYE_PARTS,
+    EYE_ZONES,
     character_jaw,
     estimate_jaw_pivot,
     eye_angles,
     eye_quaternions,
+    eye_zones,
     jaw_tracks,
     rigid_eyes,
     tongue_matrix,
@@ -96,6 +107,85 @@ def _define_mesh(stage, path: str, vertices: np.ndarray, faces: np.ndarray):
     extent = np.stack([vertices.min(axis=0), vertices.max(axis=0)]).astype(np.float32)
     mesh.CreateExtentAttr(Vt.Vec3fArray.FromNumpy(extent))
     return mesh, normals
+
+
+def _material(stage, name: str, rgba: tuple) -> Any:
+    """A ``UsdPreviewSurface`` material of one colour under ``/facecast_head/Materials`` (made once)."""
+    from pxr import Gf, Sdf, UsdShade
+
+    path = f"{ROOT}/Materials/{name}"
+    existing = UsdShade.Material.Get(stage, path)
+    if existing:
+        return existing
+    material = UsdShade.Material.Define(stage, path)
+    shader = UsdShade.Shader.Define(stage, f"{path}/PreviewSurface")
+    shader.CreateIdAttr("UsdPreviewSurface")
+    shader.CreateInput("diffuseColor", Sdf.ValueTypeNames.Color3f).Set(Gf.Vec3f(*map(float, rgba[:3])))
+    shader.CreateInput("roughness", Sdf.ValueTypeNames.Float).Set(0.6 if name != "pupil" else 0.2)
+    shader.CreateInput("metallic", Sdf.ValueTypeNames.Float).Set(0.0)
+    material.CreateSurfaceOutput().ConnectToSource(shader.ConnectableAPI(), "surface")
+    return material
+
+
+def _paint(stage, mesh, name: str, faces: np.ndarray, character: Any) -> None:
+    """Display colours and materials of a part; eyeballs get sclera, iris and pupil subsets."""
+    from pxr import UsdGeom, UsdShade, Vt
+
+    binding = UsdShade.MaterialBindingAPI.Apply(mesh.GetPrim())
+    color = COLORS.get(name, (0.8, 0.8, 0.8, 1.0))
+    display = mesh.CreateDisplayColorPrimvar(UsdGeom.Tokens.constant)
+    if name not in EYE_PARTS:
+        display.Set(Vt.Vec3fArray.FromNumpy(np.array([color[:3]], np.float32)))
+        binding.Bind(_material(stage, name, color))
+        return
+    pivot = np.asarray(getattr(character, "eye_pivots", np.zeros((2, 3))), np.float64)[EYE_PARTS.index(name)]
+    zones = eye_zones(np.asarray(character.parts[name].vertices), faces, pivot)
+    palette = np.array([c[:3] for _, c, _ in EYE_ZONES], np.float32)
+    display.SetInterpolation(UsdGeom.Tokens.uniform)
+    display.Set(Vt.Vec3fArray.FromNumpy(palette[zones]))
+    binding.Bind(_material(stage, "sclera", EYE_ZONES[0][1]))
+    imageable = UsdGeom.Imageable(mesh.GetPrim())
+    for z, (zone, rgba, _) in enumerate(EYE_ZONES):
+        indices = np.flatnonzero(zones == z).astype(np.int32)
+        if indices.size:
+            subset = UsdGeom.Subset.CreateGeomSubset(imageable, zone, UsdGeom.Tokens.face,
+                                                     Vt.IntArray.FromNumpy(indices), "materialBind")  # fmt: skip
+            UsdShade.MaterialBindingAPI.Apply(subset.GetPrim()).Bind(_material(stage, zone, rgba))
+    binding.SetMaterialBindSubsetsFamilyType(UsdGeom.Tokens.partition)
+
+
+def _audio(stage, path: Path, anim: Animation, audio: str | Path | None) -> Path | None:
+    """The ``UsdMediaSpatialAudio`` prim (see the module docstring); returns a sidecar wav it wrote, if any."""
+    from pxr import Sdf, UsdMedia
+
+    written = None
+    if audio is None:
+        if anim.audio is None:
+            return None
+        import soundfile as sf
+
+        from facecast.constants import SAMPLE_RATE
+
+        written = path.with_name(f"{path.stem}_audio.wav")
+        tmp = temporary_path(written)
+        try:
+            sf.write(str(tmp), np.asarray(anim.audio, np.float32), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+            os.replace(tmp, written)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        audio = written
+    audio = Path(audio)
+    try:
+        asset = "./" + audio.resolve().relative_to(path.resolve().parent).as_posix()
+    except ValueError:
+        asset = audio.resolve().as_posix()
+    prim = UsdMedia.SpatialAudio.Define(stage, f"{ROOT}/Audio")
+    prim.CreateFilePathAttr(Sdf.AssetPath(asset))
+    prim.CreateAuralModeAttr(UsdMedia.Tokens.nonSpatial)
+    prim.CreatePlaybackModeAttr(UsdMedia.Tokens.onceFromStart)
+    prim.CreateStartTimeAttr(Sdf.TimeCode(float(time_codes(anim)[0])))
+    return written
 
 
 def _part_shapes(character: Any, name: str) -> tuple[list[str], np.ndarray]:
@@ -165,6 +255,7 @@ def _skel_stage(anim: Animation, character: Any):
     for name, part in parts.items():
         path = f"{ROOT}/Geom/{name}"
         mesh, _ = _define_mesh(stage, path, np.asarray(part.vertices, np.float32), part.faces)
+        _paint(stage, mesh, name, np.asarray(part.faces), character)
         binding = UsdSkel.BindingAPI.Apply(mesh.GetPrim())
         binding.CreateJointIndicesPrimvar(True, 1).Set(Vt.IntArray([_joint_of(name)]))
         binding.CreateJointWeightsPrimvar(True, 1).Set(Vt.FloatArray([1.0]))
@@ -200,6 +291,8 @@ def _point_cache_stage(anim: Animation, character: Any):
     jaw = character_jaw(character, anim)
     meshes = {name: _define_mesh(stage, f"{ROOT}/{name}", np.asarray(p.vertices, np.float32), p.faces)
               for name, p in character.parts.items()}  # fmt: skip
+    for name, (mesh, _) in meshes.items():
+        _paint(stage, mesh, name, np.asarray(character.parts[name].faces), character)
     codes = time_codes(anim)
     for start in range(0, n, 64):
         block = slice(start, min(n, start + 64))
@@ -214,11 +307,18 @@ def _point_cache_stage(anim: Animation, character: Any):
     return stage
 
 
-def write_usd(anim: Animation, path: str | Path, character: Any = None, geometry: bool = False) -> Path:
+def write_usd(
+    anim: Animation,
+    path: str | Path,
+    character: Any = None,
+    geometry: bool = False,
+    audio: str | Path | None = None,
+) -> Path:
     """Write ``anim`` on ``character`` (default: the built-in CC0 head) as USD, atomically; returns the path.
 
     The suffix picks the encoding (``.usda`` text, ``.usdc``/``.usd`` binary crate). ``geometry=True`` writes
-    the per-frame point cache instead of the UsdSkel rig.
+    the per-frame point cache instead of the UsdSkel rig. ``audio`` is the sound file the audio prim references
+    (default: the animation's own audio, written as ``<stem>_audio.wav`` next to the file).
     """
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
@@ -232,6 +332,8 @@ def write_usd(anim: Animation, path: str | Path, character: Any = None, geometry
         character = build_default_character()
     stage = _point_cache_stage(anim, character) if geometry else _skel_stage(anim, character)
     with writing(path):  # a full or read-only file system: one OutputError naming the file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _audio(stage, path, anim, audio)  # a full or read-only file system: one OutputError naming the file
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temporary_path(path)
         try:
