@@ -9,7 +9,9 @@ from pathlib import Path
 
 from facecast.cli.options import FPS, bounded
 from facecast.constants import DEFAULT_FPS
+from facecast.evaluation.conditions import ALL_CONDITIONS, KINDS, parse_conditions
 from facecast.evaluation.corpus import HELD_OUT_VOICE
+from facecast.evaluation.languages import ALL_LANGUAGES
 from facecast.evaluation.peers import PEER_NAMES
 from facecast.evaluation.report import CORPORA
 
@@ -26,7 +28,11 @@ def cmd_evaluate_lipsync(args: argparse.Namespace) -> int:
     from facecast.evaluation.report import evaluate_lipsync, report_json, report_markdown
     from facecast.fileio import atomic_write
 
-    corpora = _names(args.corpus, CORPORA, "corpus")
+    corpora = _names(args.corpus, CORPORA, "corpus") if args.corpus != "none" else []
+    languages = [] if not args.languages else list(ALL_LANGUAGES) if args.languages == "all" else \
+        _names(args.languages, ALL_LANGUAGES, "language")  # fmt: skip
+    if args.conditions:
+        parse_conditions(args.conditions)  # refuse a bad list before any work
     peers = _names(args.peers, PEER_NAMES, "peer") if args.peers != "none" else []
     from facecast.model import load_model
 
@@ -35,7 +41,8 @@ def cmd_evaluate_lipsync(args: argparse.Namespace) -> int:
     if model.random_weights:
         print("facecast: NOTE: this model has RANDOM weights; its lip-sync figures are meaningless", file=sys.stderr)
     report = evaluate_lipsync(model, corpora, peers, args.voice, args.fps, args.bootstrap,
-                              noise_snr_db=args.noise_snr)  # fmt: skip
+                              noise_snr_db=args.noise_snr, conditions=args.conditions,
+                              languages=languages)  # fmt: skip
     markdown = report_markdown(report)
     for out in args.out:
         path = Path(out)
@@ -59,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="frames of earlier audio each pass also hears (default: as trained for; 0 = none)")  # fmt: skip
     p.add_argument("--out", action="append", default=[], metavar="FILE",
                    help="write the report: .json gives JSON, anything else Markdown (repeatable)")  # fmt: skip
-    p.add_argument("--corpus", default=",".join(CORPORA), help=f"comma list of {', '.join(CORPORA)}")
+    p.add_argument("--corpus", default=",".join(CORPORA), help=f"comma list of {', '.join(CORPORA)}, or 'none'")
     p.add_argument("--peers", default=",".join(PEER_NAMES),
                    help=f"comma list of {', '.join(PEER_NAMES)}, or 'none'")  # fmt: skip
     p.add_argument("--voice", default=HELD_OUT_VOICE, help=f"espeak-ng voice for the TTS corpus ({HELD_OUT_VOICE})")
@@ -68,6 +75,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="bootstrap resamples for the standard errors, 0 to 100000 (default 200)")  # fmt: skip
     p.add_argument("--noise-snr", type=bounded(float, -30, 100), metavar="DB",
                    help="add white noise at this SNR (-30 to 100 dB below each clip's mean power)")  # fmt: skip
+    p.add_argument("--conditions", metavar="LIST",
+                   help=f"also measure in listening conditions: comma list of KIND[:VALUE] with KIND in "
+                        f"{', '.join(k for k in KINDS if k != 'clean')} (e.g. telephone:alaw, opus:6, reverb:1.0, "
+                        f"babble:5, speed:0.8), or 'all' ({', '.join(ALL_CONDITIONS[1:])})")  # fmt: skip
+    p.add_argument("--languages", metavar="LIST",
+                   help=f"also measure held-out espeak-ng voices per language: comma list of "
+                        f"{', '.join(ALL_LANGUAGES)}, or 'all'")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     p.set_defaults(func=cmd_evaluate_lipsync)
     return p

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import threading
 import unicodedata
+from collections.abc import Callable
 
 import numpy as np
 
@@ -126,9 +127,15 @@ def ipa_to_cmu(phoneme: str) -> tuple[str, ...]:
 
 
 def event_alignment(
-    events: list[tuple[int, int, int, int, str]], num_samples: int, rate: int, text: str = ""
+    events: list[tuple[int, int, int, int, str]],
+    num_samples: int,
+    rate: int,
+    text: str = "",
+    mapping: Callable[[str], tuple[str, ...]] | None = None,
 ) -> Alignment:
-    """Phones (CMU, SIL for pauses) and words from libespeak-ng events over a clip of ``num_samples``."""
+    """Phones (CMU, SIL for pauses) and words from libespeak-ng events over a clip of ``num_samples``;
+    ``mapping`` turns an IPA phoneme into CMU phones (default :func:`ipa_to_cmu`, English)."""
+    mapping = mapping or ipa_to_cmu
     phonemes = [(s, name) for kind, s, _, _, name in events if kind == _EVENT_PHONEME]
     word_events = sorted((s, text[max(pos - 1, 0) : max(pos - 1, 0) + length].strip().lower())
                          for kind, s, pos, length, _ in events if kind == _EVENT_WORD)  # fmt: skip
@@ -152,7 +159,7 @@ def event_alignment(
             state["name"] = started
         if end <= start:
             continue
-        cmu = ipa_to_cmu(name)
+        cmu = mapping(name)
         t0, t1 = start / rate, end / rate
         if not cmu:
             close()
@@ -179,13 +186,16 @@ def shift_alignment(alignment: Alignment, offset: float, duration: float) -> Ali
     return Alignment(words, duration)
 
 
-def espeak_utterance(text: str, voice: str = "en+f4", pad: float = 0.4) -> tuple[np.ndarray, Alignment]:
-    """Speak ``text``: 16 kHz float audio with ``pad`` s of silence at both ends, and its exact phone timings."""
+def espeak_utterance(
+    text: str, voice: str = "en+f4", pad: float = 0.4, mapping: Callable[[str], tuple[str, ...]] | None = None
+) -> tuple[np.ndarray, Alignment]:
+    """Speak ``text``: 16 kHz float audio with ``pad`` s of silence at both ends, and its exact phone timings
+    (``mapping``: IPA phoneme -> CMU phones, see :func:`event_alignment`)."""
     engine = _engine()
     pcm, events = engine.synthesize(text, voice)
     if len(pcm) == 0:
         raise RuntimeError(f"espeak-ng produced no audio for {text!r}")
-    alignment = event_alignment(events, len(pcm), engine.rate, text)
+    alignment = event_alignment(events, len(pcm), engine.rate, text, mapping)
     audio = resample(pcm.astype(np.float32) / 32768.0, engine.rate, SAMPLE_RATE)
     silence = np.zeros(int(round(pad * SAMPLE_RATE)), np.float32)
     audio = np.concatenate([silence, audio, silence]).astype(np.float32)

@@ -13,6 +13,13 @@ from collections.abc import Sequence
 
 from facecast.constants import DEFAULT_FPS
 from facecast.evaluation.align import Aligner, AlignmentError
+from facecast.evaluation.conditions import (
+    Condition,
+    ConditionUnavailable,
+    degrade_utterances,
+    describe,
+    parse_conditions,
+)
 from facecast.evaluation.corpus import (
     HELD_OUT_VOICE,
     POCKETSPHINX_TESTDATA,
@@ -25,6 +32,13 @@ from facecast.evaluation.corpus import (
     with_noise,
 )
 from facecast.evaluation.espeak import libespeak_available
+from facecast.evaluation.languages import (
+    LANGUAGE_NAMES,
+    TRAINED_LANGUAGES,
+    language_corpus,
+    language_voice,
+    unmapped_share,
+)
 from facecast.evaluation.metrics import METRICS, MetricConfig, curves_from_weights, evaluate_curves, lip_geometry
 from facecast.evaluation.peers import PEER_NAMES, FacecastSystem, LipSyncSystem, make_peer
 
@@ -156,10 +170,14 @@ def evaluate_lipsync(
     n_boot: int = 200,
     config: MetricConfig | None = None,
     noise_snr_db: float | None = None,
+    conditions: str | Sequence[str] | None = None,
+    languages: Sequence[str] = (),
 ) -> dict:
     """The whole evaluation: facecast (``model``: a folder, a loaded ``Model``, ``None`` = built-in) and ``peers``
     on ``corpora``; returns the report as a dict (see :func:`report_markdown`, :func:`report_json`).
-    ``noise_snr_db`` adds white noise at that SNR to every clip (:func:`facecast.evaluation.corpus.with_noise`)."""
+    ``noise_snr_db`` adds white noise at that SNR to every clip (:func:`facecast.evaluation.corpus.with_noise`);
+    ``conditions`` (e.g. ``"telephone,opus:6,reverb"`` or ``"all"``, :mod:`.conditions`) measures every corpus
+    again in each listening condition; ``languages`` adds a held-out TTS corpus per language (:mod:`.languages`)."""
     from facecast.characters import AnnyNotFoundError, build_default_character
     from facecast.model import load_model
 
@@ -178,15 +196,33 @@ def evaluate_lipsync(
             skipped[name] = f"not installed ({exc})"
     data, corpus_notes = load_corpora(corpora, voice)
     notes += corpus_notes
+    descriptions = {name: _DESCRIPTIONS[name].format(voice=voice) for name in data}
+    for lang in languages:
+        utts = language_corpus(lang)
+        data[f"lang:{lang}"] = utts
+        seen = "language in training" if lang in TRAINED_LANGUAGES else "unseen language"
+        unmapped = f"{100 * unmapped_share(utts):.1f}% of speech unmapped"
+        descriptions[f"lang:{lang}"] = (
+            f"{LANGUAGE_NAMES[lang]}, espeak-ng {language_voice(lang)} (held out; {seen}), exact timings, {unmapped}"
+        )
     if noise_snr_db is not None:
         data = {name: with_noise(utts, noise_snr_db) for name, utts in data.items()}
         notes.append(f"white noise added to every clip at {noise_snr_db:g} dB below its mean power; phone "
                      "timings from the clean clips")  # fmt: skip
     if not data:
         raise RuntimeError("no evaluation speech is installed here; " + "; ".join(corpus_notes))
-    result = evaluate_systems(data, systems, geometry, fps, config, n_boot)
-    for cname in result:
-        result[cname]["description"] = _DESCRIPTIONS[cname].format(voice=voice)
+    per_condition: dict[str, dict] = {}
+    for cond in parse_conditions(conditions) if conditions else [Condition("clean")]:
+        try:
+            degraded = {name: degrade_utterances(utts, cond) for name, utts in data.items()}
+        except ConditionUnavailable as exc:
+            notes.append(f"condition {cond.name} skipped: {exc}")
+            continue
+        measured = evaluate_systems(degraded, systems, geometry, fps, config, n_boot)
+        for cname in measured:
+            measured[cname]["description"] = descriptions[cname]
+        per_condition[cond.name] = {"description": describe(cond), "corpora": measured}
+    result = per_condition["clean"]["corpora"]
     return {
         "model": "built-in" if model is None else str(getattr(getattr(model, "pack", None), "root", model)),
         "random_weights": bool(getattr(loaded, "random_weights", False)),
@@ -198,6 +234,8 @@ def evaluate_lipsync(
         "skipped_systems": skipped,
         "metrics": [{"key": m.key, "label": m.label, "better": m.better, "n": m.count} for m in METRICS],
         "corpora": result,
+        "conditions": {k: v for k, v in per_condition.items() if k != "clean"} if conditions else {},
+        "condition_descriptions": {k: v["description"] for k, v in per_condition.items()},
         "notes": notes,
     }
 
@@ -243,11 +281,48 @@ def report_markdown(report: dict) -> str:
             lines.append("| " + " | ".join(row) + " |")
         for sname, err in corpus.get("errors", {}).items():
             lines.append(f"\n{sname} failed on some clips, first: {err}")
+    lines += summary_markdown(report)
     if report["skipped_systems"] or report["notes"]:
         lines += ["", "Notes:"]
         lines += [f"- {name}: {why}" for name, why in report["skipped_systems"].items()]
         lines += [f"- {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
+
+
+HEADLINE = ("openness_r0", "open_bilabial_d", "closure_rate", "bilabial_min_gap", "rounding_d", "silence_motion_mm_s")
+"""The metrics of the condition and language summary tables."""
+
+
+def _summary_table(rows: list[tuple[str, dict]], key: str, systems: Sequence[str], label: str) -> list[str]:
+    """Rows (a name, a corpus result) x systems for one metric key."""
+    out = [f"| {label} | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
+    for name, corpus in rows:
+        cells = corpus["metrics"].get(key, {})
+        out.append(f"| {name} | " + " | ".join(_cell(cells[s]["value"], cells[s]["se"]) if s in cells else "-"
+                                              for s in systems) + " |")  # fmt: skip
+    return out
+
+
+def summary_markdown(report: dict) -> list[str]:
+    """Conditions x systems (per corpus) and languages x systems tables of the :data:`HEADLINE` metrics."""
+    systems = [s for s in report["systems"] if s != "neutral"]
+    labels = {m["key"]: f"{m['label']} ({m['better']})" for m in report["metrics"]}
+    lines: list[str] = []
+    conditions = report.get("conditions") or {}
+    for cname in report["corpora"] if conditions else ():
+        rows = [("clean", report["corpora"][cname])]
+        rows += [(cond, res["corpora"][cname]) for cond, res in conditions.items() if cname in res["corpora"]]
+        lines += ["", f"## {cname} in listening conditions", ""]
+        lines += [f"- {cond}: {report['condition_descriptions'][cond]}" for cond, _ in rows]
+        for key in HEADLINE:
+            lines += ["", f"### {labels[key]}", ""] + _summary_table(rows, key, systems, "condition")
+    langs = [(c, r) for c, r in report["corpora"].items() if c.startswith("lang:")]
+    if langs:
+        lines += ["", "## Languages (held-out espeak-ng voices, exact phone timings)"]
+        for key in HEADLINE:
+            rows = [(c.removeprefix("lang:"), r) for c, r in langs]
+            lines += ["", f"### {labels[key]}", ""] + _summary_table(rows, key, systems, "language")
+    return lines
 
 
 def _json_safe(obj):
