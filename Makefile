@@ -24,7 +24,7 @@ demo: $(STAMP)
 system-deps:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite \
-		pocketsphinx-testdata alsa-utils chromium chromium-driver libegl1 libegl-mesa0 libgl1-mesa-dri >/dev/null
+		pocketsphinx-testdata alsa-utils sox chromium chromium-driver libegl1 libegl-mesa0 libgl1-mesa-dri >/dev/null
 
 # Retrain the default model from scratch (synthetic corpus -> preprocess -> train -> deploy -> package).
 # The held-out evaluation voice (espeak en+f4) is left out of the corpus.
