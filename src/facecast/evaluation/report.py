@@ -319,8 +319,9 @@ def summary_markdown(report: dict) -> list[str]:
     langs = [(c, r) for c, r in report["corpora"].items() if c.startswith("lang:")]
     if langs:
         lines += ["", "## Languages (held-out espeak-ng voices, exact phone timings)"]
+        english = [("en (tts)", report["corpora"]["tts"])] if "tts" in report["corpora"] else []
         for key in HEADLINE:
-            rows = [(c.removeprefix("lang:"), r) for c, r in langs]
+            rows = english + [(c.removeprefix("lang:"), r) for c, r in langs]
             lines += ["", f"### {labels[key]}", ""] + _summary_table(rows, key, systems, "language")
     return lines
 
