@@ -4,7 +4,7 @@ VENV := .venv
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint bench clean system-deps default-model default-character gltf-validator
+.PHONY: install demo test lint bench clean system-deps default-model default-character gltf-validator blender-addon test-blender
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,17 @@ test: $(STAMP)
 GLTF_VALIDATOR_VERSION := 2.0.0-dev.3.10
 gltf-validator:
 	npm install --prefix build/npm --no-audit --no-fund gltf-validator@$(GLTF_VALIDATOR_VERSION)
+
+# The Blender add-on (a Blender 4.2+ extension) as build/facecast-<version>.zip: Blender > Preferences > Get
+# Extensions > Install from Disk.
+blender-addon:
+	$(PYTHON) integrations/blender/build_zip.py build
+
+# The add-on's tests in headless Blender: the PyPI bpy wheel (Blender 4.2 as a Python module, about 350 MB,
+# CPython 3.11 only), kept out of `make install` for its size; without it those tests skip.
+test-blender: $(STAMP)
+	$(PIP) install -q "bpy==4.2.*"
+	$(VENV)/bin/python -m pytest tests/test_blender_core.py tests/test_blender_addon.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
