@@ -119,3 +119,27 @@ def test_run_facecast_command_end_to_end(tmp_path):
         core.run_facecast("no-such-facecast", tmp_path / "speech.wav", 30.0)
     with pytest.raises(RuntimeError, match="missing|No such|not"):
         core.run_facecast(str(exe), tmp_path / "nothing.wav", 30.0)
+
+
+def test_run_server_against_facecast_serve(tmp_path, small_model):
+    pytest.importorskip("grpc", reason="grpcio is not installed")
+    pytest.importorskip("nvidia_audio2face_3d", reason="nvidia-audio2face-3d is not installed")
+    sf = pytest.importorskip("soundfile")
+    from facecast.server import ServerConfig, serve
+
+    t = np.arange(6400) / 16000
+    clip = (0.3 * np.sin(2 * np.pi * 3 * t) * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+    sf.write(tmp_path / "speech.wav", clip, 16000, subtype="PCM_16")
+    server = serve(ServerConfig(port=0, max_streams=2, idle_timeout_seconds=10.0), model=small_model)
+    try:
+        face = core.run_server(server.address, tmp_path / "speech.wav", face_params="skin_strength=1.0")
+    finally:
+        server.stop()
+    pcm = sf.read(tmp_path / "speech.wav", dtype="float32")[0]
+    offline = small_model.animate(pcm, blinks=False)
+    assert face.fps == pytest.approx(offline.fps) and len(face) == len(offline)
+    assert face.times == pytest.approx([k / face.fps for k in range(len(face))], abs=1e-9)
+    np.testing.assert_allclose(face.curves["jawOpen"], offline.weights("jawOpen"), atol=1e-4)
+    with pytest.raises(RuntimeError, match="16-bit"):
+        sf.write(tmp_path / "float.wav", clip, 16000, subtype="FLOAT")
+        core.run_server(server.address, tmp_path / "float.wav")

@@ -322,10 +322,16 @@ def run_server(address: str, audio: str | Path, emotion: str = "", emotion_stren
         raise RuntimeError("server mode needs grpcio and nvidia-audio2face-3d in Blender's Python "
                            "(python -m pip install grpcio==1.67.1 nvidia-audio2face-3d), or use the facecast "
                            "command") from None  # fmt: skip
-    with wave.open(str(audio), "rb") as wav:
-        if wav.getsampwidth() != 2:
-            raise RuntimeError(f"{audio}: server mode sends 16-bit PCM WAV; convert it or use the facecast command")
-        rate, channels, pcm = wav.getframerate(), wav.getnchannels(), wav.readframes(wav.getnframes())
+    try:
+        with wave.open(str(audio), "rb") as wav:
+            width, rate, channels = wav.getsampwidth(), wav.getframerate(), wav.getnchannels()
+            pcm = wav.readframes(wav.getnframes())
+    except (wave.Error, EOFError) as exc:
+        width = 0
+        if not str(exc).startswith("unknown format"):
+            raise RuntimeError(f"{audio}: not a readable WAV ({exc})") from None
+    if width != 2:
+        raise RuntimeError(f"{audio}: server mode sends 16-bit PCM WAV; convert it or use the facecast command")
     if channels != 1:
         import array
 
