@@ -1,4 +1,5 @@
-"""The Khronos glTF validator (npm ``gltf-validator``), run with node, for tests of facecast's GLB output.
+"""The Khronos glTF validator (npm ``gltf-validator``) and three.js (npm ``three``), run with node, for tests of
+facecast's GLB output.
 
 :func:`validator` finds the package in ``$FACECAST_GLTF_VALIDATOR`` (a ``node_modules`` folder's parent) or
 ``build/npm`` (``make gltf-validator`` installs it there), installing it there with npm when npm is on PATH; it
@@ -31,25 +32,34 @@ validator.validateBytes(data, {
 """
 
 
-def _installed(prefix: Path) -> bool:
-    return (prefix / "node_modules" / "gltf-validator" / "package.json").is_file()
+THREE_VERSION = "0.170.0"
+
+
+def _installed(prefix: Path, package: str) -> bool:
+    return (prefix / "node_modules" / package / "package.json").is_file()
+
+
+def npm_prefix(package: str = "gltf-validator", version: str = VERSION) -> Path:
+    """The folder whose node_modules holds an npm package (installing it there when npm is on PATH), or
+    pytest.skip saying why."""
+    if shutil.which("node") is None:
+        pytest.skip(f"node is not installed: npm {package} cannot run")
+    env = os.environ.get("FACECAST_GLTF_VALIDATOR")
+    prefix = Path(env) if env else ROOT / "build" / "npm"
+    if _installed(prefix, package):
+        return prefix
+    if shutil.which("npm") is None:
+        pytest.skip(f"npm is not installed: cannot install {package} (make gltf-validator)")
+    done = subprocess.run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
+                           f"{package}@{version}"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    if done.returncode or not _installed(prefix, package):
+        pytest.skip(f"npm could not install {package}: {(done.stderr or done.stdout).strip()[-300:]}")
+    return prefix
 
 
 def validator_prefix() -> Path:
     """The folder whose node_modules holds gltf-validator (installing it when npm is there), or pytest.skip."""
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed: the Khronos glTF validator (npm gltf-validator) cannot run")
-    env = os.environ.get("FACECAST_GLTF_VALIDATOR")
-    prefix = Path(env) if env else ROOT / "build" / "npm"
-    if _installed(prefix):
-        return prefix
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed: cannot install the Khronos glTF validator (make gltf-validator)")
-    done = subprocess.run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
-                           f"gltf-validator@{VERSION}"], capture_output=True, text=True, timeout=300)  # fmt: skip
-    if done.returncode or not _installed(prefix):
-        pytest.skip(f"npm could not install gltf-validator: {(done.stderr or done.stdout).strip()[-300:]}")
-    return prefix
+    return npm_prefix("gltf-validator", VERSION)
 
 
 def validate(prefix: Path, path: Path) -> dict:
