@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from facecast.batch import local
 from facecast.batch.local import find_jobs, run_batch
 from facecast.cli import main
 
@@ -60,13 +61,24 @@ def test_batch_of_chunk_model_matches_animate(chunk_pack, tmp_path):
             assert np.abs(data["skin_weights"] - model.animate(path).skin_weights).max() < 1e-5
 
 
-def test_interrupted_batch_resumes_to_identical_files(small_model, tmp_path):
+def test_interrupted_batch_resumes_to_identical_files(small_model, tmp_path, monkeypatch):
     _clips(tmp_path / "in", seed=1)
     full = run_batch(small_model, find_jobs(tmp_path / "in", tmp_path / "a"), ["json", "csv"], progress=False)
     assert full.done == 5
     jobs = find_jobs(tmp_path / "in", tmp_path / "b")
-    first = run_batch(small_model, jobs[:2], ["json", "csv"], progress=False)  # "interrupted" after two clips
-    assert first.done == 2
+    real, written = local.write, []
+
+    def interrupt_after_two(anim, stem, formats):  # Ctrl-C while the third clip is written
+        if len(written) == 4:
+            raise KeyboardInterrupt
+        written.append(stem)
+        return real(anim, stem, formats)
+
+    monkeypatch.setattr(local, "write", interrupt_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(small_model, jobs, ["json", "csv"], progress=False)
+    monkeypatch.setattr(local, "write", real)
+    assert len(set(written)) == 2 and not list((tmp_path / "b").rglob(".*"))  # no temporaries left
     resumed = run_batch(small_model, jobs, ["json", "csv"], progress=False)
     assert resumed.skipped == 2 and resumed.done == 3
     assert _digests(tmp_path / "a") == _digests(tmp_path / "b")

@@ -10,12 +10,14 @@ from __future__ import annotations
 import errno
 import json
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from facecast.animation import Animation
 from facecast.audio import load_audio
 from facecast.batch.manifest import AUDIO_SUFFIXES, REPORT_NAME, Failure, Job, JobList, find_jobs, read_jobs
 from facecast.export import WRITERS, write
@@ -56,6 +58,7 @@ class _Stop(Exception):
 
 
 def is_done(job: Job, formats: list[str]) -> bool:
+    """Whether every output of ``job`` exists (a rerun skips it)."""
     return all(Path(str(job.stem) + WRITERS[f][0]).exists() for f in formats)
 
 
@@ -124,7 +127,7 @@ def run_batch(
         if bar is not None:
             bar.update(1)
 
-    def emit(job: Job, make_anim) -> None:
+    def emit(job: Job, make_anim: Callable[[], Animation]) -> None:
         """Animate (``make_anim()``) and write one job; its own errors make it a failure."""
         try:
             anim = make_anim()
@@ -202,7 +205,7 @@ def _infer_each(
     return out
 
 
-def _write_job(anim, job: Job, formats: list[str]) -> None:
+def _write_job(anim: Animation, job: Job, formats: list[str]) -> None:
     """Write one job's files, each an OutputError naming it when it fails; outputs must stay inside
     ``job.root`` with links resolved (a link below the output folder cannot carry them out)."""
     for name in formats:
