@@ -65,7 +65,7 @@ def child(args: argparse.Namespace) -> None:
     if args.null_network:
         model.backend = NullBackend(model.info.result_size)
     cfg = ServerConfig(port=0, max_streams=args.max_streams, max_batch=args.max_batch,
-                       batch_wait_ms=args.batch_wait_ms)  # fmt: skip
+                       batch_wait_ms=args.batch_wait_ms, **json.loads(args.settings))  # fmt: skip
     server = serve(cfg, model=model)
     model.backend.run(
         np.zeros((1, model.info.buffer_len), np.float32), np.zeros((1, model.info.emotion_len), np.float32)
@@ -88,8 +88,11 @@ def clip(seconds: float, seed: int) -> bytes:
     return float_to_pcm16_bytes(tone + 0.02 * rng.standard_normal(len(t)))
 
 
-async def one_client(address: str, pcm: bytes, chunk_ms: float, lookahead: int, fps: float) -> dict:
-    """Stream one clip in real time; returns per-frame latencies and whether the stream completed."""
+async def one_client(
+    address: str, pcm: bytes, chunk_ms: float, lookahead: int, fps: float, metadata: tuple | None = None
+) -> dict:
+    """Stream one clip in real time; returns per-frame latencies and whether the stream completed (``code``: the
+    call's gRPC status name)."""
     import grpc
     from nvidia_ace import audio_pb2
     from nvidia_audio2face_3d import audio2face_pb2_grpc, messages_pb2
@@ -100,7 +103,7 @@ async def one_client(address: str, pcm: bytes, chunk_ms: float, lookahead: int, 
     arrivals: list[float] = []
     status = None
     async with grpc.aio.insecure_channel(address) as channel:
-        call = audio2face_pb2_grpc.A2FControllerServiceStub(channel).ProcessAudioStream()
+        call = audio2face_pb2_grpc.A2FControllerServiceStub(channel).ProcessAudioStream(metadata=metadata)
         header = messages_pb2.AudioWithEmotionStreamHeader(
             audio_header=audio_pb2.AudioHeader(channel_count=1, samples_per_second=SR, bits_per_sample=16)
         )
@@ -120,20 +123,30 @@ async def one_client(address: str, pcm: bytes, chunk_ms: float, lookahead: int, 
             await call.done_writing()
 
         writer = asyncio.create_task(write())
-        async for answer in call:
-            part = answer.WhichOneof("stream_part")
-            if part == "animation_data":
-                arrivals.append(time.perf_counter())
-            elif part == "status":
-                status = answer.status
-        await writer
+        try:
+            async for answer in call:
+                part = answer.WhichOneof("stream_part")
+                if part == "animation_data":
+                    arrivals.append(time.perf_counter())
+                elif part == "status":
+                    status = answer.status
+            code = (await call.code()).name
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code().name
+            writer.cancel()
+        try:
+            await writer
+        except (asyncio.CancelledError, grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            pass
     frames = len(arrivals)
     k = np.arange(frames)
     need = (k * SR) // int(fps) + lookahead  # the sample that completes frame k's window (fps integral here)
     chunk_of = np.where(need >= total, len(sent) - 1, (np.minimum(need, total) - 1) // (chunk // 2))
+    chunk_of = np.minimum(chunk_of, max(len(sent) - 1, 0))  # a call that ended early
     latency = np.array(arrivals) - np.array(sent)[chunk_of]
     expected = -(-total * int(fps) // SR)
-    return {"latency": latency, "frames": frames, "expected": expected, "ok": status is not None and status.code == 0}
+    ok = code == "OK" and status is not None and status.code == 0
+    return {"latency": latency, "frames": frames, "expected": expected, "ok": ok, "code": code}
 
 
 async def run_clients(address: str, n: int, args: argparse.Namespace, lookahead: int) -> list[dict]:
@@ -155,8 +168,10 @@ def start_child(
     precision: str = "fp32",
     frames_per_pass: int = 6,
     context_frames: int | None = None,
+    settings: dict | None = None,
 ) -> tuple[subprocess.Popen, str]:
-    """Start the server child process; returns it and its 127.0.0.1 address."""
+    """Start the server child process; returns it and its 127.0.0.1 address. ``settings``: more
+    :class:`facecast.server.ServerConfig` fields."""
     command = [sys.executable, __file__, "--child", "--pack", pack, "--max-streams", str(max(max_streams, 1)),
                "--batch-wait-ms", str(batch_wait_ms),
                "--precision", precision, "--frames-per-pass", str(frames_per_pass)]  # fmt: skip
@@ -168,6 +183,8 @@ def start_child(
         command += ["--max-batch", str(max_batch)]
     if null_network:
         command.append("--null-network")
+    if settings:
+        command += ["--settings", json.dumps(settings)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("PORT "):
@@ -241,6 +258,7 @@ def main() -> None:
     parser.add_argument("--keep-going", action="store_true", help="do not stop the sweep at the first break")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--max-streams", type=int, default=64, help=argparse.SUPPRESS)
+    parser.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)

@@ -17,7 +17,7 @@ from nvidia_audio2face_3d import a2x_export_config_pb2, a2x_export_config_pb2_gr
 from facecast.model import Model
 from facecast.server.config import ServerConfig
 from facecast.server.export_config import effective_configs, render
-from facecast.server.guard import Drainer, Reads, Refusal
+from facecast.server.guard import Drainer, Reads, Refusal, retrieve
 from facecast.server.protocol import brief_message
 from facecast.server.scheduler import BatchScheduler
 from facecast.server.stream_call import StreamCall
@@ -53,15 +53,26 @@ class A2FControllerServicer:
             await self._refuse(context, Reads(context), Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, message))
         self.active += 1
         call = StreamCall(self, context)
+        task = asyncio.ensure_future(call.run())
+        task.add_done_callback(retrieve)
         try:
-            refusal = None
+            refusal = clean = None
             try:
-                clean = await asyncio.wait_for(call.run(), cfg.max_stream_seconds)
-            except asyncio.TimeoutError:
-                message = f"the stream ran for the server's limit of {cfg.max_stream_seconds:g} s (max_stream_seconds)"
-                refusal = Refusal(grpc.StatusCode.DEADLINE_EXCEEDED, message)
+                done, _ = await asyncio.wait((task,), timeout=cfg.max_stream_seconds)
+                if not done:
+                    task.cancel()
+                    message = f"the stream ran for the server's limit of {cfg.max_stream_seconds:g} s"
+                    refusal = Refusal(grpc.StatusCode.DEADLINE_EXCEEDED, message + " (max_stream_seconds)")
+                else:
+                    clean = task.result()
             except Refusal as exc:
                 refusal = exc
+            except asyncio.CancelledError:  # the client cancelled or went away
+                task.cancel()
+                raise
+            except Exception as exc:  # the transport failed under a write: the client is gone
+                log.info("a stream ended early: %s: %s", type(exc).__name__, exc)
+                return
             finally:
                 call.release()  # free the slot before draining
             if refusal is not None:

@@ -56,7 +56,7 @@ class Reads:
             return grpc.aio.EOF
         if self._task is None:
             self._task = asyncio.ensure_future(self.context.read())
-            self._task.add_done_callback(_retrieve)
+            self._task.add_done_callback(retrieve)
         done, _ = await asyncio.wait((self._task,), timeout=max(timeout, 0.0))
         if not done:
             return TIMEOUT
@@ -78,8 +78,8 @@ class Reads:
         self.ended = True
 
 
-def _retrieve(task: asyncio.Future) -> None:
-    """Mark a read's exception as seen (a call cancelled by its client fails its pending read)."""
+def retrieve(task: asyncio.Future) -> None:
+    """Mark a task's exception as seen (a call cancelled by its client fails its pending read and write)."""
     if not task.cancelled():
         task.exception()
 

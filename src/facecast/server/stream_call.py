@@ -69,10 +69,10 @@ class StreamCall:
         except LimitExceeded as exc:
             refusal = Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except ProtocolError as exc:
-            await self._write(status_message(False, str(exc)))
+            await self._write_error(str(exc))
             return False
         except Internal as exc:
-            await self._write(status_message(False, f"internal server error: {exc}"))
+            await self._write_error(f"internal server error: {exc}")
             return False
         except Refusal as exc:
             refusal = exc
@@ -82,6 +82,15 @@ class StreamCall:
             except Exception:  # a slow or gone client: the status code still goes out
                 pass
         raise refusal
+
+    async def _write_error(self, message: str) -> None:
+        """The in-band error status (a client that has gone away cannot get it)."""
+        try:
+            await self._write(status_message(False, message))
+        except Refusal:
+            raise
+        except Exception:  # the transport failed: the client is gone
+            pass
 
     async def _write(self, message) -> None:
         try:
