@@ -8,6 +8,7 @@ import json
 
 def cmd_info(args: argparse.Namespace) -> int:
     from facecast.face.params import FaceParams
+    from facecast.infer.quantize import int8_summary
     from facecast.pack import load_pack
 
     if args.pack is None:
@@ -23,6 +24,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     pack = load_pack(args.pack)
     summary = pack.summary()
     summary["quiet_hold"] = FaceParams.from_model_config(pack.model_config).quiet_hold
+    summary["int8"] = int8_summary(pack)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -47,6 +49,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         k = chunk["frames_per_pass"]
         print(f"  chunks       {chunk['file']}: up to {k} frames per encoder pass; a pass of K frames also hears "
               f"the {k} - K frames before them (--context-frames)")  # fmt: skip
+    for graph, label in (("network", "int8"), ("chunk_network", "int8 chunks")):
+        if graph in summary["int8"]:
+            print(f"  {label:<12} {summary['int8'][graph]['line']}")
     if summary["quiet_hold"] > 0:
         print(f"  quiet hold   {summary['quiet_hold']:g}: the face holds still in silences (--face-param quiet_hold=0)")
     return 0
