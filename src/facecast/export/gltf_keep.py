@@ -8,7 +8,8 @@ animations, extras and extensions. What changes, and why:
   data URIs) is copied in once and each buffer view is moved with it, so views keep their bytes and strides;
 * ``EXT_meshopt_compression`` views are stored decompressed (the extension and its fallback buffers are
   dropped), so the output needs no meshopt decoder;
-* images stored as separate files next to a ``.gltf`` are embedded (a GLB travels alone); data URIs stay;
+* images stored as separate files next to a ``.gltf`` are embedded (a GLB travels alone); data URIs stay; an
+  image that is not a file inside the source's folder keeps its link, and a note says so;
 * an animated node given by ``matrix`` is rewritten as the same translation, rotation and scale (glTF does not
   allow animating a matrix node);
 * one animation is appended, with its accessors and views after the source's, and ``asset.extras`` notes it.
@@ -76,28 +77,34 @@ def _move_views(reader: Any, doc: dict, out: _Binary) -> None:
             view.pop("extensions", None)
 
 
-def _embed_images(reader: Any, doc: dict, out: _Binary) -> None:
-    """Images given as files next to the source become buffer views of the output."""
-    for i, image in enumerate(reader.items("images")):
-        uri = image.get("uri")
-        if uri is None:
-            continue
-        if not isinstance(uri, str):
-            raise GltfError(f"{reader.source}: images[{i}].uri is {kind_of(uri)}; it must be a string")
-        if uri[:5].lower() == "data:":
+def _embed_images(reader: Any, doc: dict, out: _Binary, notes: list[str]) -> None:
+    """Images given as files next to the source become buffer views of the output. An image that is not a
+    readable file inside the source's folder (or not an object with a string URI) is left as it was, noted."""
+    images = doc.get("images")
+    if not isinstance(images, list):
+        return
+    for i, image in enumerate(images):
+        uri = image.get("uri") if isinstance(image, dict) else None
+        if not isinstance(uri, str) or uri[:5].lower() == "data:":
             continue
         mime = image.get("mimeType") or IMAGE_TYPES.get(Path(uri.split("?")[0]).suffix.lower())
-        if not isinstance(mime, str):
-            raise GltfError(f"{reader.source}: images[{i}] ({uri!r}) has no mimeType and an unknown file type")
-        data = reader._external(uri, f"images[{i}]", MAX_OUTPUT_BYTES - len(out.data))
-        view = len(doc.setdefault("bufferViews", []))
+        try:
+            if not isinstance(mime, str):
+                raise GltfError(f"images[{i}] ({uri!r}) has no mimeType and an unknown file type")
+            data = reader._external(uri, f"images[{i}]", MAX_OUTPUT_BYTES - len(out.data))
+        except GltfError as exc:
+            notes.append(f"{str(exc).removeprefix(reader.source + ': ')}: left as a link, not embedded")
+            continue
+        view = len(doc["bufferViews"])
         doc["bufferViews"].append({"buffer": 0, "byteOffset": out.put(data), "byteLength": len(data)})
-        doc["images"][i] = {**{k: v for k, v in image.items() if k != "uri"}, "bufferView": view, "mimeType": mime}
+        images[i] = {**{k: v for k, v in image.items() if k != "uri"}, "bufferView": view, "mimeType": mime}
 
 
 def _drop_meshopt(doc: dict) -> None:
     for key in ("extensionsUsed", "extensionsRequired"):
-        names = [name for name in doc.get(key, []) if name != MESHOPT]
+        if not isinstance(doc.get(key), list):
+            continue  # absent (or not glTF: left as it was)
+        names = [name for name in doc[key] if name != MESHOPT]
         if names:
             doc[key] = names
         else:
@@ -117,7 +124,7 @@ def _accessor(doc: dict, out: _Binary, values: np.ndarray, kind: str, bounds: bo
     return len(accessors) - 1
 
 
-def _add_animation(doc: dict, scene: GltfScene, out: _Binary, track: GltfAnimation) -> None:
+def _add_animation(doc: dict, scene: GltfScene, out: _Binary, track: GltfAnimation, notes: list[str]) -> None:
     if not any(getattr(track, path) for path, _ in _TRACKS):
         return
     times = np.asarray(track.times, np.float32)
@@ -137,7 +144,8 @@ def _add_animation(doc: dict, scene: GltfScene, out: _Binary, track: GltfAnimati
             channels.append({"sampler": len(samplers) - 1, "target": {"node": node, "path": path}})
     animations = doc.setdefault("animations", [])
     if not isinstance(animations, list):
-        raise GltfError(f"{out.source}: animations is {kind_of(animations)}; it must be an array")
+        notes.append(f"animations was {kind_of(animations)}, not an array: replaced by facecast's")
+        animations = doc["animations"] = []
     animations.append({"name": track.name, "samplers": samplers, "channels": channels})
 
 
@@ -152,27 +160,30 @@ def _trs_node(node: dict, scene: GltfScene, index: int) -> None:
     node["scale"] = [float(v) for v in rest.scale]
 
 
-def encode_kept_glb(reader: Any, scene: GltfScene, track: GltfAnimation, extras: dict | None = None) -> bytes:
-    """The source document of ``reader`` (a checked :mod:`gltf_read` reader) with ``track`` appended, as GLB."""
+def encode_kept_glb(
+    reader: Any, scene: GltfScene, track: GltfAnimation, extras: dict | None = None
+) -> tuple[bytes, list[str]]:
+    """(GLB bytes, notes): the source document of ``reader`` (a checked :mod:`gltf_read` reader) with ``track``
+    appended; the notes say what could not be kept as the module docstring says."""
     doc = copy.deepcopy(reader.doc)
     out = _Binary(reader.source)
+    notes: list[str] = []
     _move_views(reader, doc, out)
-    _embed_images(reader, doc, out)
+    _embed_images(reader, doc, out, notes)
     _drop_meshopt(doc)
-    _add_animation(doc, scene, out, track)
+    _add_animation(doc, scene, out, track, notes)
     if extras:
         asset = doc["asset"]
         old = asset.get("extras")
         asset["extras"] = {**old, **extras} if isinstance(old, dict) else {**extras}
     doc["buffers"] = [{"byteLength": len(out.data) + (-len(out.data) % 4)}]
-    return pack_glb(doc, bytes(out.data))
+    return pack_glb(doc, bytes(out.data)), notes
 
 
 def write_kept_glb(
     reader: Any, scene: GltfScene, track: GltfAnimation, path: str | Path, extras: dict | None = None
-) -> Path:
-    """:func:`encode_kept_glb` written atomically to ``path``; returns the path."""
-    path = Path(path)
-    data = encode_kept_glb(reader, scene, track, extras)
-    atomic_write(path, lambda fh: fh.write(data))
-    return path
+) -> list[str]:
+    """:func:`encode_kept_glb` written atomically to ``path``; returns its notes."""
+    data, notes = encode_kept_glb(reader, scene, track, extras)
+    atomic_write(Path(path), lambda fh: fh.write(data))
+    return notes

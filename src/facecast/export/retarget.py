@@ -74,6 +74,8 @@ class RetargetReport:
     """"right"/"left" -> node name"""
     kept: dict[str, int] = field(default_factory=dict)
     """what of the source file was kept (counts of images, materials, textures, skins, animations)"""
+    notes: list[str] = field(default_factory=list)
+    """what of the source could not be kept as it was (an image link that could not be embedded)"""
 
     def summary(self) -> str:
         lines = [f"wrote {self.path} ({self.frames} frames at {self.fps:g} fps): "
@@ -88,6 +90,7 @@ class RetargetReport:
         lines.append(f"  jaw: {self.jaw_note}")
         if self.kept:
             lines.append("  kept from the head: " + ", ".join(f"{n} {k}" for k, n in self.kept.items()))
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -375,7 +378,7 @@ def retarget(
     extras = {"retargeted_by": "facecast", "audio": NO_AUDIO_NOTE}
     if scene.source is not None:
         report.kept = _kept_counts(scene.source.doc)
-        write_kept_glb(scene.source, scene, track, out_path, extras)
+        report.notes += write_kept_glb(scene.source, scene, track, out_path, extras)
     else:
         scene.animations.append(track)
         scene.extras = {**scene.extras, **extras}
