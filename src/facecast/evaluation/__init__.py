@@ -2,13 +2,16 @@
 
 Speech with phone timings (:mod:`.corpus`, :mod:`.align`: pocketsphinx forced alignment), the systems compared
 (:mod:`.peers`), the metrics on the default head (:mod:`.metrics`) and the report (:mod:`.report`,
-``facecast evaluate-lipsync``). Needs ``pocketsphinx==5.1.1`` and, for the peers, ``openfacefx`` and
-``pylipsync``; the speech comes from Debian ``pocketsphinx-testdata``, ``alsa-utils`` and ``espeak-ng``.
+``facecast evaluate-lipsync``); listening conditions (:mod:`.conditions`: telephone, codecs, rooms, babble, music,
+speed) and other languages (:mod:`.languages`), issue 24. Needs ``pocketsphinx==5.1.1`` and, for the peers,
+``openfacefx`` and ``pylipsync``; the speech comes from Debian ``pocketsphinx-testdata``, ``alsa-utils`` and
+``espeak-ng``; the codecs from PyAV and Debian ``sox``.
 """
 
 from __future__ import annotations
 
 from facecast.evaluation.align import Aligner, Alignment, AlignmentError, Phone, Word, align_speech, energy_alignment
+from facecast.evaluation.conditions import ALL_CONDITIONS, Condition, degrade, degrade_utterances, parse_conditions
 from facecast.evaluation.corpus import (
     HELD_OUT_SENTENCES,
     HELD_OUT_VOICE,
@@ -17,6 +20,7 @@ from facecast.evaluation.corpus import (
     pocketsphinx_testdata,
     tts_corpus,
 )
+from facecast.evaluation.languages import ALL_LANGUAGES, ipa_to_cmu_multilingual, language_corpus
 from facecast.evaluation.metrics import (
     METRICS,
     Curves,
@@ -31,6 +35,14 @@ from facecast.evaluation.peers import PEER_NAMES, FacecastSystem, LoudnessBaseli
 from facecast.evaluation.report import evaluate_lipsync, report_json, report_markdown
 
 __all__ = [
+    "ALL_CONDITIONS",
+    "ALL_LANGUAGES",
+    "Condition",
+    "degrade",
+    "degrade_utterances",
+    "ipa_to_cmu_multilingual",
+    "language_corpus",
+    "parse_conditions",
     "HELD_OUT_SENTENCES",
     "HELD_OUT_VOICE",
     "METRICS",

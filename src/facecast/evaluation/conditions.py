@@ -115,7 +115,7 @@ def parse_conditions(spec: str | list[str] | tuple[str, ...]) -> list[Condition]
 
 def describe(cond: Condition) -> str:
     """One line saying what a condition does."""
-    v = cond.value
+    v = f"{cond.value:g}" if isinstance(cond.value, float) else cond.value
     return {
         "clean": "the clips as recorded",
         "telephone": f"8 kHz, {TELEPHONE_BAND[0]:g}-{TELEPHONE_BAND[1]:g} Hz band-pass, G.711 {v}",
