@@ -202,3 +202,13 @@ def test_time_codes_fps_and_audio_prim(tmp_path, tiny):
     anim.audio = None
     silent = write_usd(anim, tmp_path / "silent.usda", character=tiny)
     assert not Usd.Stage.Open(str(silent)).GetPrimAtPath("/facecast_head/Audio")
+
+
+def test_openusd_validators_find_nothing(tmp_path, tiny):
+    validation = pytest.importorskip("pxr.UsdValidation", reason="this usd-core has no UsdValidation")
+    anim = make_animation(N, fps=FPS, seed=8, audio=True)
+    stage = Usd.Stage.Open(str(write_usd(anim, tmp_path / "v.usda", character=tiny)))
+    validators = validation.ValidationRegistry().GetOrLoadAllValidators()
+    assert len(validators) > 10
+    errors = validation.ValidationContext(validators).Validate(stage)
+    assert not errors, [(e.GetName(), e.GetMessage()) for e in errors]
