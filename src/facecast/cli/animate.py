@@ -123,8 +123,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--formats",
         default="json,csv,npz",
-        help="comma-separated outputs: json (ARKit weights), csv (Live Link Face), npz (all arrays), "
-        "pose (raw network pose JSON); default json,csv,npz",
+        help="comma-separated outputs: json (ARKit weights), csv (Live Link Face), npz (all arrays), gltf (GLB "
+        "head), usd, mp4 (preview video), metahuman (MetaHuman curve table CSV), pose (raw network pose JSON); "
+        "default json,csv,npz",
     )
     from facecast.characters.camera import colour_option, views_option
     from facecast.cli.options import bounded
