@@ -17,18 +17,15 @@ scales the phone timings with it), deterministically from a seed:
 
 A codec's delay is found by cross-correlation with the input (within 150 ms) and removed, so the phone timings
 of the clean clip still hold; the lip-sync is measured, not the pipeline latency.
+The telephone band and the codecs live in :mod:`facecast.synth.augment` (``apply_channel``), shared with the
+training-time augmentation (``channel_share``).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import io
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 from scipy import signal
@@ -37,7 +34,16 @@ from facecast.audio import resample
 from facecast.constants import SAMPLE_RATE
 from facecast.evaluation.align import Alignment, Phone, Word
 from facecast.evaluation.corpus import Utterance
-from facecast.synth.augment import EqBand, babble_noise, equalize, impulse_response, mix_at_snr, reverberate
+from facecast.synth.augment import (
+    CHANNEL_KINDS,
+    TELEPHONE_BAND,
+    ChannelUnavailable,
+    apply_channel,
+    babble_noise,
+    impulse_response,
+    mix_at_snr,
+    reverberate,
+)
 
 KINDS: dict[str, float | str | None] = {
     "clean": None, "telephone": "mulaw", "gsm": 13.0, "amr": 12.2, "opus": 8.0, "mp3": 32.0, "reverb": 0.6,
@@ -53,12 +59,8 @@ ALL_CONDITIONS: tuple[str, ...] = (
 """What ``--conditions all`` measures."""
 
 AMR_RATES = (4.75, 5.15, 5.9, 6.7, 7.4, 7.95, 10.2, 12.2)
-TELEPHONE_BAND = (300.0, 3400.0)
-MAX_DELAY = 0.15
-
-
-class ConditionUnavailable(RuntimeError):
-    """A condition's codec or tool is not installed here."""
+ConditionUnavailable = ChannelUnavailable
+"""A condition's codec or tool is not installed here."""
 
 
 @dataclass(frozen=True)
@@ -132,91 +134,6 @@ def describe(cond: Condition) -> str:
 
 # ----------------------------------------------------------------------------------------------------
 # building blocks
-
-
-def telephone_band(x: np.ndarray, sr: int) -> np.ndarray:
-    """Zero-phase 300-3400 Hz band-pass (8th-order Butterworth edges), same length."""
-    return equalize(x, (EqBand("highpass", TELEPHONE_BAND[0]), EqBand("lowpass", TELEPHONE_BAND[1])), sr)
-
-
-def find_delay(reference: np.ndarray, degraded: np.ndarray, sr: int, max_delay: float = MAX_DELAY) -> int:
-    """The lag (samples, within ``max_delay``) at which ``degraded`` best matches ``reference``."""
-    m = int(max_delay * sr)
-    n = min(len(reference), len(degraded))
-    if n < 16:
-        return 0
-    corr = signal.correlate(degraded[: n + m].astype(np.float64), reference[:n].astype(np.float64), "full",
-                            method="fft")  # fmt: skip
-    zero = n - 1
-    window = corr[max(zero - m, 0) : zero + m + 1]
-    return int(np.argmax(window)) - min(m, zero)
-
-
-def undelay(reference: np.ndarray, degraded: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
-    """``degraded`` shifted by its measured delay and cut or padded to ``reference``'s length."""
-    lag = find_delay(reference, degraded, sr)
-    y = degraded[lag:] if lag >= 0 else np.concatenate([np.zeros(-lag, np.float32), degraded])
-    n = len(reference)
-    y = np.concatenate([y, np.zeros(max(0, n - len(y)), np.float32)])[:n]
-    return y.astype(np.float32), lag
-
-
-def _pyav():
-    try:
-        import av
-    except ImportError:
-        raise ConditionUnavailable("the codecs need PyAV (pip install 'facecast[preview]')") from None
-    return av
-
-
-def codec_roundtrip(x: np.ndarray, sr: int, codec: str, rate: int, fmt: str, bit_rate: int | None = None,
-                    options: dict[str, str] | None = None) -> np.ndarray:  # fmt: skip
-    """Encode ``x`` with FFmpeg's ``codec`` at ``rate`` Hz in an in-memory ``fmt`` container (PyAV), decode it
-    and return it at ``sr`` (not yet delay-compensated)."""
-    av = _pyav()
-    if codec not in av.codecs_available:
-        raise ConditionUnavailable(f"FFmpeg in PyAV has no {codec} encoder")
-    pcm = (np.clip(resample(x, sr, rate), -1.0, 1.0) * 32767).astype(np.int16)
-    buf = io.BytesIO()
-    with av.open(buf, "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=rate, layout="mono")
-        if bit_rate:
-            stream.bit_rate = bit_rate
-        if options:
-            stream.options = options
-        frame = av.AudioFrame.from_ndarray(pcm[None, :], format="s16", layout="mono")
-        frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    buf.seek(0)
-    chunks, got_rate = [], rate
-    with av.open(buf, "r") as src:
-        for decoded in src.decode(audio=0):
-            got_rate = decoded.sample_rate
-            arr = decoded.to_ndarray()
-            arr = arr.astype(np.float32) / (32768.0 if arr.dtype == np.int16 else 1.0)
-            chunks.append(arr.reshape(-1) if arr.shape[0] == 1 else arr.mean(axis=0))
-    y = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return resample(y, got_rate, sr)
-
-
-def sox_gsm_roundtrip(x: np.ndarray) -> np.ndarray:
-    """8 kHz audio through GSM 06.10 full rate (13 kbit/s) with sox, back at 8 kHz."""
-    sox = shutil.which("sox")
-    if sox is None:
-        raise ConditionUnavailable("GSM needs sox (apt-get install sox; `make system-deps`)")
-    import soundfile as sf
-
-    pcm = np.asarray(x, np.float32)
-    with tempfile.TemporaryDirectory() as tmp:
-        wav, gsm, back = Path(tmp) / "in.wav", Path(tmp) / "c.gsm", Path(tmp) / "out.wav"
-        sf.write(wav, np.clip(pcm, -1, 1), 8000, subtype="PCM_16")
-        subprocess.run([sox, "-q", str(wav), str(gsm)], check=True, capture_output=True)
-        subprocess.run([sox, "-q", str(gsm), "-e", "signed", "-b", "16", str(back)], check=True, capture_output=True)
-        y, rate = sf.read(back, dtype="float32")
-    return resample(y, rate, 8000)
 
 
 def synth_music(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -355,21 +272,9 @@ def degrade(audio: np.ndarray, cond: Condition, seed: int = 0, sr: int = SAMPLE_
     if kind in ("babble", "music"):
         noise = babble_noise(list(babble_sources()), len(x), rng) if kind == "babble" else synth_music(len(x), sr, rng)
         return mix_at_snr(x, noise, float(v), sr)
-    if kind == "telephone":
-        narrow = telephone_band(resample(x, sr, 8000), 8000)
-        y = codec_roundtrip(narrow, 8000, "pcm_" + str(v), 8000, "wav")
-        y = resample(y, 8000, sr)
-    elif kind == "gsm":
-        y = resample(sox_gsm_roundtrip(telephone_band(resample(x, sr, 8000), 8000)), 8000, sr)
-    elif kind == "amr":
-        y = codec_roundtrip(x, sr, "libopencore_amrnb", 8000, "amr", int(float(v) * 1000))
-    elif kind == "opus":
-        y = codec_roundtrip(x, sr, "libopus", 16000, "ogg", int(float(v) * 1000), {"application": "voip"})
-    elif kind == "mp3":
-        y = codec_roundtrip(x, sr, "libmp3lame", 16000, "mp3", int(float(v) * 1000))
-    else:
-        raise ValueError(f"unknown condition {kind!r}")
-    return undelay(x, y, sr)[0]
+    if kind in CHANNEL_KINDS:
+        return apply_channel(x, sr, cond.name)
+    raise ValueError(f"unknown condition {kind!r}")
 
 
 def degrade_utterances(utts: list[Utterance], cond: Condition, seed: int = 0) -> list[Utterance]:

@@ -7,6 +7,8 @@
   length;
 * EQ: random low / high shelves and peaks (RBJ biquads) and optional low- / high-pass (telephone-like band limits),
   run forward and backward (zero phase, so no group delay; gains are halved to compensate for the double pass);
+* channel (opt-in, ``channel_share``): a telephone band with G.711, GSM, AMR-NB, Opus or MP3 (PyAV; GSM via sox),
+  its delay measured by cross-correlation and removed;
 * gain: a level change of -30 to +3 dB (recordings come at any level: the network must not read loudness as
   articulation), then the peak is kept below full scale.
 
@@ -16,12 +18,31 @@ Everything is a pure function of the parameters and the seed. Pitch and rate var
 
 from __future__ import annotations
 
+import io
+import shutil
+import subprocess
+import tempfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy import signal
 
+from facecast.audio import resample
+
 NOISE_KINDS = ("none", "white", "pink", "babble")
+CHANNEL_KINDS = ("telephone", "gsm", "amr", "opus", "mp3")
+CHANNELS: tuple[str, ...] = (
+    "telephone:mulaw", "telephone:alaw", "gsm:13", "amr:4.75", "amr:7.95", "amr:12.2", "opus:6", "opus:8", "opus:12",
+    "mp3:32",
+)  # fmt: skip
+"""The channels :func:`random_params` draws from when asked to (``channel_share``)."""
+TELEPHONE_BAND = (300.0, 3400.0)
+MAX_DELAY = 0.15
+
+
+class ChannelUnavailable(RuntimeError):
+    """A channel's codec or tool is not installed here."""
 
 
 @dataclass(frozen=True)
@@ -45,15 +66,22 @@ class AugmentParams:
     reverb_wet: float = 0.0
     eq: tuple[EqBand, ...] = field(default_factory=tuple)
     gain_db: float = 0.0
+    channel: str = "none"  # a CHANNELS entry: telephone band and codec, after the EQ
 
     def to_json(self) -> dict:
         out = asdict(self)
         out["eq"] = [asdict(b) for b in self.eq]
+        if self.channel == "none":
+            out.pop("channel")  # manifests of corpora built without channels stay as they were
         return out
 
 
-def random_params(rng: np.random.Generator, clean_share: float = 0.2, babble: bool = True) -> AugmentParams:
-    """Random augmentation settings; a ``clean_share`` of draws only changes the gain."""
+def random_params(
+    rng: np.random.Generator, clean_share: float = 0.2, babble: bool = True, channel_share: float = 0.0
+) -> AugmentParams:
+    """Random augmentation settings; a ``clean_share`` of draws only changes the gain; a ``channel_share`` of the
+    others also passes a telephone channel or speech codec (:data:`CHANNELS`). With ``channel_share=0`` the draws
+    are exactly those of earlier versions (no extra random number is taken)."""
     gain = float(rng.uniform(-30.0, 3.0))
     if rng.uniform() < clean_share:
         return AugmentParams(gain_db=gain)
@@ -74,7 +102,10 @@ def random_params(rng: np.random.Generator, clean_share: float = 0.2, babble: bo
         )
     if rng.uniform() < 0.15:
         bands.append(EqBand("lowpass", float(rng.uniform(3400.0, 7000.0))))
-    return AugmentParams(noise, snr, rt60, wet, tuple(bands), gain)
+    channel = "none"
+    if channel_share > 0 and rng.uniform() < channel_share:
+        channel = CHANNELS[int(rng.integers(len(CHANNELS)))]
+    return AugmentParams(noise, snr, rt60, wet, tuple(bands), gain, channel)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -201,6 +232,116 @@ def equalize(x: np.ndarray, bands: tuple[EqBand, ...] | list[EqBand], sr: int) -
 
 
 # ----------------------------------------------------------------------------------------------------
+# channels: telephone band, speech codecs (shared with facecast.evaluation.conditions)
+
+
+def telephone_band(x: np.ndarray, sr: int) -> np.ndarray:
+    """Zero-phase 300-3400 Hz band-pass (8th-order Butterworth edges), same length."""
+    return equalize(x, (EqBand("highpass", TELEPHONE_BAND[0]), EqBand("lowpass", TELEPHONE_BAND[1])), sr)
+
+
+def find_delay(reference: np.ndarray, degraded: np.ndarray, sr: int, max_delay: float = MAX_DELAY) -> int:
+    """The lag (samples, within ``max_delay``) at which ``degraded`` best matches ``reference``."""
+    m = int(max_delay * sr)
+    n = min(len(reference), len(degraded))
+    if n < 16:
+        return 0
+    corr = signal.correlate(degraded[: n + m].astype(np.float64), reference[:n].astype(np.float64), "full",
+                            method="fft")  # fmt: skip
+    zero = n - 1
+    window = corr[max(zero - m, 0) : zero + m + 1]
+    return int(np.argmax(window)) - min(m, zero)
+
+
+def undelay(reference: np.ndarray, degraded: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
+    """``degraded`` shifted by its measured delay and cut or padded to ``reference``'s length."""
+    lag = find_delay(reference, degraded, sr)
+    y = degraded[lag:] if lag >= 0 else np.concatenate([np.zeros(-lag, np.float32), degraded])
+    n = len(reference)
+    y = np.concatenate([y, np.zeros(max(0, n - len(y)), np.float32)])[:n]
+    return y.astype(np.float32), lag
+
+
+def _pyav():
+    try:
+        import av
+    except ImportError:
+        raise ChannelUnavailable("the codecs need PyAV (pip install 'facecast[preview]')") from None
+    return av
+
+
+def codec_roundtrip(x: np.ndarray, sr: int, codec: str, rate: int, fmt: str, bit_rate: int | None = None,
+                    options: dict[str, str] | None = None) -> np.ndarray:  # fmt: skip
+    """Encode ``x`` with FFmpeg's ``codec`` at ``rate`` Hz in an in-memory ``fmt`` container (PyAV), decode it
+    and return it at ``sr`` (not yet delay-compensated)."""
+    av = _pyav()
+    if codec not in av.codecs_available:
+        raise ChannelUnavailable(f"FFmpeg in PyAV has no {codec} encoder")
+    pcm = (np.clip(resample(x, sr, rate), -1.0, 1.0) * 32767).astype(np.int16)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        if options:
+            stream.options = options
+        frame = av.AudioFrame.from_ndarray(pcm[None, :], format="s16", layout="mono")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    buf.seek(0)
+    chunks, got_rate = [], rate
+    with av.open(buf, "r") as src:
+        for decoded in src.decode(audio=0):
+            got_rate = decoded.sample_rate
+            arr = decoded.to_ndarray()
+            arr = arr.astype(np.float32) / (32768.0 if arr.dtype == np.int16 else 1.0)
+            chunks.append(arr.reshape(-1) if arr.shape[0] == 1 else arr.mean(axis=0))
+    y = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return resample(y, got_rate, sr)
+
+
+def sox_gsm_roundtrip(x: np.ndarray) -> np.ndarray:
+    """8 kHz audio through GSM 06.10 full rate (13 kbit/s) with sox, back at 8 kHz."""
+    sox = shutil.which("sox")
+    if sox is None:
+        raise ChannelUnavailable("GSM needs sox (apt-get install sox; `make system-deps`)")
+    import soundfile as sf
+
+    pcm = np.asarray(x, np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        wav, gsm, back = Path(tmp) / "in.wav", Path(tmp) / "c.gsm", Path(tmp) / "out.wav"
+        sf.write(wav, np.clip(pcm, -1, 1), 8000, subtype="PCM_16")
+        subprocess.run([sox, "-q", str(wav), str(gsm)], check=True, capture_output=True)
+        subprocess.run([sox, "-q", str(gsm), "-e", "signed", "-b", "16", str(back)], check=True, capture_output=True)
+        y, rate = sf.read(back, dtype="float32")
+    return resample(y, rate, 8000)
+
+
+def apply_channel(x: np.ndarray, sr: int, spec: str) -> np.ndarray:
+    """``x`` through a channel ``KIND:VALUE`` (telephone:mulaw|alaw, gsm:13, amr:KBPS, opus:KBPS, mp3:KBPS), its
+    delay removed: same length, no shift."""
+    kind, _, value = spec.partition(":")
+    x = np.asarray(x, np.float32)
+    if kind == "telephone":
+        narrow = telephone_band(resample(x, sr, 8000), 8000)
+        y = resample(codec_roundtrip(narrow, 8000, f"pcm_{value or 'mulaw'}", 8000, "wav"), 8000, sr)
+    elif kind == "gsm":
+        y = resample(sox_gsm_roundtrip(telephone_band(resample(x, sr, 8000), 8000)), 8000, sr)
+    elif kind == "amr":
+        y = codec_roundtrip(x, sr, "libopencore_amrnb", 8000, "amr", int(float(value) * 1000))
+    elif kind == "opus":
+        y = codec_roundtrip(x, sr, "libopus", 16000, "ogg", int(float(value) * 1000), {"application": "voip"})
+    elif kind == "mp3":
+        y = codec_roundtrip(x, sr, "libmp3lame", 16000, "mp3", int(float(value) * 1000))
+    else:
+        raise ValueError(f"unknown channel {spec!r}; expected one of {', '.join(CHANNEL_KINDS)}")
+    return undelay(x, y, sr)[0]
+
+
+# ----------------------------------------------------------------------------------------------------
 
 
 def augment(
@@ -227,6 +368,8 @@ def augment(
             raise ValueError(f"unknown noise kind {params.noise!r}; expected one of {', '.join(NOISE_KINDS)}")
         x = mix_at_snr(x, noise, params.snr_db, sr)
     x = equalize(x, params.eq, sr)
+    if params.channel != "none":
+        x = apply_channel(x, sr, params.channel)
     x = x * np.float32(10 ** (params.gain_db / 20))
     peak = float(np.max(np.abs(x))) if n else 0.0
     if peak > 0.99:

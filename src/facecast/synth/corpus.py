@@ -80,10 +80,13 @@ class CorpusConfig:
     padding: tuple[float, float] = (0.1, 0.4)
     augment: bool = True
     fps: float = DEFAULT_FPS
+    channel_share: float = 0.0  # of augmented shots, the share also passed through a phone line or speech codec
 
     def validate(self) -> CorpusConfig:
         if not self.minutes > 0:
             raise ValueError(f"minutes must be > 0, got {self.minutes}")
+        if not 0.0 <= self.channel_share <= 1.0:
+            raise ValueError(f"channel_share must be within 0 to 1, got {self.channel_share}")
         bad = [e for e in self.emotions if e not in ALL_EMOTIONS]
         if bad or not self.emotions:
             raise ValueError(f"unknown emotions {bad}; choose from {', '.join(ALL_EMOTIONS)}")
@@ -163,7 +166,7 @@ def plan_shot(index: int, config: CorpusConfig, voices: list[Voice]) -> ShotPlan
     seconds = float(rng.uniform(*config.shot_seconds))
     text = make_text(rng, voice.language, seconds, voice.rate)
     pad = (float(rng.uniform(*config.padding)), float(rng.uniform(*config.padding)))
-    params = aug.random_params(rng) if config.augment else None
+    params = aug.random_params(rng, channel_share=config.channel_share) if config.augment else None
     seeds = {k: int(rng.integers(2**31)) for k in ("tts", "teacher", "augment", "babble")}
     name = f"{voice.tag}_{emotion}_{index:05d}"
     return ShotPlan(index, name, voice, emotion, intensity, text, pad, params, seeds)
@@ -336,6 +339,8 @@ def _finalise(out_dir: Path, records: list[dict], config: CorpusConfig, voices: 
 def _config_json(config: CorpusConfig) -> dict:
     out = asdict(config)
     out.pop("minutes")
+    if not out["channel_share"]:
+        out.pop("channel_share")  # corpora built before the setting existed still resume
     return json.loads(json.dumps(out))
 
 
