@@ -46,8 +46,9 @@ def check_unique_stems(inputs: list[Path]) -> None:
 def cmd_animate(args: argparse.Namespace) -> int:
     from facecast.audio import load_audio
     from facecast.emotion import EmotionTrack
-    from facecast.export import write
+    from facecast.export import WRITERS, write
     from facecast.export.raw import write_raw_json
+    from facecast.fileio import output_folder, writing
     from facecast.model import AnimationOptions, load_model
 
     inputs = [Path(p) for p in args.audio]
@@ -57,6 +58,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
     options = AnimationOptions(fps=args.fps, emotion=emotion, face_params=face_param_overrides(args.face_param),
                                blinks=not args.no_blinks)  # fmt: skip
     clips = [(path, load_audio(path)) for path in inputs]  # fail fast on a bad input, before loading the model
+    out_dir = output_folder(args.output)  # a file there, a read-only or full disk: one line (exit 2)
     model = load_model(args.model, device=args.device, backend=args.backend, batch_size=args.batch_size,
                        precision=args.precision, frames_per_pass=args.frames_per_pass,
                        context_frames=args.context_frames)  # fmt: skip
@@ -67,10 +69,6 @@ def cmd_animate(args: argparse.Namespace) -> int:
             "meaningless (pass -m PATH to use a real model)",
             file=sys.stderr,
         )
-    from facecast.export import WRITERS
-    from facecast.fileio import output_folder, writing
-
-    out_dir = output_folder(args.output)  # a file there, a read-only or full disk: one line (exit 2)
     for path, audio in progress(clips, len(clips), "animating"):
         anim = model.animate(audio, auto_emotion=args.auto_emotion, options=options)
         written = []
