@@ -49,7 +49,7 @@ from facecast.infer.quantize_graph import (
 from facecast.pack import ModelPack, NetworkInfo
 from facecast.timing import block_length, extract_windows, frame_targets
 
-RECIPE = "4"
+RECIPE = "5"
 """Version of the quantisation recipe; a change rebuilds the cached int8 networks and their reports."""
 LIMIT = 0.02
 """Largest held-out pose error (RMSE / fp32 pose std) at which an int8 network is used."""

@@ -14,10 +14,8 @@ import numpy as np
 
 GATES = "facecast_int8_gates"
 """Input of the sensitivity graph: one gate per candidate layer, 1 = that layer's int8 rounding on."""
-SMOOTH_ALPHA = 0.5
-"""SmoothQuant's migration strength: how much of an input channel's range moves into the weight."""
-SMOOTH_SPREAD = 3.0
-"""An input is smoothed when its largest channel range is this many times its median channel range."""
+SMOOTH_ALPHAS = (0.25, 0.4, 0.5, 0.6, 0.75)
+"""SmoothQuant migration strengths tried (how much of an input channel's range moves into the weights)."""
 
 
 def open_session(model, threads: int | None = None):
@@ -112,9 +110,18 @@ def measure(model, layers: list[dict], feeds: list[dict]) -> tuple[dict[str, tup
             shapes.setdefault(name, v.shape)
             if name in channel_axis:
                 flat = np.moveaxis(v, channel_axis[name], -1).reshape(-1, v.shape[channel_axis[name]])
-                got = (flat.min(axis=0), flat.max(axis=0))
-                old_c = per_channel.get(name, got)
-                per_channel[name] = (np.minimum(old_c[0], got[0]), np.maximum(old_c[1], got[1]))
+                got = (flat.min(axis=0), flat.max(axis=0), (flat.astype(np.float64) ** 2).sum(axis=0), len(flat))
+                old_c = per_channel.get(name)
+                per_channel[name] = (
+                    got
+                    if old_c is None
+                    else (
+                        np.minimum(old_c[0], got[0]),
+                        np.maximum(old_c[1], got[1]),
+                        old_c[2] + got[2],
+                        old_c[3] + got[3],
+                    )
+                )
     total = 0
     macs: dict[str, int] = {}
     for node in matmuls:
@@ -132,15 +139,17 @@ def measure(model, layers: list[dict], feeds: list[dict]) -> tuple[dict[str, tup
     for layer in layers:
         layer["macs"] = macs.get(layer["name"], 0)
         if layer["x"] in per_channel:
-            layer["x_min"], layer["x_max"] = per_channel[layer["x"]]
+            lo, hi, squares, count = per_channel[layer["x"]]
+            layer["x_min"], layer["x_max"], layer["x_ms"] = lo, hi, squares / max(count, 1)
     return ranges, total
 
 
 def smooth(model, layers: list[dict], ranges: dict[str, tuple[float, float]]) -> int:
-    """SmoothQuant, in place: where a layer input's channels span very different ranges (a few outlier channels
-    would take the whole uint8 range), divide each channel by ``s`` before the layers that read it and multiply
-    their weights' matching rows by ``s``; the product is unchanged, the outliers shrink. Grouped convolutions
-    are left alone. Updates the layers and the ranges; returns how many inputs were smoothed."""
+    """SmoothQuant, in place: divide each channel of a layer input by ``s`` before the layers that read it and
+    multiply their weights' matching rows by ``s`` (the product is unchanged), where that lowers the rounding noise
+    that a model of 8-bit rounding predicts from the calibration statistics: outlier channels that would take the
+    whole uint8 range shrink, at some cost to the weights. Grouped convolutions are left alone. Updates the layers
+    and the ranges; returns how many inputs were smoothed."""
     from onnx import helper, numpy_helper
 
     consts = constants(model)
@@ -152,16 +161,16 @@ def smooth(model, layers: list[dict], ranges: dict[str, tuple[float, float]]) ->
             groups.setdefault(layer["x"], []).append(layer)
     count = 0
     for k, (x, readers) in enumerate(groups.items()):
-        if any(r["x"] != x for r in readers) or len(readers) != sum(1 for r in layers if r["x"] == x):
+        if len(readers) != sum(1 for r in layers if r["x"] == x):
             continue  # some reader of this input cannot be smoothed
-        lo, hi = readers[0]["x_min"], readers[0]["x_max"]
-        amax = np.maximum(np.abs(lo), np.abs(hi))
-        if amax.max() < SMOOTH_SPREAD * max(float(np.median(amax)), 1e-12):
+        lo, hi, ms = readers[0]["x_min"], readers[0]["x_max"], readers[0]["x_ms"]
+        weights = [_rows(consts[r["w"]], r["axis"]) for r in readers]
+        amax = np.maximum(np.maximum(np.abs(lo), np.abs(hi)), 1e-12)
+        wmax = np.maximum(np.max([np.abs(w).max(axis=(1, 2)) for w in weights], axis=0), 1e-12)
+        options = [np.ones_like(amax)] + [amax**alpha / wmax ** (1 - alpha) for alpha in SMOOTH_ALPHAS]
+        s = min(options, key=lambda c: _rounding_noise(c / np.median(c), lo, hi, ms, weights))
+        if s is options[0]:
             continue
-        rows = [np.abs(np.moveaxis(consts[r["w"]], 1 if r["axis"] == 0 else 0, 0)).reshape(len(amax), -1).max(1)
-                for r in readers]  # fmt: skip
-        wmax = np.maximum(np.max(rows, axis=0), 1e-12)
-        s = np.clip(np.maximum(amax, 1e-12) ** SMOOTH_ALPHA / wmax ** (1 - SMOOTH_ALPHA), 1e-4, 1e4)
         s = (s / np.median(s)).astype(np.float32)
         shape = (-1,) + (1,) * (consts[readers[0]["w"]].ndim - 2) if readers[0]["axis"] == 0 else (-1,)
         tag = f"fcsmooth{k}"
@@ -178,6 +187,27 @@ def smooth(model, layers: list[dict], ranges: dict[str, tuple[float, float]]) ->
         ranges[f"{tag}_x"] = (float((lo / s).min()), float((hi / s).max()))
         count += 1
     return count
+
+
+def _rows(w: np.ndarray, axis: int) -> np.ndarray:
+    """A weight as [input channels, output channels, taps]."""
+    if axis == 0:  # Conv [out, in, *kernel]
+        return np.moveaxis(w, 1, 0).reshape(w.shape[1], w.shape[0], -1)
+    return w[:, :, None]  # MatMul [in, out]
+
+
+def _rounding_noise(s: np.ndarray, lo: np.ndarray, hi: np.ndarray, ms: np.ndarray, weights: list) -> float:
+    """Predicted output noise power of uint8 inputs divided by ``s`` per channel and int8 per-output-channel weights
+    multiplied by ``s`` (uniform rounding: step squared over 12)."""
+    span = max(float((hi / s).max()), 0.0) - min(float((lo / s).min()), 0.0)
+    step_x = span / 255.0
+    noise = 0.0
+    for w in weights:
+        scaled = w * s[:, None, None]
+        noise += step_x**2 / 12 * float((scaled**2).sum(axis=(0, 2)).mean())
+        step_w = np.abs(scaled).max(axis=(0, 2)) / 127.0
+        noise += float((step_w**2 / 12).mean()) * w.shape[2] * float((ms / s**2).sum())
+    return noise
 
 
 def _node(model, name: str):
