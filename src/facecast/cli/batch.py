@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from facecast.cli.options import add_batching_arguments
+from facecast.cli.options import FPS, add_batching_arguments, bounded
 from facecast.constants import DEFAULT_FPS
 
 SHOWN = 50
@@ -83,13 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "written outside it)")  # fmt: skip
     p.add_argument("-m", "--model", help="model folder; default: the built-in model")
     p.add_argument("--formats", default="json,csv", help="output formats (default json,csv)")
-    p.add_argument("--fps", type=float, default=DEFAULT_FPS)
-    p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
+    p.add_argument("--fps", type=FPS, default=DEFAULT_FPS, help="frames per second, 1 to 240 (default 30)")
+    p.add_argument("--workers", type=bounded(int, 1, 64), default=2, help="decoding threads, 1 to 64 (default 2)")
     add_batching_arguments(p)
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--no-blinks", action="store_true")
     p.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('auto', 'ray://host:10001', or 'local')")
-    p.add_argument("--actors", type=int, default=1, help="Ray actors (model replicas), default 1")
-    p.add_argument("--gpus-per-actor", type=float, default=0.0)
+    p.add_argument("--actors", type=bounded(int, 1, 1024), default=1, help="Ray actors (model replicas), default 1")
+    p.add_argument("--gpus-per-actor", type=bounded(float, 0, 16), default=0.0, help="0 to 16 (default 0)")
     p.set_defaults(func=cmd_batch)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from facecast.cli.options import FPS
 from facecast.constants import DEFAULT_FPS
 
 ANIMATION_SUFFIXES = (".json", ".npz")
@@ -58,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "materials, UVs, skins, its own animations; the animation is added)",
     )
     p.add_argument("-m", "--model", help="model folder for audio input (default: the built-in model)")
-    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frames per second for audio input (default 30)")
+    p.add_argument(
+        "--fps", type=FPS, default=DEFAULT_FPS, help="frames per second for audio input, 1 to 240 (default 30)"
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--no-blinks", action="store_true", help="no generated blinks (audio input)")
     p.add_argument(

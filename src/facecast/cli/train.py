@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import asdict
 
+from facecast.cli.options import bounded
 from facecast.train.calibrate import MIN_STD, ROUNDING_POSES
 
 
@@ -181,9 +182,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="POSE",
         help=f"skin poses to calibrate (default: {' '.join(ROUNDING_POSES)}, the lip rounding)",
     )
-    p.add_argument("--max-shots", type=int, metavar="N", help="use the first N shots only")
+    p.add_argument("--max-shots", type=bounded(int, 1, 10**7), metavar="N", help="use the first N shots only")
     p.add_argument(
-        "--min-std", type=float, default=MIN_STD, help=f"refuse poses that vary less than this (default {MIN_STD:g})"
+        "--min-std",
+        type=bounded(float, 0, 1e6),
+        default=MIN_STD,
+        help=f"refuse poses that vary less than this (default {MIN_STD:g})",
     )
     p.add_argument(
         "--jaw",
@@ -201,7 +205,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("toy-dataset", help="write a tiny synthetic dataset (for trying the training framework)")
     p.add_argument("output", help="dataset folder to create")
-    p.add_argument("--shots", type=int, default=6)
-    p.add_argument("--seconds", type=float, default=2.5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shots", type=bounded(int, 1, 1000), default=6, help="1 to 1000 (default 6)")
+    p.add_argument("--seconds", type=bounded(float, 0.5, 600), default=2.5, help="0.5 to 600 (default 2.5)")
+    p.add_argument("--seed", type=bounded(int, 0, 2**32 - 1), default=0)
     p.set_defaults(func=cmd_synthetic)
