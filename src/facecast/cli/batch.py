@@ -32,6 +32,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     formats = check_formats(args.formats)
     if "pose" in formats:
         raise ValueError("--formats pose is not available in batch; choose from json, csv, npz, gltf, usd, mp4")
+    if args.identity and args.ray:
+        raise ValueError("--identity is not available with --ray yet; run the v3.0 model locally")
     listing = read_jobs(args.source, args.output)  # a broken manifest: one line, nothing created
     out_dir = output_folder(args.output)  # a file there, a read-only or full disk: one line before any work
     if not listing.jobs and not listing.refused:
@@ -47,7 +49,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         from facecast.model import load_model
 
         model = load_model(args.model, device=args.device, batch_size=args.batch_size, precision=args.precision,
-                           frames_per_pass=args.frames_per_pass, context_frames=args.context_frames)  # fmt: skip
+                           frames_per_pass=args.frames_per_pass, context_frames=args.context_frames,
+                           identity=args.identity)  # fmt: skip
         if model.random_weights:
             print("facecast: NOTE: the built-in model has RANDOM weights; the motion is meaningless", file=sys.stderr)
         report = run_batch(model, listing.jobs, formats, args.fps, args.workers, blinks=not args.no_blinks)
@@ -89,6 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--no-blinks", action="store_true")
+    p.add_argument("--identity", metavar="NAME", help="identity of a v3.0 multi-identity model (e.g. James)")
     p.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('auto', 'ray://host:10001', or 'local')")
     p.add_argument("--actors", type=bounded(int, 1, 1024), default=1, help="Ray actors (model replicas), default 1")
     p.add_argument("--gpus-per-actor", type=bounded(float, 0, 16), default=0.0, help="0 to 16 (default 0)")
