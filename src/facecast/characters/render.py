@@ -1,6 +1,6 @@
 """Preview rendering: the OpenGL renderer when it can run, else a numpy rasteriser; PNG and MP4 (H.264 + AAC).
 
-:func:`make_renderer` picks :class:`facecast.characters.gl.GLRenderer` (moderngl on headless EGL: multisampled,
+:func:`make_renderer` picks :class:`facecast.characters.gl.GLRenderer` (moderngl on headless EGL: anti-aliased,
 per-pixel lit, the dressed head of :mod:`facecast.characters.dressing`) and falls back, with one line on stderr
 naming what to install, to :class:`Renderer` below.
 

@@ -154,3 +154,46 @@ void main() {
     f_colour = vec4(colour * cavity, 1.0);
 }
 """
+
+SCREEN_VERTEX = """
+#version 330
+out vec2 uv;
+void main() {  // one triangle covering the screen, no vertex buffer
+    vec2 p = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));
+    uv = p;
+    gl_Position = vec4(2.0 * p - 1.0, 0.0, 1.0);
+}
+"""
+
+EDGE_SMOOTH_FRAGMENT = """
+#version 330
+// Post-process anti-aliasing in the manner of FXAA: where the luma contrast around a pixel is high, blend along
+// the edge's direction (estimated from the four diagonal neighbours); flat areas are left untouched.
+uniform sampler2D scene;
+uniform vec2 texel;
+in vec2 uv;
+out vec4 colour;
+float luma(vec3 c) { return dot(c, vec3(0.299, 0.587, 0.114)); }
+vec3 at(vec2 offset) { return texture(scene, uv + offset * texel).rgb; }
+vec3 pixel(ivec2 p) { return texelFetch(scene, clamp(p, ivec2(0), textureSize(scene, 0) - 1), 0).rgb; }
+void main() {
+    ivec2 p = ivec2(gl_FragCoord.xy);  // unfiltered reads for the contrast test (cheaper on llvmpipe)
+    vec3 centre = pixel(p);
+    float lc = luma(centre);
+    float nw = luma(pixel(p + ivec2(-1, -1))), ne = luma(pixel(p + ivec2(1, -1)));
+    float sw = luma(pixel(p + ivec2(-1, 1))), se = luma(pixel(p + ivec2(1, 1)));
+    float lo = min(lc, min(min(nw, ne), min(sw, se)));
+    float hi = max(lc, max(max(nw, ne), max(sw, se)));
+    if (hi - lo < max(0.03, 0.12 * hi)) {
+        colour = vec4(centre, 1.0);
+        return;
+    }
+    vec2 dir = vec2((sw + se) - (nw + ne), (nw + sw) - (ne + se));
+    float damp = max(0.03125 * (nw + ne + sw + se), 1.0 / 128.0);
+    dir = clamp(dir / (min(abs(dir.x), abs(dir.y)) + damp), vec2(-8.0), vec2(8.0));
+    vec3 near = 0.5 * (at(dir * (-1.0 / 6.0)) + at(dir * (1.0 / 6.0)));
+    vec3 wide = 0.5 * near + 0.25 * (at(dir * -0.5) + at(dir * 0.5));
+    float lw = luma(wide);
+    colour = vec4((lw < lo || lw > hi) ? near : wide, 1.0);
+}
+"""
