@@ -35,6 +35,9 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     data = run_preprocess(cfg)
+    if cfg.network.kind == "diffusion":
+        print(data.summary())  # type: ignore[attr-defined]
+        return 0
     print(
         f"{len(data.shots)} shots, {data.targets.shape[0]} frames; skin {data.num_shapes_skin} components "
         f"({100 * data.skin.explained:.3f}% variance), tongue {data.num_shapes_tongue} components; "

@@ -97,9 +97,9 @@ class DiffusionConfig:
         return cls(**values)
 
 
-def respaced_schedule(sample_steps: tuple[int, ...], train_steps: int = TRAIN_STEPS) -> dict[str, list[float]]:
-    """DDPM posterior coefficients of the cosine schedule respaced to ``sample_steps`` (index i = sampler step
-    i, from 0 = the last): x_prev = coef_x0 * x0 + coef_xt * x_t + sigma * noise (sigma 0 at i = 0)."""
+def alphas_cumprod(train_steps: int = TRAIN_STEPS) -> list[float]:
+    """The cosine schedule's cumulative products of (1 - beta_t), t = 0 .. train_steps - 1 (betas capped at
+    0.999): x_t = sqrt(a_t) x0 + sqrt(1 - a_t) noise."""
 
     def alpha_bar(t: float) -> float:
         return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
@@ -109,6 +109,13 @@ def respaced_schedule(sample_steps: tuple[int, ...], train_steps: int = TRAIN_ST
     for b in betas:
         acc *= 1 - b
         cumprod.append(acc)
+    return cumprod
+
+
+def respaced_schedule(sample_steps: tuple[int, ...], train_steps: int = TRAIN_STEPS) -> dict[str, list[float]]:
+    """DDPM posterior coefficients of the cosine schedule respaced to ``sample_steps`` (index i = sampler step
+    i, from 0 = the last): x_prev = coef_x0 * x0 + coef_xt * x_t + sigma * noise (sigma 0 at i = 0)."""
+    cumprod = alphas_cumprod(train_steps)
     kept = sorted(sample_steps)
     out: dict[str, list[float]] = {"coef_x0": [], "coef_xt": [], "sigma": []}
     for i, t in enumerate(kept):

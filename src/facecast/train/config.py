@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 ENCODERS = ("wav2vec2", "whisper")
+NETWORK_KINDS = ("regression", "diffusion")
 SHOT_EMOTIONS = (
     "neutral", "amazement", "anger", "cheekiness", "disgust", "fear", "grief", "joy", "outofbreath", "pain",
     "sadness",
@@ -59,6 +60,8 @@ class PreprocessConfig:
 class NetworkSection:
     """Network architecture and encoder initialisation."""
 
+    kind: str = "regression"
+    """``regression`` (v2.3, the sections above and below) or ``diffusion`` (v3.0: see :class:`DiffusionSection`)."""
     encoder: str = "wav2vec2"
     num_layers: int = 4
     encoder_checkpoint: str | None = None
@@ -177,6 +180,49 @@ class DeploySection:
 
 
 @dataclass
+class DiffusionIdentity:
+    """One identity of a diffusion model: a dataset in NVIDIA's layout (default ``dataset.root``), optionally
+    scaled per axis (a derived identity: every position, delta and blendshape times ``scale``)."""
+
+    name: str
+    root: Path | None = None
+    scale: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+
+
+@dataclass
+class DiffusionSection:
+    """The v3.0 diffusion recipe (spec v3 section 5), used when ``network.kind = "diffusion"``."""
+
+    identities: list[DiffusionIdentity] = field(default_factory=list)
+    """Default: one identity, ``dataset.actor`` at ``dataset.root``."""
+    hubert: str = "base"
+    """``base`` (HuBERT-base, NVIDIA's size) or ``tiny`` (tests)."""
+    sizes: dict[str, int] = field(default_factory=dict)
+    """Overrides of :class:`facecast.network.diffusion.DiffusionConfig` sizes (e.g. ``gru_hidden``)."""
+    init_from: Path | None = None
+    """A v3.0 folder whose network weights start training (fine-tuning NVIDIA's model)."""
+    frozen_hubert_layers: int = 2
+    target: str = "delta"
+    """``delta``: each part's deltas over their std per identity; ``pose``: absolute poses by translate/scale."""
+    timesteps: str = "uniform"
+    """``uniform`` over the 1000 training steps, or ``sampler``: only the deployed sampler's steps."""
+    windows: int = 4
+    """Consecutive 0.5 s windows per training segment (30 frames each, the GRU state carried)."""
+    batch_size: int = 1
+    grad_accum: int = 4
+    lr: float = 5e-5
+    steps: int = 1000
+    tongue_weight: float = 0.1
+    jaw_weight: float = 1.0
+    eyes_weight: float = 1.0
+    smooth_weight: float = 25.0
+    lip_weight: float = 1e-5
+    lip_exp: float = 10.0
+    muted_seconds: float = 0.0
+    """Per identity, a silent shot of this length whose target is the neutral face."""
+
+
+@dataclass
 class TrainConfig:
     """The whole training configuration; ``source`` is the file it was read from."""
 
@@ -186,6 +232,7 @@ class TrainConfig:
     train: TrainSection = field(default_factory=TrainSection)
     eval: EvalSection = field(default_factory=EvalSection)
     deploy: DeploySection = field(default_factory=DeploySection)
+    diffusion: DiffusionSection = field(default_factory=DiffusionSection)
     source: Path | None = None
 
     def to_dict(self) -> dict:
@@ -277,7 +324,7 @@ def _build(cls: type, data: dict, prefix: str, where: str, base: Path) -> Any:
 
 def _resolve_defaults(cfg: TrainConfig, base: Path) -> None:
     """Make the default (relative) paths relative to the config folder as well."""
-    for section in (cfg.dataset, cfg.preprocess, cfg.train, cfg.deploy, cfg.eval):
+    for section in (cfg.dataset, cfg.preprocess, cfg.train, cfg.deploy, cfg.eval, cfg.diffusion):
         for f in dataclasses.fields(section):
             value = getattr(section, f.name)
             if isinstance(value, Path) and not value.is_absolute():
@@ -290,6 +337,23 @@ def validate(cfg: TrainConfig, where: str = "<config>") -> TrainConfig:
     def fail(key: str, message: str) -> None:
         raise ConfigError(f"{where}: {key} {message}")
 
+    if cfg.network.kind not in NETWORK_KINDS:
+        fail("network.kind", f"must be one of {', '.join(NETWORK_KINDS)}, got {cfg.network.kind!r}")
+    dif = cfg.diffusion
+    if dif.hubert not in ("base", "tiny") or dif.target not in ("delta", "pose"):
+        fail("diffusion.hubert/target", "must be base or tiny / delta or pose")
+    if dif.timesteps not in ("uniform", "sampler"):
+        fail("diffusion.timesteps", "must be uniform or sampler")
+    for key in ("windows", "batch_size", "grad_accum", "steps"):
+        if getattr(dif, key) < 1:
+            fail(f"diffusion.{key}", "must be at least 1")
+    if dif.lr <= 0 or dif.muted_seconds < 0 or dif.frozen_hubert_layers < 0:
+        fail("diffusion.lr/muted_seconds/frozen_hubert_layers", "must be positive / not negative")
+    for i, ident in enumerate(dif.identities):
+        if not ident.name.isidentifier() or len(ident.scale) != 3 or min(ident.scale) <= 0:
+            fail(f"diffusion.identities[{i}]", "needs a name of letters, digits, _ and 3 positive scale factors")
+    if len({i.name.lower() for i in dif.identities}) != len(dif.identities):
+        fail("diffusion.identities", "names must be distinct")
     if cfg.network.encoder not in ENCODERS:
         fail("network.encoder", f"must be one of {', '.join(ENCODERS)}, got {cfg.network.encoder!r}")
     if cfg.network.num_layers < 1:

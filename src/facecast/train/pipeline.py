@@ -16,8 +16,18 @@ if TYPE_CHECKING:
     from facecast.train.trainer import TrainResult
 
 
+def is_diffusion(cfg: TrainConfig) -> bool:
+    """Whether ``cfg`` trains the v3.0 diffusion network (``network.kind = "diffusion"``)."""
+    return cfg.network.kind == "diffusion"
+
+
 def run_preprocess(cfg: TrainConfig) -> TrainingData:
-    """Check the dataset and build (or reuse) the training cache in ``preprocess.cache_dir``."""
+    """Check the dataset and build (or reuse) the training cache in ``preprocess.cache_dir`` (diffusion: read
+    and check every identity's dataset; there is no PCA cache)."""
+    if is_diffusion(cfg):
+        from facecast.train.diffusion_data import load_diffusion_data
+
+        return load_diffusion_data(cfg)  # type: ignore[return-value]
     from facecast.train.dataset import load_dataset
     from facecast.train.preprocess import preprocess
 
@@ -35,6 +45,10 @@ def run_preprocess(cfg: TrainConfig) -> TrainingData:
 
 def run_train(cfg: TrainConfig, resume: bool | str | os.PathLike = False) -> TrainResult:
     """Preprocess (rank 0; other ranks wait and read the cache), then train."""
+    if is_diffusion(cfg):
+        from facecast.train.diffusion_train import train_diffusion
+
+        return train_diffusion(cfg, run_preprocess(cfg), resume)  # type: ignore[arg-type]
     import torch.distributed as dist
 
     from facecast.train.preprocess import load_training_data
@@ -62,6 +76,9 @@ def run_eval(cfg: TrainConfig, checkpoint: str | os.PathLike | None = None) -> d
     from facecast.train.evaluate import evaluate
     from facecast.train.trainer import load_checkpoint
 
+    if is_diffusion(cfg):
+        raise ValueError("eval is not available for diffusion models yet; deploy, then run "
+                         "facecast evaluate-lipsync -m DEPLOYED_FOLDER")  # fmt: skip
     data = run_preprocess(cfg)
     ckpt = load_checkpoint(_checkpoint(cfg, Path(checkpoint) if checkpoint else cfg.eval.checkpoint))
     table = ckpt.emotion_table if cfg.eval.implicit_emotion == "trained" else None
@@ -88,6 +105,11 @@ def run_deploy(
 
     data = run_preprocess(cfg)
     dep = cfg.deploy
+    if is_diffusion(cfg):
+        from facecast.train.diffusion_deploy import deploy_diffusion
+
+        ckpt = _checkpoint(cfg, Path(checkpoint) if checkpoint else dep.checkpoint)
+        return deploy_diffusion(ckpt, data, out_dir or dep.out_dir, dep.model_config)  # type: ignore[arg-type]
     return deploy(
         _checkpoint(cfg, Path(checkpoint) if checkpoint else dep.checkpoint),
         data,

@@ -1,0 +1,105 @@
+"""Training the v3.0 diffusion network (spec v3 section 5) on several identities, deploying its folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facecast.train.config import ConfigError, parse_config
+from facecast.train.diffusion_data import frames_at, load_diffusion_data, segment
+from facecast.train.synthetic import make_synthetic_dataset
+
+pytest.importorskip("torch")
+
+TINY = {"audio_dim": 16, "skin_embed": 16, "tongue_embed": 6, "jaw_embed": 6, "eyes_embed": 4, "step_dim": 8,
+        "identity_dim": 4, "emotion_dim": 4, "gru_hidden": 12, "skin_head": 16, "tongue_head": 8, "jaw_head": 8,
+        "eyes_head": 8}  # fmt: skip
+SCALE = [1.1, 0.95, 1.0]
+
+
+def tiny_config(root, work, **diffusion):
+    section = {"identities": [{"name": "Claire"}, {"name": "James", "scale": SCALE}], "hubert": "tiny",
+               "sizes": TINY, "windows": 2, "batch_size": 2, "grad_accum": 1, "lr": 1e-2, "steps": 40,
+               "timesteps": "sampler", "muted_seconds": 0.5}  # fmt: skip
+    section.update(diffusion)
+    data = {
+        "dataset": {"root": str(root), "actor": "synth"},
+        "network": {"kind": "diffusion"},
+        "diffusion": section,
+        "train": {"out_dir": str(work / "train"), "threads": 2, "log_every": 10, "checkpoint_every": 1000},
+        "deploy": {"out_dir": str(work / "deploy")},
+    }
+    return parse_config(data, "<test>", work)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return make_synthetic_dataset(tmp_path_factory.mktemp("v3ds") / "ds", num_shots=3, seconds=1.6, seed=2)
+
+
+def test_identities_derived_by_scale(dataset, tmp_path):
+    data = load_diffusion_data(tiny_config(dataset, tmp_path))
+    assert data.names == ["Claire", "James"]
+    claire, james = data.identities
+    skin = data.skin_size
+    assert len(claire.shots) == 4 and claire.shots[-1].name == "muted"  # 3 shots + the muted one
+    a = claire.model_data["neutral_skin"].reshape(-1, 3)
+    b = james.model_data["neutral_skin"].reshape(-1, 3)
+    assert np.allclose(b, a * SCALE)
+    da, db = claire.shots[0].targets, james.shots[0].targets
+    assert np.abs(da[:, :skin]).max() > 0 and np.allclose(
+        db[:, :skin].reshape(len(db), -1, 3), da[:, :skin].reshape(len(da), -1, 3) * SCALE, atol=1e-5
+    )
+    assert np.allclose(db[:, -4:], da[:, -4:])  # eye rotations are angles: unscaled
+    assert np.allclose(james.bs_skin.deltas, claire.bs_skin.deltas * SCALE)
+    assert not claire.shots[-1].targets.any()
+
+
+def test_frames_at_60_fps_and_segments(dataset, tmp_path):
+    shot = load_diffusion_data(tiny_config(dataset, tmp_path)).identities[0].shots[0]
+    frames = frames_at(shot, 30.0, np.array([-3, 0, 1, 2, shot.native_frames]))
+    assert not frames[0].any() and not frames[-1].any()  # outside the clip: the neutral face
+    assert np.allclose(frames[1], shot.targets[0]) and np.allclose(frames[3], shot.targets[1])
+    assert np.allclose(frames[2], (shot.targets[0] + shot.targets[1]) / 2)
+    seg = segment(shot, 30, 2)  # kept frames 30..89: windows from sample 30 * 800 / 3 - 4000 = 4000
+    assert np.array_equal(seg[0], shot.audio[4000:20000]) and np.array_equal(seg[1, :8000], shot.audio[12000:20000])
+    assert not seg[1, len(shot.audio) - 12000 :].any()
+
+
+def test_train_deploy_animate_two_identities(dataset, tmp_path):
+    import facecast
+    from facecast.pack_v3 import load_diffusion_pack
+    from facecast.train.pipeline import run_deploy, run_train
+
+    cfg = tiny_config(dataset, tmp_path)
+    result = run_train(cfg)
+    losses = _losses(result.checkpoint)
+    assert result.steps == 40 and len(losses) == 40 and np.isfinite(losses).all()
+    before, after = result.summary["held_loss_before"], result.summary["held_loss_after"]
+    assert after < 0.6 * before  # the loss on fixed segments, noise and steps falls
+    out = run_deploy(cfg)
+    pack = load_diffusion_pack(out)
+    assert pack.identity_names == ["Claire", "James"] and pack.info.skin_size == load_diffusion_data(cfg).skin_size
+    audio = (0.2 * np.sin(np.arange(24000) / 16000 * 2 * np.pi * 220)).astype(np.float32)
+    anims = {n: facecast.load_model(out, identity=n).animate(audio, fps=30, blinks=False) for n in pack.identity_names}
+    for anim in anims.values():
+        assert anim.skin_weights.shape == (45, 52) and np.isfinite(anim.skin_weights).all()
+    raw = {n: facecast.load_model(out, identity=n).infer(audio, fps=60).result for n in pack.identity_names}
+    assert np.abs(raw["Claire"]).max() > 0 and np.abs(raw["Claire"] - raw["James"]).max() > 1e-6
+    resumed = run_train(tiny_config(dataset, tmp_path, steps=42), resume=True)  # continues from step 40
+    assert resumed.steps == 42 and len(_losses(resumed.checkpoint)) == 42
+
+
+def _losses(path):
+    from facecast.train.diffusion_train import load_diffusion_checkpoint
+
+    return load_diffusion_checkpoint(path).losses
+
+
+def test_diffusion_config_errors():
+    with pytest.raises(ConfigError, match="network.kind"):
+        parse_config({"network": {"kind": "gan"}})
+    with pytest.raises(ConfigError, match="distinct"):
+        parse_config({"diffusion": {"identities": [{"name": "A"}, {"name": "a"}]}})
+    with pytest.raises(ConfigError, match=r"identities\[0\]"):
+        parse_config({"diffusion": {"identities": [{"name": "A", "scale": [1, 0, 1]}]}})
