@@ -103,3 +103,54 @@ def test_diffusion_config_errors():
         parse_config({"diffusion": {"identities": [{"name": "A"}, {"name": "a"}]}})
     with pytest.raises(ConfigError, match=r"identities\[0\]"):
         parse_config({"diffusion": {"identities": [{"name": "A", "scale": [1, 0, 1]}]}})
+
+
+def test_cli_train_deploy_and_fine_tune(dataset, tmp_path, capsys):
+    """``facecast preprocess | train | deploy CONFIG`` with ``network.kind = "diffusion"``; ``eval`` is refused;
+    ``diffusion.init_from`` starts from a deployed folder's weights."""
+    from facecast.cli import main
+    from facecast.pack_v3 import load_diffusion_pack
+
+    text = f"""
+[dataset]
+root = "{dataset}"
+[network]
+kind = "diffusion"
+[diffusion]
+hubert = "tiny"
+steps = 3
+lr = 0.01
+windows = 1
+grad_accum = 1
+identities = [{{name = "Ada"}}, {{name = "Bo", scale = [0.9, 1.0, 1.1]}}]
+[diffusion.sizes]
+{chr(10).join(f"{k} = {v}" for k, v in TINY.items())}
+[train]
+threads = 2
+[deploy]
+out_dir = "v3"
+"""
+    config = tmp_path / "v3.toml"
+    config.write_text(text)
+    assert main(["preprocess", str(config)]) == 0
+    assert "2 identities (Ada, Bo), 6 shots" in capsys.readouterr().out
+    assert main(["train", str(config)]) == 0
+    assert "trained 3 steps" in capsys.readouterr().out
+    assert main(["deploy", str(config)]) == 0
+    assert load_diffusion_pack(tmp_path / "v3").identity_names == ["Ada", "Bo"]
+    assert main(["eval", str(config)]) == 2
+    assert "evaluate-lipsync" in capsys.readouterr().err
+    from facecast.train.config import load_config
+    from facecast.train.diffusion_data import load_diffusion_data
+    from facecast.train.diffusion_train import DiffusionLoss, build_network, held_loss, load_diffusion_checkpoint
+
+    cfg = load_config(config)
+    data = load_diffusion_data(cfg)
+    trained = load_diffusion_checkpoint(tmp_path / "runs" / "train" / "checkpoints" / "latest.pt").network
+    fresh = build_network(cfg, data)
+    cfg.diffusion.init_from = tmp_path / "v3"
+    tuned = build_network(cfg, data)  # NVIDIA's folder layout in, the same weights out
+    loss = DiffusionLoss(cfg, data, tuned.cfg, tuned.delta_scale.numpy())
+    reference = held_loss(trained, loss, data, cfg)
+    assert held_loss(tuned, loss, data, cfg) == pytest.approx(reference, rel=1e-4)
+    assert abs(held_loss(fresh, loss, data, cfg) - reference) > 0.01 * reference
