@@ -146,7 +146,8 @@ async def one_client(
     latency = np.array(arrivals) - np.array(sent)[chunk_of]
     expected = -(-total * int(fps) // SR)
     ok = code == "OK" and status is not None and status.code == 0
-    return {"latency": latency, "frames": frames, "expected": expected, "ok": ok, "code": code}
+    wall = np.array(arrivals) + (time.time() - time.perf_counter())  # arrival times on the wall clock
+    return {"latency": latency, "frames": frames, "expected": expected, "ok": ok, "code": code, "arrival_wall": wall}
 
 
 async def run_clients(address: str, n: int, args: argparse.Namespace, lookahead: int) -> list[dict]:

