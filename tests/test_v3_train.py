@@ -154,3 +154,47 @@ out_dir = "v3"
     reference = held_loss(trained, loss, data, cfg)
     assert held_loss(tuned, loss, data, cfg) == pytest.approx(reference, rel=1e-4)
     assert abs(held_loss(fresh, loss, data, cfg) - reference) > 0.01 * reference
+
+
+def test_hubert_checkpoint_in_hugging_face_layout(tmp_path):
+    """A HuBERT state dict named as Hugging Face's (weight-normed positional conv) loads to the same outputs."""
+    import torch
+
+    from facecast.network.hubert import HubertConfig, HubertModel
+    from facecast.train.hubert_weights import load_hubert_checkpoint
+
+    torch.manual_seed(0)
+    source = HubertModel(HubertConfig.tiny()).eval()
+    names = {"conv_layers.": "feature_extractor.conv_layers.", "projection_norm.": "feature_projection.layer_norm.",
+             "projection.": "feature_projection.projection.", "encoder_norm.": "encoder.layer_norm.",
+             "layers.": "encoder.layers.", "pos_conv.": "encoder.pos_conv_embed.conv."}  # fmt: skip
+    hf = {"hubert.masked_spec_embed": torch.zeros(16)}
+    for key, value in source.state_dict().items():
+        prefix = next(p for p in names if key.startswith(p))
+        name = "hubert." + names[prefix] + key[len(prefix) :]
+        for dense in ("intermediate_dense", "output_dense"):
+            name = name.replace(f".{dense}.", f".feed_forward.{dense}.")
+        if key == "pos_conv.weight":
+            g = value.norm(dim=(0, 1), keepdim=True)
+            hf[name.replace("weight", "weight_g")], hf[name.replace("weight", "weight_v")] = g, value / g * 3.0
+        else:
+            hf[name] = value
+    torch.save(hf, tmp_path / "pytorch_model.bin")
+    target = load_hubert_checkpoint(HubertModel(HubertConfig.tiny()).eval(), tmp_path / "pytorch_model.bin")
+    audio = torch.randn(2, 16000)
+    with torch.no_grad():
+        assert torch.allclose(target(audio), source(audio), atol=1e-5)
+    del hf["hubert.encoder.layer_norm.bias"]
+    torch.save(hf, tmp_path / "partial.bin")
+    with pytest.raises(ValueError, match="encoder_norm.bias"):
+        load_hubert_checkpoint(HubertModel(HubertConfig.tiny()), tmp_path / "partial.bin")
+
+
+def test_example_config():
+    from pathlib import Path
+
+    from facecast.train.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / "train_v3_config.toml")
+    assert cfg.network.kind == "diffusion" and [i.name for i in cfg.diffusion.identities] == ["Claire", "Wide", "Tall"]
+    assert cfg.diffusion.identities[2].scale == [0.95, 1.07, 1.02]

@@ -201,6 +201,9 @@ class DiffusionSection:
     """Overrides of :class:`facecast.network.diffusion.DiffusionConfig` sizes (e.g. ``gru_hidden``)."""
     init_from: Path | None = None
     """A v3.0 folder whose network weights start training (fine-tuning NVIDIA's model)."""
+    hubert_checkpoint: Path | None = None
+    """A Hugging Face HuBERT checkpoint (``facebook/hubert-base-ls960``'s ``pytorch_model.bin``/``.safetensors``)
+    for the audio encoder (ignored with ``init_from``)."""
     frozen_hubert_layers: int = 2
     target: str = "delta"
     """``delta``: each part's deltas over their std per identity; ``pose``: absolute poses by translate/scale."""

@@ -207,6 +207,10 @@ def build_network(cfg: TrainConfig, data: DiffusionData) -> DiffusionNetwork:
                              f"{net_cfg.output_size}")  # fmt: skip
     else:
         net = DiffusionNetwork(net_cfg)
+        if cfg.diffusion.hubert_checkpoint is not None:
+            from facecast.train.hubert_weights import load_hubert_checkpoint
+
+            load_hubert_checkpoint(net.hubert, cfg.diffusion.hubert_checkpoint)
     mean, scale = normalisation(data, cfg.diffusion.target)
     with torch.no_grad():
         net.mean_geometry.copy_(torch.from_numpy(mean))
