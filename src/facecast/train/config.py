@@ -223,6 +223,10 @@ class DiffusionSection:
     lip_exp: float = 10.0
     muted_seconds: float = 0.0
     """Per identity, a silent shot of this length whose target is the neutral face."""
+    pitch_shift: float = 2.0
+    """Augmentation: a segment's audio shifted by up to this many semitones (uniform), with probability
+    ``pitch_shift_p``; 0 turns it off."""
+    pitch_shift_p: float = 0.2
 
 
 @dataclass
@@ -350,6 +354,8 @@ def validate(cfg: TrainConfig, where: str = "<config>") -> TrainConfig:
     for key in ("windows", "batch_size", "grad_accum", "steps"):
         if getattr(dif, key) < 1:
             fail(f"diffusion.{key}", "must be at least 1")
+    if not (0 <= dif.pitch_shift <= 12 and 0 <= dif.pitch_shift_p <= 1):
+        fail("diffusion.pitch_shift/pitch_shift_p", "must be 0 to 12 semitones / a probability from 0 to 1")
     if dif.lr <= 0 or dif.muted_seconds < 0 or dif.frozen_hubert_layers < 0:
         fail("diffusion.lr/muted_seconds/frozen_hubert_layers", "must be positive / not negative")
     for i, ident in enumerate(dif.identities):

@@ -169,13 +169,37 @@ def frames_at(shot: DiffusionShot, fps: float, frames: np.ndarray) -> np.ndarray
     return out
 
 
-def segment(shot: DiffusionShot, start: int, windows: int, window: int = 16000) -> np.ndarray:
+def pitch_shift(x: np.ndarray, semitones: float, n_fft: int = 512, hop: int = 128) -> np.ndarray:
+    """``x`` shifted by ``semitones`` at the same length: a phase-vocoder time stretch by 2^(s/12), then
+    resampled back to ``len(x)`` samples."""
+    if not semitones or len(x) < n_fft:
+        return x
+    from scipy import signal
+
+    rate = 2.0 ** (-semitones / 12.0)
+    _, _, z = signal.stft(x, nperseg=n_fft, noverlap=n_fft - hop)
+    steps = np.arange(0, z.shape[1] - 1, rate)
+    expected = 2 * np.pi * hop * np.arange(z.shape[0]) / n_fft
+    k = steps.astype(np.int64)
+    frac = (steps - k)[None]
+    mag = (1 - frac) * np.abs(z[:, k]) + frac * np.abs(z[:, k + 1])
+    dphi = np.angle(z[:, k + 1]) - np.angle(z[:, k]) - expected[:, None]
+    dphi -= 2 * np.pi * np.round(dphi / (2 * np.pi))
+    phase = np.angle(z[:, :1]) + np.concatenate([np.zeros((len(expected), 1)), np.cumsum(
+        expected[:, None] + dphi, axis=1)[:, :-1]], axis=1)  # fmt: skip
+    _, y = signal.istft(mag * np.exp(1j * phase), nperseg=n_fft, noverlap=n_fft - hop)
+    return signal.resample(y, len(x)).astype(np.float32)
+
+
+def segment(shot: DiffusionShot, start: int, windows: int, window: int = 16000, semitones: float = 0.0) -> np.ndarray:
     """Audio of ``windows`` consecutive SDK windows whose kept frames begin at 60 fps frame ``start`` (a
-    multiple of 3): window k starts at sample (start + 30 k) * 800 / 3 - window / 4, zeros outside the clip."""
-    out = np.zeros((windows, window), np.float32)
-    for k in range(windows):
-        a = (start + 30 * k) * 800 // 3 - window // 4
-        lo, hi = max(a, 0), min(a + window, len(shot.audio))
-        if hi > lo:
-            out[k, lo - a : hi - a] = shot.audio[lo:hi]
-    return out
+    multiple of 3): window k starts at sample (start + 30 k) * 800 / 3 - window / 4, zeros outside the clip;
+    the span they cover pitch-shifted by ``semitones`` first."""
+    stride = window // 2
+    a = start * 800 // 3 - window // 4
+    region = np.zeros(window + (windows - 1) * stride, np.float32)
+    lo, hi = max(a, 0), min(a + len(region), len(shot.audio))
+    if hi > lo:
+        region[lo - a : hi - a] = shot.audio[lo:hi]
+    region = pitch_shift(region, semitones)
+    return np.stack([region[k * stride : k * stride + window] for k in range(windows)])

@@ -8,7 +8,8 @@ x_t = sqrt(a_t) x0 + sqrt(1 - a_t) noise; the network predicts x0. Targets per i
 x0 = mean + delta / scale (``target = "delta"``: mean 0, scale the deltas' std; ``"pose"``: NVIDIA's absolute poses,
 mean (neutral - centroid) / size, scale the neutral's size), held in the network's ``mean_geometry`` and
 ``delta_scale``, so the deployed graph outputs deltas. Losses: the simple x0 loss per part (tongue weight 0.1,
-jaw 1), upper-face temporal smoothness and the closure-weighted lip distance. Adam with gradient accumulation.
+jaw 1), upper-face temporal smoothness and the closure-weighted lip distance; pitch-shift augmentation (+-2
+semitones, p 0.2). Adam with gradient accumulation.
 Single process (no torchrun); checkpoints are plain state dicts read back with ``weights_only=True``.
 """
 
@@ -78,8 +79,9 @@ class Batch:
 
 
 def sample_batch(data: DiffusionData, mean: np.ndarray, scale: np.ndarray, cfg: DiffusionConfig, windows: int,
-                 batch: int, rng: np.random.Generator) -> Batch:  # fmt: skip
-    """Random segments, shots drawn in proportion to their length (every identity's shots together)."""
+                 batch: int, rng: np.random.Generator, shift: tuple[float, float] = (0.0, 0.0)) -> Batch:  # fmt: skip
+    """Random segments, shots drawn in proportion to their length (every identity's shots together); with
+    probability ``shift[1]`` a segment's audio is pitch-shifted by up to ``shift[0]`` semitones."""
     pool = [(i, shot) for i, ident in enumerate(data.identities) for shot in ident.shots]
     weights = np.array([len(shot.audio) for _, shot in pool], np.float64)
     c = cfg.center_frames
@@ -90,7 +92,8 @@ def sample_batch(data: DiffusionData, mean: np.ndarray, scale: np.ndarray, cfg: 
         start = 3 * int(rng.integers(-c // 3, max(1, (shot.native_frames - span // 2) // 3)))
         frames = np.arange(start, start + span)
         delta = frames_at(shot, data.identities[i].fps, frames)
-        out["w"].append(segment(shot, start, windows, cfg.window))
+        semitones = float(rng.uniform(-shift[0], shift[0])) if rng.uniform() < shift[1] else 0.0
+        out["w"].append(segment(shot, start, windows, cfg.window, semitones))
         out["x"].append(mean[i] + delta / scale[i])
         out["i"].append(i)
         out["e"].append(np.broadcast_to(shot.emotion, (span, len(shot.emotion))))
@@ -287,7 +290,8 @@ def train_diffusion(cfg: TrainConfig, data: DiffusionData, resume: bool | str | 
         for micro in range(d.grad_accum):
             rng = np.random.default_rng([tr.seed, step, micro])
             torch.manual_seed(int(rng.integers(2**31)))  # dropout and noise: a pure function of (seed, step)
-            b = sample_batch(data, mean, scale, net.cfg, d.windows, d.batch_size, rng)
+            b = sample_batch(data, mean, scale, net.cfg, d.windows, d.batch_size, rng, (d.pitch_shift,
+                             d.pitch_shift_p))  # fmt: skip
             b = Batch(*(x.to(device) for x in (b.windows, b.x0, b.identity, b.emotion, b.ident_index)))
             if d.timesteps == "sampler":
                 t = sampler[torch.randint(len(sampler), (len(b.x0),), device=device)]
