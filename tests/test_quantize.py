@@ -124,11 +124,10 @@ def test_refused_int8_runs_fp32_with_one_warning_line(chunk_pack, tmp_path, monk
     np.testing.assert_array_equal(model.infer(clip).result, fp32.infer(clip).result)
 
 
-def test_int8_is_cached_and_runs_through_the_engine(small_pack, tmp_path, monkeypatch):
+def test_int8_is_cached_and_runs_through_the_engine(small_pack, cache):
     """facecast's own initialisation: everything worth it in int8, within the limit, reused, run by the engine."""
     from facecast import load_model
 
-    monkeypatch.setenv("FACECAST_CACHE", str(tmp_path))
     pack = load_pack(small_pack)
     path = q.int8_network(pack)
     assert path is not None and q.int8_report(pack)["error"] <= q.LIMIT
@@ -162,3 +161,14 @@ def test_gated_graph_is_fp32_with_gates_off_and_nodes_get_names(small_pack, tmp_
     off = g.run_feeds(session, feeds, {g.GATES: np.zeros(len(layers), np.float32)})
     on = g.run_feeds(session, feeds, {g.GATES: np.ones(len(layers), np.float32)})
     assert g.pose_error(ref, off) < 1e-4 < g.pose_error(ref, on)
+
+
+def test_bench_reports_the_stored_error_beside_the_speed(small_pack, cache):
+    from facecast.evaluation.bench import bench_network
+
+    result = bench_network(small_pack, seconds=1.0, naive_frames=4, repeats=1, int8=True)
+    stored = q.int8_report(load_pack(small_pack))
+    assert result["int8"]["network"]["status"] == "built" and result["int8"]["network"]["error"] == stored["error"]
+    assert result["int8"]["network"]["line"].startswith(f"{stored['error']:.1%} error (built")
+    assert 0 < result["int8_accuracy_bench_audio"]["error"] < 0.05  # re-measured on the benchmark's own speech
+    assert result["engine_int8_speedup_vs_fp32"] > 0 and result["engine_int8_frames_per_s"] > 0
