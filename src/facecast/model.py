@@ -459,7 +459,8 @@ def check_network(model: Model) -> None:
         raise
     except Exception as exc:  # ONNX Runtime's errors are plain Exceptions
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise ValueError(f"{where} does not run on the inputs network_info.json describes (window "
-                         f"{info.buffer_len} samples, {info.emotion_len} emotion values): {reason}") from None  # fmt: skip
+        shape = f"window {info.buffer_len} samples, {info.emotion_len} emotion values"
+        problem = f"{where} does not run on the inputs network_info.json describes ({shape}): {reason}"
+        raise ValueError(problem) from None
     if not np.isfinite(rest).all():
         raise ValueError(f"{where} answers silence with NaN or infinite values; its weights are broken")
