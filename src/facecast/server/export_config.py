@@ -1,21 +1,40 @@
-"""What ``A2XExportConfigService.GetConfigs`` answers: the effective model and deployment settings as text."""
+"""What ``A2XExportConfigService.GetConfigs`` answers: the effective settings as NVIDIA's NIM documents its three
+deployment-time files (snake_case), with no local path in them.
+
+- ``stylization_config``: what an artist tunes: ``face_params``, ``blendshape_parameters`` (multipliers and offsets
+  by the NIM's pose names, clamping), ``a2e`` (emotions and their post-processing defaults) and ``a2f`` (the model's
+  id and whether tongue shapes are sent).
+- ``deployment_config``: what DevOps sets: streams, frame rate, limits, authentication and TLS as set/unset.
+- ``advanced_config``: the rest: the network's window, look-ahead, frames per pass, batching and backend.
+
+A model is named by its folder's name (or ``builtin``), never by its path; TLS and token files are reduced to which
+kind of security is on.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from pathlib import Path
 from typing import Any
 
+from facecast.infer.a2e import A2EPostProcessParams
 from facecast.model import Model
 from facecast.server.config import ServerConfig
 from facecast.server.names import NIM_EMOTION_NAMES, nim_pose_name
 
+CONFIG_NAMES = ("stylization_config", "deployment_config", "advanced_config")
+
+
+def model_id(model: Model, config: ServerConfig) -> str:
+    """The model's name for clients: its folder's name, or ``builtin`` for the built-in model."""
+    return Path(config.model).name if config.model else "builtin"
+
 
 def effective_configs(model: Model, config: ServerConfig) -> dict[str, dict[str, Any]]:
-    """``{name: settings}``: the model's defaults as a stream gets them, and the server's public settings."""
+    """``{name: settings}`` for :data:`CONFIG_NAMES`, as a stream gets them."""
     pipeline = model.pipeline
-    info = model.info
-    summary = model.pack.summary()
     multipliers, offsets, clamp = {}, {}, False
     for solver in (pipeline.skin, pipeline.tongue):
         if solver is None:
@@ -24,32 +43,44 @@ def effective_configs(model: Model, config: ServerConfig) -> dict[str, dict[str,
             multipliers[nim_pose_name(name)] = float(mult)
             offsets[nim_pose_name(name)] = float(off)
         clamp = clamp or bool(solver.clamp)
-    model_config = {
-        "actor": info.actor,
-        "model_path": summary["path"],
-        "random_weights": bool(model.random_weights),
-        "backend": model.backend.name,
-        "fps": config.fps,
-        "lookahead_ms": summary["lookahead_ms"],
-        "face_params": pipeline.default_params.as_dict(camel=True),
-        "blendshape_params": {
-            "blend_shapes": list(multipliers),
-            "bs_weight_multipliers": multipliers,
-            "bs_weight_offsets": offsets,
+    info = model.info
+    post = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(A2EPostProcessParams()).items()}
+    stylization = {
+        "face_params": pipeline.default_params.as_dict(),
+        "blendshape_parameters": {
             "enable_clamping_bs_weight": clamp,
+            "multipliers": multipliers,
+            "offsets": offsets,
         },
-        "emotions": [NIM_EMOTION_NAMES.get(e, e) for e in info.explicit_emotions],
-        "implicit_emotion": summary["implicit_emotion"],
+        "a2e": {
+            "emotions": [NIM_EMOTION_NAMES.get(e, e) for e in info.explicit_emotions],
+            "post_processing_params": post,
+        },
+        "a2f": {
+            "inference_model_id": model_id(model, config),
+            "actor": info.actor,
+            "enable_tongue_blendshapes": pipeline.tongue is not None,
+            "random_weights": bool(model.random_weights),
+        },
+    }
+    deployment = config.public_dict()
+    deployment["model"] = model_id(model, config)
+    advanced = {
         "network": {
             "window_samples": info.buffer_len,
             "window_offset": info.buffer_ofs,
             "sample_rate": info.samplerate,
+            "lookahead_ms": 1000.0 * info.lookahead_samples / info.samplerate,
             "result_size": info.result_size,
             "skin_pca_shapes": info.num_shapes_skin,
             "tongue_pca_shapes": info.num_shapes_tongue,
+            "frames_per_pass": model.frames_per_pass,
+            "context_frames": model.engine.context_frames,
         },
+        "backend": model.backend.name,
+        "precision": config.precision,
     }
-    return {"model_config": model_config, "deployment_config": config.public_dict()}
+    return {"stylization_config": stylization, "deployment_config": deployment, "advanced_config": advanced}
 
 
 def render(settings: dict[str, Any], fmt: str) -> str:

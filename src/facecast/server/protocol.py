@@ -168,6 +168,23 @@ def header_message(
     )
 
 
+EMOTION_AGGREGATE_TYPE_URL = "type.googleapis.com/nvidia_ace.emotion_aggregate.v1.EmotionAggregate"
+"""The type of the ``emotion_aggregate`` metadata: the name NVIDIA's NIM and its sample clients (the
+``nvidia_ace`` wheel of Audio2Face-3D-Samples: ``Any.Unpack`` into ``nvidia_ace.emotion_aggregate.v1``) use. The
+PyPI ``nvidia-audio2face-3d`` stubs name the same message ``com.nvidia.ace.services.audio2face_3d.v1``; one type URL
+cannot satisfy both ``Unpack`` calls, so facecast follows the NIM, and clients on the PyPI stubs parse the bytes
+(:func:`read_emotion_aggregate`); the fields are the same."""
+
+
+def read_emotion_aggregate(packed: any_pb2.Any) -> messages_pb2.EmotionAggregate:
+    """The ``emotion_aggregate`` metadata of a frame, whichever packaging's type name it carries."""
+    if not packed.type_url.endswith(".EmotionAggregate"):
+        raise ProtocolError(f"emotion_aggregate holds {packed.type_url!r}, not an EmotionAggregate")
+    aggregate = messages_pb2.EmotionAggregate()
+    aggregate.ParseFromString(packed.value)
+    return aggregate
+
+
 def frame_message(
     time: float,
     weights: np.ndarray,
@@ -184,9 +201,9 @@ def frame_message(
     aggregate = messages_pb2.EmotionAggregate()
     aggregate.input_emotions.add(time_code=time, emotion=nim_emotions(input_emotion))
     aggregate.a2f_smoothed_output.add(time_code=time, emotion=nim_emotions(a2f_emotion))
-    packed = any_pb2.Any()
-    packed.Pack(aggregate)
-    data.metadata["emotion_aggregate"].CopyFrom(packed)
+    packed = data.metadata["emotion_aggregate"]
+    packed.type_url = EMOTION_AGGREGATE_TYPE_URL  # as NVIDIA's NIM names it (see the constant)
+    packed.value = aggregate.SerializeToString()
     return messages_pb2.A2F3DAnimationDataStream(animation_data=data)
 
 
