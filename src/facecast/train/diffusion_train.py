@@ -226,8 +226,8 @@ def save_checkpoint(path: Path, net: DiffusionNetwork, opt: torch.optim.Optimize
                     names: list[str], losses: list[float]) -> Path:  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": CHECKPOINT_FORMAT, "config": json.loads(json.dumps(net.cfg.to_dict())), "step": step,
-             "network": net.state_dict(), "identities": list(names), "losses": list(losses),
-             "optimizer": opt.state_dict() if opt is not None else None}  # fmt: skip
+             "network": {k: v.cpu() for k, v in net.state_dict().items()}, "identities": list(names),
+             "losses": list(losses), "optimizer": opt.state_dict() if opt is not None else None}  # fmt: skip
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
@@ -278,6 +278,8 @@ def train_diffusion(cfg: TrainConfig, data: DiffusionData, resume: bool | str | 
     loss_fn = DiffusionLoss(cfg, data, net.cfg, scale)
     for name in ("weights", "scale", "upper"):
         setattr(loss_fn, name, getattr(loss_fn, name).to(device))
+    if loss_fn.lips is not None:
+        loss_fn.lips = (loss_fn.lips[0].to(device), loss_fn.lips[1].to(device))
     acp = torch.tensor(alphas_cumprod(), dtype=torch.float32, device=device)
     sampler = torch.tensor(sorted(net.cfg.sample_steps), device=device)
     metrics = out / "diffusion_metrics.jsonl"
@@ -309,9 +311,8 @@ def train_diffusion(cfg: TrainConfig, data: DiffusionData, resume: bool | str | 
             with open(metrics, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"step": step, "loss": total, "seconds": time.monotonic() - began}) + "\n")
         if step % tr.checkpoint_every == 0 or step == d.steps:
-            save_checkpoint(latest, net.cpu(), opt, step, data.names, history)
-            net.to(device)
-    after = held_loss(net.to(device), loss_fn, data, cfg)
+            save_checkpoint(latest, net, opt, step, data.names, history)
+    after = held_loss(net, loss_fn, data, cfg)
     summary = {"world_size": 1, "seconds": time.monotonic() - began, "identities": data.names,
                "held_loss_before": before, "held_loss_after": after}  # fmt: skip
     return TrainResult(step, out, latest if latest.is_file() else None, metrics, None, summary)
