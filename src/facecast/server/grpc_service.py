@@ -86,7 +86,12 @@ class A2FControllerServicer:
         self.refusals[refusal.code.name] = self.refusals.get(refusal.code.name, 0) + 1
         await self.drainer.drain(reads)
         reads.cancel()
-        await context.abort(refusal.code, brief_message(refusal.message))
+        try:
+            await context.abort(refusal.code, brief_message(refusal.message))
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # the call had already ended (gRPC refused an oversized message while draining)
+            log.info("refusal not sent (%s: %s)", type(exc).__name__, exc)
 
 
 class ExportConfigServicer(a2x_export_config_pb2_grpc.A2XExportConfigServiceServicer):
