@@ -435,7 +435,7 @@ def write_preview_mp4(
             video = container.add_stream("libx264", rate=rate_q)
             video.width, video.height = size * len(renderer.views), size
             video.pix_fmt = "yuv420p"
-            video.options = {"crf": str(crf), "preset": "veryfast", "tune": "animation"}
+            video.options = {"crf": str(crf), "preset": "superfast", "tune": "animation"}
             sound = _AudioTrack(av, container, samples, rate) if samples is not None else None
             for start in range(0, n, 64):
                 block = slice(start, min(n, start + 64))
