@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import grpc
 
+from facecast.model import Model
+from facecast.server.config import ServerConfig
 from facecast.server.guard import TICK_SECONDS, TIMEOUT, AudioRateMeter, Reads, Refusal
 from facecast.server.protocol import (
     LimitExceeded,
@@ -24,11 +26,19 @@ from facecast.server.protocol import (
     parse_header,
     status_message,
 )
+from facecast.server.scheduler import BatchScheduler
 from facecast.server.session import ServerStream
 from facecast.server.wire import parse_emotion_keys, parse_request
 
-if TYPE_CHECKING:
-    from facecast.server.grpc_service import A2FControllerServicer
+
+class Service(Protocol):
+    """What a call needs of its servicer (:class:`facecast.server.grpc_service.A2FControllerServicer`)."""
+
+    model: Model
+    scheduler: BatchScheduler
+    config: ServerConfig
+    active: int
+    """Calls holding a stream slot; a call gives its slot back when it ends."""
 
 HALF_CLOSE_GRACE_S = 1.0
 """After the last frame, how long to wait for the client to close its side before the final status."""
@@ -44,7 +54,7 @@ class Internal(RuntimeError):
 class StreamCall:
     """One ProcessAudioStream call (see the module docstring)."""
 
-    def __init__(self, service: A2FControllerServicer, context: grpc.aio.ServicerContext) -> None:
+    def __init__(self, service: Service, context: grpc.aio.ServicerContext) -> None:
         self.service = service
         self.context = context
         self.config = service.config
