@@ -362,11 +362,9 @@ def _network_file(root: Path, spec: dict, files: dict[str, Path]) -> Path:
     return network
 
 
-def load_pack(path: str | os.PathLike) -> ModelPack:
-    """Read and validate a pack folder (or its ``model.json``); every problem found is reported at once.
-
-    Every file, fallbacks included, must resolve inside the pack folder and be a regular file; arrays are checked
-    from their headers before they are loaded, and values (finite, in range, of the right kind) after."""
+def read_model_json(path: str | os.PathLike) -> tuple[Path, Path, dict]:
+    """(folder, its ``model.json``, the parsed object) of a model folder or its ``model.json``, checked: the file
+    inside the folder, a regular file, a JSON object; else :class:`PackError`."""
     path = Path(path).expanduser()
     if not os.path.lexists(path):
         raise PackError([f"{path}: no such model folder"])
@@ -379,6 +377,15 @@ def load_pack(path: str | os.PathLike) -> ModelPack:
         raise PackError(exc.problems) from None
     if not isinstance(spec, dict):
         raise PackError([f"{model_json}: top level must be a JSON object"])
+    return root, model_json, spec
+
+
+def load_pack(path: str | os.PathLike) -> ModelPack:
+    """Read and validate a pack folder (or its ``model.json``); every problem found is reported at once.
+
+    Every file, fallbacks included, must resolve inside the pack folder and be a regular file; arrays are checked
+    from their headers before they are loaded, and values (finite, in range, of the right kind) after."""
+    root, model_json, spec = read_model_json(path)
     if "modelConfigPaths" in spec:
         raise PackError([f"{model_json}: a multi-identity (diffusion) model; facecast runs regression models"])
     files = {key: resolve_inside(root, spec.get(key, default), key) for key, default in DEFAULT_FILES.items()}

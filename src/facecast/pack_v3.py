@@ -20,7 +20,7 @@ import numpy as np
 
 from facecast.constants import EMOTION_NAMES, EYES_RESULT_SIZE, JAW_RESULT_SIZE, SAMPLE_RATE
 from facecast.fileio import FileFormatError, check_regular, copy_file, read_json, read_npz, write_json, write_npz
-from facecast.pack import BlendshapeSet
+from facecast.pack import BlendshapeSet, read_model_json
 from facecast.pack_checks import MODEL_JSON, PACK_NPZ_BYTES, Array, PackError, npz_check, resolve_inside
 
 __all__ = ["DiffusionInfo", "DiffusionPack", "IdentityData", "describe", "is_diffusion_folder", "load_diffusion_pack",
@@ -323,16 +323,8 @@ def _flat_check(path: Path, arrays: dict[str, Array]):
 
 def load_diffusion_pack(path: str | os.PathLike) -> DiffusionPack:
     """Read and validate a v3.0 folder (or its ``model.json``); every problem found is reported at once."""
-    path = Path(path).expanduser()
-    if not os.path.lexists(path):
-        raise PackError([f"{path}: no such model folder"])
-    root = path if path.is_dir() else path.parent
-    name = MODEL_JSON if path.is_dir() else path.name
-    model_json = resolve_inside(root, name, name)
+    root, model_json, spec = read_model_json(path)
     try:
-        spec = read_json(model_json, follow=False)
-        if not isinstance(spec, dict):
-            raise PackError([f"{model_json}: top level must be a JSON object"])
         info_path = resolve_inside(root, spec.get("networkInfoPath", "network_info.json"), "networkInfoPath")
         info = DiffusionInfo.from_json(read_json(info_path, follow=False), str(info_path))
     except FileFormatError as exc:
