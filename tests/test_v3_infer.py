@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 
 from facecast.audio import save_wav
-from facecast.infer.diffusion import NoiseOptions
+from facecast.infer.diffusion import NoiseOptions, run_tracks
 from facecast.model import load_model
 from facecast.models.testing_v3 import make_v3_pack
 
@@ -109,6 +109,32 @@ def test_identities_noise_and_input_strength(pack_dir, audio):
     np.testing.assert_array_equal(silent, engine.run(np.zeros_like(audio), 60).result)
     half = engine.with_options(input_strength=0.5).run(audio, 60).result
     np.testing.assert_array_equal(half, engine.run(audio * np.float32(0.5), 60).result)
+
+
+def test_tracks_batched_across_clips_give_each_clips_frames(pack_dir, audio):
+    """Windows of clips of different lengths, identities and noise joined into one call per step: every clip's
+    frames as its own run, in fewer network calls than windows."""
+    engines = [load_model(pack_dir, identity=name).engine for name in ("Mark", "Claire", "James")]
+    engines[2] = engines[2].with_options(noise=NoiseOptions(seed=4, constant=False))
+    clips = [audio, audio[:5000] * 0.5, audio[3000:]]
+    emotions = [None, lambda times: np.stack([np.eye(10, dtype=np.float32)[2] * min(t, 1) for t in times]), None]
+    calls = []
+    runner = engines[0].runner
+
+    def counting(*args):
+        calls.append(len(args[0]))
+        return runner(*args)
+
+    for engine in engines:
+        engine.runner = counting
+    joined = run_tracks(engines, clips, 30.0, emotions, batch=2)
+    for engine in engines:
+        engine.runner = runner
+    for engine, clip, emotion, out in zip(engines, clips, emotions, joined, strict=True):
+        alone = engine.run(clip, 30.0, emotion)
+        assert out.result.shape == alone.result.shape
+        np.testing.assert_allclose(out.result, alone.result, atol=1e-5)
+    assert max(calls) == 2 and len(calls) < sum(calls)
 
 
 def test_other_frame_rates_resample_the_native_frames(pack_dir, audio):

@@ -169,6 +169,13 @@ class Model:
     def info(self):
         return self.pack.network_info
 
+    @property
+    def is_diffusion(self) -> bool:
+        """Whether this is a v3.0 diffusion model (a GRU track per clip or stream)."""
+        from facecast.pack_v3 import DiffusionPack
+
+        return isinstance(self.pack, DiffusionPack)
+
     # -- what every clip and stream goes through --------------------------------------------------------------
 
     def face_params(self, options: AnimationOptions) -> FaceParams:

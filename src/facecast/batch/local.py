@@ -80,7 +80,11 @@ def _infer_group(model: Model, group: list[tuple[AnimationOptions, np.ndarray]])
     params = model.face_params(group[0][0])  # a batch animates every clip with the model's face parameters
     engine = model.engine_for(group[0][0], params)
     if not hasattr(engine, "network_inputs"):  # a v3.0 diffusion engine: each clip is its own GRU track
-        return [model.engine_for(opts, params).run(audio, opts.fps, opts.explicit) for opts, audio in group]
+        from facecast.infer.diffusion import run_tracks
+
+        engines = [model.engine_for(opts, params) for opts, _ in group]
+        fps = group[0][0].fps  # a batch animates every clip at one rate
+        return run_tracks(engines, [a for _, a in group], fps, [o.explicit for o, _ in group], len(group))
     inputs = [engine.network_inputs(audio, 0, num_frames(len(audio), opts.fps), opts.fps, opts.explicit)
               for opts, audio in group]  # fmt: skip
     result = engine.infer(*(np.concatenate(parts) for parts in zip(*(i.arrays for i in inputs), strict=True)))

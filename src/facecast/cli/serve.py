@@ -15,6 +15,7 @@ _FLAGS = {
     "grpc": "port",
     "host": "host",
     "model": "model",
+    "identity": "identity",
     "device": "device",
     "backend": "backend",
     "threads": "threads",
@@ -47,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("serve", help="serve ACE Audio2Face-3D gRPC (A2FControllerService) on a model")
     p.add_argument("--grpc", type=int, metavar="PORT", help="gRPC port (default 52000; 0 picks a free port)")
     p.add_argument("--host", help="interface to bind (default 127.0.0.1; 0.0.0.0 for all)")
-    p.add_argument("-m", "--model", help="model folder (default: the built-in model)")
+    p.add_argument("-m", "--model", help="model folder, v2.3 or v3.0 (default: the built-in model)")
+    p.add_argument("--identity", metavar="NAME", help="identity of a v3.0 multi-identity model (e.g. James)")
     p.add_argument("--config", metavar="FILE", help="TOML file with ServerConfig settings (flags override it)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--backend", choices=["onnxruntime", "torch"])

@@ -24,6 +24,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -79,6 +80,55 @@ class TorchDiffusionRunner:
             noise_t = {id(n): torch.from_numpy(n) for n in noise}
             kept, latents_out = self.network.run_track(*t, [noise_t[id(n)] for n in noise])
         return kept.numpy(), latents_out.numpy()
+
+
+class WindowInputs(NamedTuple):
+    """One window of one track, as the graph takes it (batch of one)."""
+
+    window: np.ndarray
+    identity: np.ndarray
+    emotion: np.ndarray
+    latents: np.ndarray
+    noise: np.ndarray
+
+
+def join_windows(parts: list[WindowInputs]) -> WindowInputs:
+    """Windows of several tracks as one batch: everything along the batch axis (axis 2 of the GRU state)."""
+    if len(parts) == 1:
+        return parts[0]
+    columns = zip(*parts, strict=True)
+    return WindowInputs(*(np.concatenate(c, axis=2 if i == 3 else 0) for i, c in enumerate(columns)))
+
+
+def split_results(result: tuple[np.ndarray, np.ndarray], count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A joined batch's (prediction, output_latents), back to each of its ``count`` tracks."""
+    prediction, latents = result
+    return [(prediction[i : i + 1], latents[:, :, i : i + 1]) for i in range(count)]
+
+
+def run_tracks(
+    engines: list[DiffusionEngine], audios: list[np.ndarray], fps: float, explicits: list[ExplicitEmotion],
+    batch: int = 8,
+) -> list[NetworkOutput]:  # fmt: skip
+    """Whole clips, each on a fresh track of its engine (all sharing one runner), with window ``w`` of up to
+    ``batch`` tracks joined into one network call: the same frames as :meth:`DiffusionEngine.run` clip by clip,
+    in fewer, larger calls."""
+    tracks = [engine.with_options() for engine in engines]
+    audios = [np.asarray(a, np.float32).reshape(-1) for a in audios]
+    counts = [track.frames_ready(len(a), fps, final=True) for track, a in zip(tracks, audios, strict=True)]
+    runner = engines[0].runner if engines else None
+    while True:
+        todo = [i for i, track in enumerate(tracks) if track.frames_computed(fps) < counts[i]]
+        if not todo:
+            break
+        for lo in range(0, len(todo), max(1, batch)):
+            chunk = todo[lo : lo + max(1, batch)]
+            inputs = [tracks[i].window_inputs(audios[i], 0, explicits[i]) for i in chunk]
+            answers = split_results(runner(*join_windows(inputs)), len(chunk))
+            for i, (prediction, latents) in zip(chunk, answers, strict=True):
+                tracks[i].accept_window(prediction, latents)
+    return [track.run_frames(a, np.arange(n), fps, e) for track, a, n, e in zip(tracks, audios, counts, explicits,
+                                                                                    strict=True)]  # fmt: skip
 
 
 @dataclass
@@ -276,16 +326,47 @@ class DiffusionEngine:
     def _compute_until(self, last: int, audio: np.ndarray, origin: int, explicit: ExplicitEmotion) -> None:
         t = self.track
         while t.rows is None or t.row_start + len(t.rows) <= last:
-            kept = self._run_window(t.next_window, audio, origin, explicit)
-            first = self.native_available(t.next_window)  # first native frame >= 0 this window keeps
-            lo = first - (self.native_available(t.next_window + 1) - len(kept))
-            new = kept[lo:]
-            if len(new):
-                if t.rows is None:
-                    t.rows, t.row_start = new, first
-                else:
-                    t.rows = np.concatenate([t.rows, new])
-            t.next_window += 1
+            prediction, latents = self.runner(*self.window_inputs(audio, origin, explicit))
+            self.accept_window(prediction, latents)
+
+    def window_inputs(self, audio: np.ndarray, origin: int, explicit: ExplicitEmotion) -> WindowInputs:
+        """The graph's inputs for the track's next window (batch of one): window, identity, emotion, GRU state,
+        noise. Run them (alone, or joined with other tracks' by :func:`join_windows`), then :meth:`accept_window`."""
+        w, t = self.track.next_window, self.track
+        window = self.window_audio(w, audio, origin)[None]
+        emotion = explicit_rows(explicit, np.maximum(self.kept_times(w), 0.0))[None].astype(np.float32)
+        return WindowInputs(window, self.identity, emotion, t.latents, t.noise.next())
+
+    def accept_window(self, prediction: np.ndarray, latents: np.ndarray) -> None:
+        """The network's answer for the next window: carry the GRU state and keep the centre frames needed."""
+        info, t = self.info, self.track
+        t.latents = np.asarray(latents, np.float32)
+        t.windows_run += 1
+        lo = info.num_frames_left_truncate
+        kept = np.asarray(prediction[0, lo : lo + info.num_frames_center], np.float32)
+        first = self.native_available(t.next_window)  # first native frame >= 0 this window keeps
+        new = kept[first - (self.native_available(t.next_window + 1) - len(kept)) :]
+        if len(new):
+            if t.rows is None:
+                t.rows, t.row_start = new, first
+            else:
+                t.rows = np.concatenate([t.rows, new])
+        t.next_window += 1
+
+    def frames_computed(self, fps: float) -> int:
+        """Output frames (from 0) that the windows run so far can give without running another."""
+        t = self.track
+        if t.rows is None:
+            return 0
+        avail = t.row_start + len(t.rows)  # native frames 0 .. avail - 1 are known
+        if t.final:
+            native_total = self.native_count(t.total)
+            if avail >= native_total:
+                return num_frames(t.total, fps)
+        rate, native = fps_fraction(fps), fps_fraction(self.native_fps)
+        last = ((avail - 1) * native.denominator * rate.numerator) // (native.numerator * rate.denominator)
+        count = int(last + 1)
+        return min(count, num_frames(t.total, fps)) if t.final else count
 
     def window_audio(self, w: int, audio: np.ndarray, origin: int) -> np.ndarray:
         """Window ``w``'s samples (zero outside what was received), times input_strength."""
@@ -302,13 +383,3 @@ class DiffusionEngine:
         n = np.arange(info.num_frames_center) + w * info.num_frames_center - self.pad_frames
         n = n + info.num_frames_left_truncate
         return np.floor(n * SAMPLE_RATE / self.native_fps) / SAMPLE_RATE
-
-    def _run_window(self, w: int, audio: np.ndarray, origin: int, explicit: ExplicitEmotion) -> np.ndarray:
-        """Run window ``w`` and carry the GRU state; returns its kept frames [C, D]."""
-        info, t = self.info, self.track
-        window = self.window_audio(w, audio, origin)[None]
-        emotion = explicit_rows(explicit, np.maximum(self.kept_times(w), 0.0))[None].astype(np.float32)
-        prediction, t.latents = self.runner(window, self.identity, emotion, t.latents, t.noise.next())
-        t.windows_run += 1
-        lo = info.num_frames_left_truncate
-        return np.asarray(prediction[0, lo : lo + info.num_frames_center], np.float32)

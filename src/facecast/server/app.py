@@ -11,11 +11,13 @@ from nvidia_audio2face_3d import a2x_export_config_pb2_grpc
 
 from facecast.model import Model, builtin_pack, load_model
 from facecast.pack import ModelPack, load_pack
+from facecast.pack_v3 import is_diffusion_folder
 from facecast.server.config import ConfigError, ServerConfig
 from facecast.server.grpc_service import A2FControllerServicer, BearerTokenInterceptor, ExportConfigServicer
 from facecast.server.guard import Drainer
 from facecast.server.health import SERVING, HealthServicer, add_health_servicer_to_server
 from facecast.server.scheduler import BatchScheduler
+from facecast.server.session_v3 import join_jobs, split_answers
 from facecast.server.tls import TlsFiles, check_tls_files
 from facecast.server.wire import add_controller
 
@@ -80,6 +82,32 @@ def server_context_frames(cfg: ServerConfig, pack: ModelPack) -> int | None:
     return cfg.context_frames
 
 
+def _load(cfg: ServerConfig) -> Model:
+    """The configured model: a v2.3 pack (or the built-in model) or a v3.0 folder."""
+    if cfg.model is not None and is_diffusion_folder(cfg.model):
+        if cfg.precision != "fp32":
+            raise ConfigError("v3.0 models are served in fp32 only (int8 is measured per network for v2.3 packs)")
+        return load_model(cfg.model, device=cfg.device, backend=cfg.backend, threads=cfg.threads,
+                          identity=cfg.identity)  # fmt: skip
+    if cfg.identity is not None:
+        raise ConfigError("identity applies to v3.0 multi-identity models only")
+    pack = load_pack(cfg.model if cfg.model is not None else builtin_pack())
+    return load_model(pack, device=cfg.device, backend=cfg.backend, threads=cfg.threads, batch_size=cfg.max_batch,
+                      precision=cfg.precision, frames_per_pass=server_frames_per_pass(cfg, pack),
+                      context_frames=server_context_frames(cfg, pack))  # fmt: skip
+
+
+def _scheduler(model: Model, cfg: ServerConfig) -> BatchScheduler:
+    """One scheduler for every stream: window rows (or blocks) batched, or v3.0 windows of many GRU tracks."""
+    wait = cfg.batch_wait_ms / 1000.0
+    if model.is_diffusion:
+        return BatchScheduler(model.backend, cfg.max_batch or 8, wait, join=join_jobs, split=split_answers)
+    blocks = model.engine.uses_blocks
+    run = model.backend.run_chunks if blocks else model.backend.run
+    max_batch = cfg.max_batch or (64 if blocks else 32)
+    return BatchScheduler(run, max(1, max_batch // model.frames_per_pass), wait)
+
+
 class RunningServer:
     """A gRPC server on the process's gRPC event-loop thread, with one model and one batching scheduler.
 
@@ -115,16 +143,8 @@ class RunningServer:
         token = cfg.resolved_token()
         self._tls = check_tls_files(cfg)  # before the model loads: a bad certificate is one clear line, at once
         if self.model is None:
-            pack = load_pack(cfg.model if cfg.model is not None else builtin_pack())
-            self.model = load_model(pack, device=cfg.device, backend=cfg.backend, threads=cfg.threads,
-                                    batch_size=cfg.max_batch, precision=cfg.precision,
-                                    frames_per_pass=server_frames_per_pass(cfg, pack),
-                                    context_frames=server_context_frames(cfg, pack))  # fmt: skip
-        frames_per_pass = self.model.frames_per_pass
-        blocks = self.model.engine.uses_blocks
-        run = self.model.backend.run_chunks if blocks else self.model.backend.run
-        max_batch = cfg.max_batch or (64 if blocks else 32)
-        self.scheduler = BatchScheduler(run, max(1, max_batch // frames_per_pass), cfg.batch_wait_ms / 1000.0).start()
+            self.model = _load(cfg)
+        self.scheduler = _scheduler(self.model, cfg).start()
         self._loop = _LOOP.acquire()
         try:
             self.port = asyncio.run_coroutine_threadsafe(self._start(token), self._loop).result()

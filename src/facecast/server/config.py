@@ -27,7 +27,9 @@ class ServerConfig:
     port: int = 52000
     """gRPC port (the NIM's bidirectional port); 0 picks a free one."""
     model: str | None = None
-    """Model pack folder; ``None`` is facecast's built-in default model."""
+    """Model pack folder (v2.3 or v3.0); ``None`` is facecast's built-in default model."""
+    identity: str | None = None
+    """The identity a v3.0 multi-identity model animates (e.g. ``James``); ``None``: its first."""
     device: str = "auto"
     backend: str = "onnxruntime"
     threads: int | None = None
@@ -134,6 +136,8 @@ class ServerConfig:
             raise ConfigError("token must be a non-empty string")
         if self.model is not None and not isinstance(self.model, str):
             raise ConfigError(f"model must be a path, got {self.model!r}")
+        if self.identity is not None and (not isinstance(self.identity, str) or not self.identity.isprintable()):
+            raise ConfigError(f"identity must be a name, got {self.identity!r:.60}")
         return self
 
     def replace(self, **changes: Any) -> ServerConfig:

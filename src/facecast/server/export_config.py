@@ -44,6 +44,7 @@ def effective_configs(model: Model, config: ServerConfig) -> dict[str, dict[str,
             offsets[nim_pose_name(name)] = float(off)
         clamp = clamp or bool(solver.clamp)
     info = model.info
+    emotions = info.emotions if model.is_diffusion else info.explicit_emotions
     post = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(A2EPostProcessParams()).items()}
     stylization = {
         "face_params": pipeline.default_params.as_dict(),
@@ -53,12 +54,12 @@ def effective_configs(model: Model, config: ServerConfig) -> dict[str, dict[str,
             "offsets": offsets,
         },
         "a2e": {
-            "emotions": [NIM_EMOTION_NAMES.get(e, e) for e in info.explicit_emotions],
+            "emotions": [NIM_EMOTION_NAMES.get(e, e) for e in emotions],
             "post_processing_params": post,
         },
         "a2f": {
             "inference_model_id": model_id(model, config),
-            "actor": info.actor,
+            "actor": model.identity if model.is_diffusion else info.actor,
             "enable_tongue_blendshapes": pipeline.tongue is not None,
             "random_weights": bool(model.random_weights),
         },
@@ -66,21 +67,43 @@ def effective_configs(model: Model, config: ServerConfig) -> dict[str, dict[str,
     deployment = config.public_dict()
     deployment["model"] = model_id(model, config)
     advanced = {
-        "network": {
-            "window_samples": info.buffer_len,
-            "window_offset": info.buffer_ofs,
-            "sample_rate": info.samplerate,
-            "lookahead_ms": 1000.0 * info.lookahead_samples / info.samplerate,
-            "result_size": info.result_size,
-            "skin_pca_shapes": info.num_shapes_skin,
-            "tongue_pca_shapes": info.num_shapes_tongue,
-            "frames_per_pass": model.frames_per_pass,
-            "context_frames": model.engine.context_frames,
-        },
-        "backend": model.backend.name,
+        "network": _network_settings(model),
+        "backend": getattr(model.backend, "name", type(model.backend).__name__),
         "precision": config.precision,
     }
     return {"stylization_config": stylization, "deployment_config": deployment, "advanced_config": advanced}
+
+
+def _network_settings(model: Model) -> dict[str, Any]:
+    """The network's windowing and sizes, as the advanced config shows them."""
+    info = model.info
+    if model.is_diffusion:
+        early, late = info.lookahead_seconds
+        return {
+            "kind": "diffusion",
+            "identities": list(info.identities),
+            "identity": model.identity,
+            "window_samples": info.buffer_len,
+            "stride_samples": info.stride,
+            "sample_rate": info.samplerate,
+            "native_fps": info.fps,
+            "kept_frames": [info.num_frames_left_truncate, info.num_frames_left_truncate + info.num_frames_center],
+            "lookahead_ms": [1000.0 * early, 1000.0 * late],
+            "diffusion_steps": info.num_diffusion_steps,
+            "result_size": info.output_size,
+        }
+    return {
+        "kind": "regression",
+        "window_samples": info.buffer_len,
+        "window_offset": info.buffer_ofs,
+        "sample_rate": info.samplerate,
+        "lookahead_ms": 1000.0 * info.lookahead_samples / info.samplerate,
+        "result_size": info.result_size,
+        "skin_pca_shapes": info.num_shapes_skin,
+        "tongue_pca_shapes": info.num_shapes_tongue,
+        "frames_per_pass": model.frames_per_pass,
+        "context_frames": model.engine.context_frames,
+    }
 
 
 def render(settings: dict[str, Any], fmt: str) -> str:

@@ -29,6 +29,23 @@ batch axis: ``(windows [B, L], emotion [B, E]) -> [B, D]``, or for chunks ``(chu
 emotion [B, K, E]) -> [B, K, D]``."""
 
 
+Join = Callable[[list], list[np.ndarray]]
+"""The jobs' inputs as one backend call's arguments."""
+Split = Callable[[object, list], list]
+"""One backend call's result, back to each job."""
+
+
+def join_rows(jobs: list) -> list[np.ndarray]:
+    """The jobs' input arrays joined along the batch axis."""
+    return [np.concatenate(parts) for parts in zip(*(job.inputs.arrays for job in jobs), strict=True)]
+
+
+def split_rows(result: np.ndarray, jobs: list) -> list[np.ndarray]:
+    """Each job's rows of the result, in order."""
+    bounds = np.cumsum([0] + [len(job) for job in jobs])
+    return [result[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
 class Lane(Protocol):
     """What the scheduler needs from a stream (see :class:`facecast.server.session.ServerStream`)."""
 
@@ -61,11 +78,14 @@ class BatchScheduler:
     """Batches ready windows from many lanes into single backend calls."""
 
     def __init__(
-        self, run_batch: RunBatch, max_batch: int = 32, max_wait: float = 0.005, trim_every: float = 30.0
-    ) -> None:
+        self, run_batch: RunBatch, max_batch: int = 32, max_wait: float = 0.005, trim_every: float = 30.0,
+        join: Join | None = None, split: Split | None = None,
+    ) -> None:  # fmt: skip
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.run_batch = run_batch
+        self.join = join or join_rows
+        self.split = split or split_rows
         self.max_batch = int(max_batch)
         self.max_wait = float(max_wait)
         self.trim_every = float(trim_every)
@@ -188,15 +208,16 @@ class BatchScheduler:
                 continue
             started = time.perf_counter()
             try:
-                inputs = [np.concatenate(parts) for parts in zip(*(job.inputs.arrays for job in jobs), strict=True)]
+                inputs = self.join(jobs)
                 result = self.run_batch(*inputs)
+                answers = self.split(result, jobs)
             except Exception as exc:  # a backend failure ends the streams in this batch, not the server
                 log.exception("inference failed for a batch of %d windows", sum(len(j) for j in jobs))
                 for job in jobs:
                     job.stream.fail(exc)
                 continue
             self._count(len(inputs[0]), time.perf_counter() - started)
-            self._put((jobs, result))
+            self._put((jobs, answers))
 
     def _put(self, item) -> None:
         while not self._stopping:
@@ -227,11 +248,8 @@ class BatchScheduler:
                 if self._stopping:
                     return
                 continue
-            jobs, result = item
-            row = 0
-            for job in jobs:
-                rows = result[row : row + len(job)]
-                row += len(job)
+            jobs, answers = item
+            for job, rows in zip(jobs, answers, strict=True):
                 try:
                     job.stream.finish(job, rows)
                 except Exception as exc:  # one stream's failure must not stop the others

@@ -92,7 +92,7 @@ class ServerStream:
         self.deliver = deliver
         self.closed = False
         """Set when the call is over (finished, failed or cancelled): late results are dropped."""
-        self._lookahead = model.info.lookahead_samples
+        self._lookahead = getattr(model.info, "lookahead_samples", 0)  # a v3.0 engine counts its own
         self._track = _KeyTrack()
         self.options = AnimationOptions(fps=self.fps, emotion=self._track, face_params=settings.face_params,
                                         blinks=False, blendshape_params=settings.solve)  # fmt: skip
@@ -144,7 +144,7 @@ class ServerStream:
             self._echo = np.concatenate((self._echo, ints.astype(np.int16)))
             self._total_in += count
             self._append(samples)
-            ready = frames_ready(self._total, self._lookahead, self.fps)
+            ready = self._frames_ready()
             added = max(ready - self.ready, 0)
             self.ready = max(ready, self.ready)
         return added
@@ -163,6 +163,10 @@ class ServerStream:
             added = max(self.final_frames - self.ready, 0)
             self.ready = max(self.final_frames, self.ready)
         return added
+
+    def _frames_ready(self) -> int:
+        """Under the lock: frames whose audio, look-ahead included, has arrived."""
+        return frames_ready(self._total, self._lookahead, self.fps)
 
     def _append(self, samples: np.ndarray) -> None:
         if len(samples):
@@ -216,11 +220,13 @@ class ServerStream:
         if job.audio is not None and self._params.quiet_hold > 0:
             levels = self._engine.frame_levels(job.audio[0], job.inputs.targets, job.audio[1])
         raw = self._engine.output(job.inputs, result, levels)
-        anim = self.model.finish(raw, self._state, self._params, self.options)
+        self._send(self.model.finish(raw, self._state, self._params, self.options), job.frames, raw.explicit_emotion)
+
+    def _send(self, anim, frames: np.ndarray, explicit: np.ndarray) -> None:
+        """Answer messages for consecutive animated frames (with their audio echo), to the client."""
         parts = [w for w in (anim.skin_weights, anim.tongue_weights) if w is not None]
-        weights = np.concatenate(parts, axis=1) if parts else np.zeros((len(job), 0), np.float32)
-        spans = self._echo_spans(job.frames)
-        explicit = raw.explicit_emotion
+        weights = np.concatenate(parts, axis=1) if parts else np.zeros((len(frames), 0), np.float32)
+        spans = self._echo_spans(frames)
         messages = [
             frame_message(float(anim.times[i]), weights[i], start / self._rate_in, audio, explicit[i], explicit[i])
             for i, (start, audio) in enumerate(spans)

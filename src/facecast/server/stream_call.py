@@ -28,6 +28,7 @@ from facecast.server.protocol import (
 )
 from facecast.server.scheduler import BatchScheduler
 from facecast.server.session import ServerStream
+from facecast.server.session_v3 import DiffusionServerStream
 from facecast.server.wire import parse_emotion_keys, parse_request
 
 
@@ -39,6 +40,7 @@ class Service(Protocol):
     config: ServerConfig
     active: int
     """Calls holding a stream slot; a call gives its slot back when it ends."""
+
 
 HALF_CLOSE_GRACE_S = 1.0
 """After the last frame, how long to wait for the client to close its side before the final status."""
@@ -120,7 +122,11 @@ class StreamCall:
             raise ProtocolError(f"the first message must be an audio_stream_header, got {part or 'an empty message'}")
         model = self.service.model
         settings = parse_header(first.audio_stream_header, model.pipeline)
-        stream = ServerStream(model, settings, self.config.fps, self.config.max_clip_seconds, self._deliver)
+        if model.is_diffusion:  # a v3.0 model: one GRU track per stream, a window at a time
+            stream = DiffusionServerStream(model, settings, self.config.fps, self.config.max_clip_seconds,
+                                           self._deliver, self.service.scheduler.notify)  # fmt: skip
+        else:
+            stream = ServerStream(model, settings, self.config.fps, self.config.max_clip_seconds, self._deliver)
         self.stream = stream
         self.meter = AudioRateMeter(self.config.min_audio_rate, self.config.audio_rate_window_seconds,
                                     self.loop.time())  # fmt: skip
