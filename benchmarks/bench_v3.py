@@ -4,7 +4,12 @@ Measured side by side in one run on the same audio:
 - ``naive``: the exported ``network.onnx`` through ONNX Runtime, one window per call, fresh noise drawn per call;
 - ``onnx_loop``: facecast's engine on ONNX Runtime (one window per call, the GRU carried), constant noise drawn once;
 - ``torch_batched``: facecast's engine on the torch backend, constant noise, HuBERT, embeddings and heads batched
-  across the clip's windows (``DiffusionNetwork.run_track``), only the GRU recurrences in order.
+  across the clip's windows (``DiffusionNetwork.run_track``), only the GRU recurrences in order;
+- ``onnx_int8``: the engine on the dynamic-int8 copy (``facecast.infer.quantize_v3``), its pose error against
+  fp32 measured on held-out speech of every identity (the error the int8 path stores and refuses above 2%);
+- ``tracks_one_by_one`` / ``tracks_joined``: the same audio as 4 clips of a quarter of the length, animated one
+  after another, then with window w of the 4 tracks joined in one call (``run_tracks``, as ``batch`` and the
+  server do).
 Also: FLOPs per second of audio (counted from the layer sizes), the machine's measured fp32 matmul rate, and the
 streaming look-ahead. Prints JSON. Usage: ``python benchmarks/bench_v3.py --seconds 20 --threads 2``.
 """
@@ -22,7 +27,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facecast.infer.diffusion import DiffusionEngine, NoiseOptions, OnnxDiffusionRunner, TorchDiffusionRunner
+from facecast.infer.diffusion import (
+    DiffusionEngine,
+    NoiseOptions,
+    OnnxDiffusionRunner,
+    TorchDiffusionRunner,
+    run_tracks,
+)
+from facecast.infer.quantize_graph import pose_error
+from facecast.infer.quantize_v3 import held_out_error, quantize_diffusion
 from facecast.network.diffusion import DiffusionConfig, DiffusionNetwork
 from facecast.network.hubert import CONV_LAYERS, num_feature_frames
 from facecast.network.onnx_v3 import export_v3_onnx
@@ -83,6 +96,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="audio length (default 20 s)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-torch", dest="torch", action="store_false", help="skip the torch backend's row")
+    parser.add_argument(
+        "--no-int8-error",
+        dest="int8_error",
+        action="store_false",
+        help="skip the int8 held-out error (every identity, fp32 and int8: about a minute)",
+    )
     parser.add_argument("--workdir", default=None, help="where the 720 MB network.onnx is written (default: temp)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -112,11 +132,37 @@ def main() -> None:
         start = time.perf_counter()
         onnx_out = onnx_engine.run(audio, 60).result
         timings["onnx_loop"] = time.perf_counter() - start
+        quarter = len(audio) // 4
+        clips = [audio[i * quarter : (i + 1) * quarter] for i in range(4)]
+        start = time.perf_counter()
+        alone = [onnx_engine.run(clip, 60).result for clip in clips]
+        timings["tracks_one_by_one"] = time.perf_counter() - start
+        start = time.perf_counter()
+        joined = run_tracks([onnx_engine] * 4, clips, 60, [None] * 4, batch=4)
+        timings["tracks_joined"] = time.perf_counter() - start
+        results["max_abs_diff_joined_vs_alone"] = max(
+            float(np.abs(j.result - a).max()) for j, a in zip(joined, alone, strict=True)
+        )
         del runner, onnx_engine
-    torch_engine = DiffusionEngine(TorchDiffusionRunner(net), info, noise=NoiseOptions(0, constant=True))
-    start = time.perf_counter()
-    torch_out = torch_engine.run(audio, 60).result
-    timings["torch_batched"] = time.perf_counter() - start
+        int8_path = Path(tmp) / "int8.onnx"
+        start = time.perf_counter()
+        results["int8"] = quantize_diffusion(path, int8_path)
+        results["int8"]["build_s"] = round(time.perf_counter() - start, 1)
+        int8_engine = DiffusionEngine(OnnxDiffusionRunner(int8_path, threads=args.threads, device="cpu"), info,
+                                      noise=NoiseOptions(0, constant=True))  # fmt: skip
+        start = time.perf_counter()
+        int8_out = int8_engine.run(audio, 60).result
+        timings["onnx_int8"] = time.perf_counter() - start
+        results["int8"]["error_on_this_audio"] = round(pose_error(onnx_out, int8_out), 5)
+        del int8_engine
+        if args.int8_error:
+            results["int8"]["held_out"] = held_out_error(path, int8_path, info, args.threads)
+    if args.torch:
+        torch_engine = DiffusionEngine(TorchDiffusionRunner(net), info, noise=NoiseOptions(0, constant=True))
+        start = time.perf_counter()
+        torch_out = torch_engine.run(audio, 60).result
+        timings["torch_batched"] = time.perf_counter() - start
+        results["max_abs_diff_torch_vs_onnx"] = float(np.abs(torch_out - onnx_out).max())
     flops = window_flops(cfg)
     windows_per_second = 16000 / info.stride
     peak = matmul_peak(args.threads)
@@ -131,8 +177,7 @@ def main() -> None:
         "matmul_peak_gflop_s": round(peak, 1),
         "fraction_of_peak": {k: round(flops["total"] * windows_per_second * args.seconds / v / 1e9 / peak, 2)
                              for k, v in timings.items()},
-        "max_abs_diff_torch_vs_onnx": float(np.abs(torch_out - onnx_out).max()),
-        "frames": len(torch_out),
+        "frames": len(onnx_out),
         "naive_frames": len(naive),
         "lookahead_ms": [round(1000 * x) for x in info.lookahead_seconds],
     })  # fmt: skip

@@ -99,8 +99,6 @@ def test_configs_describe_the_v3_model(server):
 def test_bad_settings_are_refused(pack_dir, small_pack):
     with pytest.raises(ValueError, match="no identity 'Zed'"):
         serve(ServerConfig(port=0, model=str(pack_dir), identity="Zed"))
-    with pytest.raises(ConfigError, match="fp32 only"):
-        serve(ServerConfig(port=0, model=str(pack_dir), precision="int8"))
     with pytest.raises(ConfigError, match="v3.0 multi-identity models only"):
         serve(ServerConfig(port=0, model=str(small_pack), identity="James"))
     assert main(["serve", "-m", str(pack_dir), "--identity", "Zed", "--grpc", "0"]) == 2

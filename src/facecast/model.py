@@ -400,14 +400,17 @@ def load_model(
     encodes (default: as many as the chunk network was trained for, so a stream's latency depends on
     ``frames_per_pass`` only and every frame hears the same past); ``frames_per_pass=1, context_frames=0``
     encodes each frame's window alone, as NVIDIA's models always do.
-    ``identity`` names the identity of a multi-identity v3.0 diffusion folder (default: its first).
+    ``identity`` names the identity of a multi-identity v3.0 diffusion folder (default: its first); such a
+    folder's int8 copy is dynamic int8, measured the same way (:mod:`facecast.infer.quantize_v3`).
     """
     from facecast.pack_v3 import DiffusionPack, is_diffusion_folder
 
     if isinstance(path, DiffusionPack) or (isinstance(path, (str, os.PathLike)) and is_diffusion_folder(path)):
         from facecast.models.diffusion import load_diffusion_model  # v3.0 (issue 21)
 
-        return load_diffusion_model(Model, path, identity, device, backend, threads)
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+        return load_diffusion_model(Model, path, identity, device, backend, threads, precision=precision)
     if isinstance(path, ModelPack):
         pack, root = path, path.root
     else:

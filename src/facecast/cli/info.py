@@ -18,8 +18,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     from facecast.pack_v3 import describe, is_diffusion_folder, load_diffusion_pack
 
     if is_diffusion_folder(args.pack):  # a v3.0 multi-identity diffusion model (issue 21)
-        summary = load_diffusion_pack(args.pack).summary()
-        print(json.dumps(summary, indent=2) if args.json else "\n".join(describe(summary)))
+        from facecast.infer.quantize_v3 import describe_v3, int8_diffusion_report
+
+        pack_v3 = load_diffusion_pack(args.pack)
+        summary = pack_v3.summary()
+        report = int8_diffusion_report(pack_v3)
+        summary["int8"] = {"status": report["status"] if report else "not built", "error": (report or {}).get("error"),
+                           "line": describe_v3(report)}  # fmt: skip
+        lines = describe(summary) + [f"  int8         {summary['int8']['line']}"]
+        print(json.dumps(summary, indent=2) if args.json else "\n".join(lines))
         return 0
     pack = load_pack(args.pack)
     summary = pack.summary()

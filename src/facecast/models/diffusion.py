@@ -27,8 +27,18 @@ def identity_scope(name: str | None) -> Iterator[None]:
         _IDENTITY.reset(token)
 
 
-def make_runner(pack: DiffusionPack, backend: str = "onnxruntime", device: str = "auto", threads: int | None = None):
-    """The network of ``pack`` through ONNX Runtime, or imported into facecast's torch module."""
+def make_runner(
+    pack: DiffusionPack, backend: str = "onnxruntime", device: str = "auto", threads: int | None = None,
+    precision: str = "fp32",
+):  # fmt: skip
+    """The network of ``pack`` through ONNX Runtime (``precision="int8"``: its measured int8 copy, see
+    :mod:`facecast.infer.quantize_v3`), or imported into facecast's torch module."""
+    if precision == "int8":
+        if backend != "onnxruntime":
+            raise ValueError("precision int8 needs the onnxruntime backend")
+        from facecast.infer.quantize_v3 import int8_diffusion_network
+
+        return OnnxDiffusionRunner(int8_diffusion_network(pack, threads), threads=threads, device="cpu")
     if backend == "onnxruntime":
         return OnnxDiffusionRunner(pack.network_path, threads=threads, device=device)
     if backend == "torch":
@@ -53,13 +63,14 @@ def load_diffusion_model(
     threads: int | None = None,
     seed: int = 0,
     constant_noise: bool = True,
+    precision: str = "fp32",
 ) -> Any:
     """A ``model_cls`` (:class:`facecast.model.Model`) animating ``identity`` (default: the CLI's, else the
     first) of a v3.0 folder. ``seed`` and ``constant_noise`` set the noise (:class:`NoiseOptions`)."""
     pack = path if isinstance(path, DiffusionPack) else load_diffusion_pack(Path(path))
     index, ident = pack.identity(identity if identity is not None else _IDENTITY.get())
     pipeline = DiffusionFacePipeline(pack.info, ident, pack.root)
-    runner = make_runner(pack, backend, device, threads)
+    runner = make_runner(pack, backend, device, threads, precision)
     strength = pipeline.default_params.input_strength
     engine = DiffusionEngine(runner, pack.info, index, strength, NoiseOptions(seed, constant_noise))
     model = model_cls.__new__(model_cls)  # the regression constructor builds PCA parts; set the same attributes

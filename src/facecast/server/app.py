@@ -85,10 +85,8 @@ def server_context_frames(cfg: ServerConfig, pack: ModelPack) -> int | None:
 def _load(cfg: ServerConfig) -> Model:
     """The configured model: a v2.3 pack (or the built-in model) or a v3.0 folder."""
     if cfg.model is not None and is_diffusion_folder(cfg.model):
-        if cfg.precision != "fp32":
-            raise ConfigError("v3.0 models are served in fp32 only (int8 is measured per network for v2.3 packs)")
         return load_model(cfg.model, device=cfg.device, backend=cfg.backend, threads=cfg.threads,
-                          identity=cfg.identity)  # fmt: skip
+                          precision=cfg.precision, identity=cfg.identity)  # fmt: skip
     if cfg.identity is not None:
         raise ConfigError("identity applies to v3.0 multi-identity models only")
     pack = load_pack(cfg.model if cfg.model is not None else builtin_pack())
