@@ -55,3 +55,21 @@ def test_corpus_config_channel_share() -> None:
         CorpusConfig(channel_share=1.5).validate()
     assert "channel_share" not in _config_json(CorpusConfig())  # old corpora still resume
     assert _config_json(CorpusConfig(channel_share=0.3))["channel_share"] == 0.3
+
+
+def test_synth_cli_takes_the_channel_share(monkeypatch, tmp_path) -> None:
+    from facecast.cli import main
+    from facecast.synth import corpus
+
+    seen = {}
+
+    def fake_build(out_dir, **kwargs):
+        seen.update(kwargs)
+        return {"shots": [], "seconds": 0.0, "backends": {}}
+
+    monkeypatch.setattr(corpus, "build_corpus", fake_build)
+    assert main(["synth", str(tmp_path / "c"), "--minutes", "1", "--channel-share", "0.3"]) == 0
+    assert seen["channel_share"] == 0.3
+    with pytest.raises(SystemExit) as info:
+        main(["synth", str(tmp_path / "c"), "--channel-share", "1.5"])
+    assert info.value.code == 2

@@ -40,6 +40,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         emotions=args.emotions,
         workers=args.workers,
         augment=not args.no_augment,
+        channel_share=args.channel_share,
     )
     shots = manifest["shots"]
     backends = sorted({s["voice"]["backend"] for s in shots})
@@ -74,5 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--emotions", nargs="+", metavar="EMOTION", help="shot emotions (default: neutral + the 10 A2F)")
     p.add_argument("--workers", type=bounded(int, 1, 256), default=2, help="parallel processes, 1 to 256 (default 2)")
     p.add_argument("--no-augment", action="store_true", help="keep the TTS audio clean (no noise, reverb or EQ)")
+    p.add_argument("--channel-share", type=bounded(float, 0.0, 1.0), default=0.0, metavar="SHARE",
+                   help="of the augmented shots, the share also sent through a phone line or speech codec "
+                   "(G.711, GSM, AMR, Opus, MP3; drawn per shot, seeded), 0 to 1 (default 0)")  # fmt: skip
     p.add_argument("--list-voices", action="store_true", help="show the TTS backends and voices found, then exit")
     p.set_defaults(func=cmd_synth)
