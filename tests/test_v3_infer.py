@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 
 from facecast.audio import save_wav
-from facecast.infer.diffusion import NoiseOptions, run_tracks
+from facecast.infer.diffusion import NoiseOptions, OnnxDiffusionRunner, run_tracks
 from facecast.model import load_model
 from facecast.models.testing_v3 import make_v3_pack
 
@@ -135,6 +135,20 @@ def test_tracks_batched_across_clips_give_each_clips_frames(pack_dir, audio):
         assert out.result.shape == alone.result.shape
         np.testing.assert_allclose(out.result, alone.result, atol=1e-5)
     assert max(calls) == 2 and len(calls) < sum(calls)
+
+
+def test_io_binding_gives_the_same_frames(pack_dir, audio):
+    """The GPU path's I/O binding (noise kept on the device between calls), run here on the CPU provider."""
+    model = load_model(pack_dir)
+    plain = model.engine.run(audio, 60.0).result
+    bound = OnnxDiffusionRunner(pack_dir / "network.onnx", device="cpu", io_binding=True)
+    engine = model.engine.with_options()
+    engine.runner = bound
+    np.testing.assert_array_equal(engine.run(audio, 60.0).result, plain)
+    assert bound._noise is not None and bound.name == "onnxruntime:cpu"
+    with pytest.raises(RuntimeError, match="CUDAExecutionProvider|unknown device"):
+        OnnxDiffusionRunner(pack_dir / "network.onnx", device="cuda" if "CUDAExecutionProvider" not in
+                            ort.get_available_providers() else "npu")  # fmt: skip
 
 
 def test_other_frame_rates_resample_the_native_frames(pack_dir, audio):

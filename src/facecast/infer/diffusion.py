@@ -24,6 +24,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -38,27 +39,60 @@ Runner = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], 
 
 
 class OnnxDiffusionRunner:
-    """``network.onnx`` through ONNX Runtime."""
+    """``network.onnx`` through ONNX Runtime on ``device`` (``auto``, ``cpu``, ``cuda``, or ``tensorrt`` with fp16
+    engines, cached beside the network). GPU providers run with I/O binding (``io_binding``, default on for them):
+    outputs stay on the device until copied back once, and a noise tensor used again (constant noise, one track per
+    call) is copied to the device once and kept there."""
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self, path: str | os.PathLike, threads: int | None = None, device: str = "cpu", io_binding: bool | None = None
+    ) -> None:
         import onnxruntime as ort
 
+        from facecast.infer.backends import _providers
+
         options = ort.SessionOptions()
+        options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = int(threads)
-        providers = ["CPUExecutionProvider"]
-        if device in ("cuda", "auto") and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
+        providers = _providers(device, ort.get_available_providers(), Path(path).parent)
         self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.providers = self.session.get_providers()
+        on_cpu = self.providers[0] == "CPUExecutionProvider"
+        self.name = f"onnxruntime:{self.providers[0].replace('ExecutionProvider', '').lower()}"
+        self.io_binding = (not on_cpu) if io_binding is None else bool(io_binding)
+        self._device = "cpu" if on_cpu else "cuda"
+        self._noise: tuple[np.ndarray, object] | None = None
 
     def __call__(self, window, identity, emotion, latents, noise) -> tuple[np.ndarray, np.ndarray]:
-        feeds = {"window": window, "identity": identity, "emotion": emotion, "input_latents": latents, "noise": noise}
-        prediction, latents_out = self.session.run(["prediction", "output_latents"], feeds)
+        feeds = {"window": window, "identity": identity, "emotion": emotion, "input_latents": latents}
+        if not self.io_binding:
+            prediction, latents_out = self.session.run(["prediction", "output_latents"], {**feeds, "noise": noise})
+            return prediction, latents_out
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value, np.float32))
+        binding.bind_ortvalue_input("noise", self._device_noise(noise))
+        for name in ("prediction", "output_latents"):
+            binding.bind_output(name, self._device)
+        self.session.run_with_iobinding(binding)
+        prediction, latents_out = binding.copy_outputs_to_cpu()
         return prediction, latents_out
+
+    def _device_noise(self, noise: np.ndarray):
+        """``noise`` on the device: the same array as last time is not copied again."""
+        import onnxruntime as ort
+
+        if self._noise is None or self._noise[0] is not noise:
+            value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(noise, np.float32), self._device, 0)
+            self._noise = (noise, value)
+        return self._noise[1]
 
 
 class TorchDiffusionRunner:
     """facecast's torch module (for instance imported from ``network.onnx``)."""
+
+    name = "torch"
 
     def __init__(self, network) -> None:
         self.network = network.eval()
