@@ -63,16 +63,21 @@ class OnnxDiffusionRunner:
         self.io_binding = (not on_cpu) if io_binding is None else bool(io_binding)
         self._device = "cpu" if on_cpu else "cuda"
         self._noise: tuple[np.ndarray, object] | None = None
+        self.takes_noise = "noise" in {i.name for i in self.session.get_inputs()}
+        """False for a folded graph (:mod:`facecast.network.diffusion_folded`): its noise is built in."""
 
     def __call__(self, window, identity, emotion, latents, noise) -> tuple[np.ndarray, np.ndarray]:
         feeds = {"window": window, "identity": identity, "emotion": emotion, "input_latents": latents}
         if not self.io_binding:
-            prediction, latents_out = self.session.run(["prediction", "output_latents"], {**feeds, "noise": noise})
+            if self.takes_noise:
+                feeds["noise"] = noise
+            prediction, latents_out = self.session.run(["prediction", "output_latents"], feeds)
             return prediction, latents_out
         binding = self.session.io_binding()
         for name, value in feeds.items():
             binding.bind_cpu_input(name, np.ascontiguousarray(value, np.float32))
-        binding.bind_ortvalue_input("noise", self._device_noise(noise))
+        if self.takes_noise:
+            binding.bind_ortvalue_input("noise", self._device_noise(noise))
         for name in ("prediction", "output_latents"):
             binding.bind_output(name, self._device)
         self.session.run_with_iobinding(binding)
@@ -376,7 +381,7 @@ class DiffusionEngine:
         info, t = self.info, self.track
         t.latents = np.asarray(latents, np.float32)
         t.windows_run += 1
-        lo = info.num_frames_left_truncate
+        lo = 0 if prediction.shape[1] == info.num_frames_center else info.num_frames_left_truncate  # folded: centre
         kept = np.asarray(prediction[0, lo : lo + info.num_frames_center], np.float32)
         first = self.native_available(t.next_window)  # first native frame >= 0 this window keeps
         new = kept[first - (self.native_available(t.next_window + 1) - len(kept)) :]

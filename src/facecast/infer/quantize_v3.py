@@ -77,7 +77,7 @@ def _quantize(model, nodes: list[str], dst: str | os.PathLike) -> None:
 
 
 def held_out_error(fp32: str | os.PathLike, int8: str | os.PathLike, info: DiffusionInfo,
-                   threads: int | None = None) -> dict:  # fmt: skip
+                   threads: int | None = None, seed: int = 0) -> dict:  # fmt: skip
     """Pose error of ``int8`` against ``fp32`` on held-out speech, every identity, through the SDK loop."""
     from facecast.emotion import EmotionTrack
 
@@ -88,7 +88,7 @@ def held_out_error(fp32: str | os.PathLike, int8: str | os.PathLike, info: Diffu
         emotion = np.zeros(len(info.emotions), np.float32)
         emotion[index % len(emotion)] = 0.8
         track = EmotionTrack().add(0.0, np.zeros_like(emotion)).add(HELD_OUT_SECONDS / 2, emotion)
-        ref, got = (DiffusionEngine(r, info, index, 1.0, NoiseOptions(0, True)).run(audio, info.fps, track).result
+        ref, got = (DiffusionEngine(r, info, index, 1.0, NoiseOptions(seed, True)).run(audio, info.fps, track).result
                     for r in runners)  # fmt: skip
         refs.append(ref)
         gots.append(got)
@@ -103,9 +103,10 @@ def _paths(network: Path) -> tuple[str, Path, Path]:
     return key, base.with_name(base.name + ".onnx"), base.with_name(base.name + ".json")
 
 
-def int8_diffusion_report(pack: DiffusionPack) -> dict | None:
-    """The stored report of the pack's int8 copy; None when not built. Never builds."""
-    _, graph, report = _paths(pack.network_path)
+def int8_diffusion_report(pack: DiffusionPack, network: Path | None = None) -> dict | None:
+    """The stored report of the int8 copy of the pack's network (or of ``network``, a folded copy of it); None
+    when not built. Never builds."""
+    _, graph, report = _paths(network or pack.network_path)
     try:
         stored = json.loads(report.read_text())
     except (OSError, ValueError):
@@ -119,11 +120,15 @@ def int8_diffusion_report(pack: DiffusionPack) -> dict | None:
     return stored if stored["status"] == "refused" or graph.is_file() else None
 
 
-def int8_diffusion_network(pack: DiffusionPack, threads: int | None = None) -> Path:
-    """The network ``precision="int8"`` runs: the cached int8 copy (built and measured on first use), or the fp32
-    network, with one line on stderr, where the copy's held-out error is above :data:`LIMIT`."""
-    key, graph, report_path = _paths(pack.network_path)
-    report = int8_diffusion_report(pack)
+def int8_diffusion_network(
+    pack: DiffusionPack, threads: int | None = None, network: Path | None = None, seed: int = 0
+) -> Path:
+    """The network ``precision="int8"`` runs: the cached int8 copy of the pack's network (or of ``network``, a
+    folded copy of it with the noise of ``seed``), built and measured on first use, or the fp32 network, with one
+    line on stderr, where the copy's held-out error is above :data:`LIMIT`."""
+    network = network or pack.network_path
+    key, graph, report_path = _paths(network)
+    report = int8_diffusion_report(pack, network)
     if report is None:
         if sys.stderr.isatty():
             print(f"facecast: building the int8 copy of {pack.network_path.name} and measuring it against fp32 "
@@ -131,8 +136,8 @@ def int8_diffusion_network(pack: DiffusionPack, threads: int | None = None) -> P
         graph.parent.mkdir(parents=True, exist_ok=True)
         tmp_graph = graph.with_name(graph.name + f".{os.getpid()}.tmp")
         try:
-            report = quantize_diffusion(pack.network_path, tmp_graph)
-            report.update(held_out_error(pack.network_path, tmp_graph, pack.info, threads))
+            report = quantize_diffusion(network, tmp_graph)
+            report.update(held_out_error(network, tmp_graph, pack.info, threads, seed))
             report.update({"recipe": RECIPE, "network": key, "limit": LIMIT})
             report["status"] = "built" if report["error"] <= LIMIT else "refused"
             if report["status"] == "built":
@@ -147,7 +152,7 @@ def int8_diffusion_network(pack: DiffusionPack, threads: int | None = None) -> P
         return graph
     print(f"facecast: warning: int8 {pack.network_path.name} refused: {report['error']:.1%} error > "
           f"{report['limit']:.1%}; fp32 is used", file=sys.stderr)  # fmt: skip
-    return pack.network_path
+    return network
 
 
 def describe_v3(report: dict | None) -> str:

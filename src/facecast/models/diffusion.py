@@ -6,12 +6,19 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from facecast.face.diffusion import DiffusionFacePipeline
-from facecast.infer.diffusion import DiffusionEngine, NoiseOptions, OnnxDiffusionRunner, TorchDiffusionRunner
+from facecast.infer.diffusion import (
+    DiffusionEngine,
+    NoiseOptions,
+    NoiseSource,
+    OnnxDiffusionRunner,
+    TorchDiffusionRunner,
+)
 from facecast.pack_v3 import DiffusionPack, load_diffusion_pack
 
 _IDENTITY: contextvars.ContextVar[str | None] = contextvars.ContextVar("facecast_identity", default=None)
@@ -27,20 +34,55 @@ def identity_scope(name: str | None) -> Iterator[None]:
         _IDENTITY.reset(token)
 
 
+FOLD_RECIPE = "1"
+"""Version of the folded graph; a change rebuilds the cached copies."""
+
+
+def folded_network(pack: DiffusionPack, seed: int = 0) -> Path:
+    """``network.onnx`` imported into torch with the constant noise of ``seed`` folded in
+    (:mod:`facecast.network.diffusion_folded`) and exported again; built once into the cache."""
+    from facecast.fileio import cache_dir
+    from facecast.infer.quantize import _file_key
+
+    path = cache_dir() / "v3fold" / f"{_file_key(pack.network_path)}-s{seed}-r{FOLD_RECIPE}.onnx"
+    if path.is_file():
+        return path
+    import torch
+
+    from facecast.network.diffusion_folded import FoldedDiffusion
+    from facecast.network.onnx_v3 import export_v3_onnx, import_v3_onnx
+
+    if sys.stderr.isatty():
+        print(f"facecast: folding the constant noise into {pack.network_path.name} (once)", file=sys.stderr)
+    info = pack.info
+    network = import_v3_onnx(pack.network_path, {"skin": info.skin_size, "tongue": info.tongue_size})
+    shape = (1, info.num_diffusion_steps + 1, info.frames_per_window, info.output_size)
+    noise = NoiseSource(shape, NoiseOptions(seed, True)).next()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return export_v3_onnx(FoldedDiffusion(network, torch.from_numpy(noise)), path)
+
+
 def make_runner(
     pack: DiffusionPack, backend: str = "onnxruntime", device: str = "auto", threads: int | None = None,
-    precision: str = "fp32",
+    precision: str = "fp32", folded: bool = False, seed: int = 0,
 ):  # fmt: skip
     """The network of ``pack`` through ONNX Runtime (``precision="int8"``: its measured int8 copy, see
-    :mod:`facecast.infer.quantize_v3`), or imported into facecast's torch module."""
+    :mod:`facecast.infer.quantize_v3`; ``folded``: with the constant noise of ``seed`` folded in), or imported
+    into facecast's torch module."""
+    network = pack.network_path
+    if folded:
+        if backend != "onnxruntime":
+            raise ValueError("the folded graph runs on the onnxruntime backend")
+        network = folded_network(pack, seed)
     if precision == "int8":
         if backend != "onnxruntime":
             raise ValueError("precision int8 needs the onnxruntime backend")
         from facecast.infer.quantize_v3 import int8_diffusion_network
 
-        return OnnxDiffusionRunner(int8_diffusion_network(pack, threads), threads=threads, device="cpu")
+        network = int8_diffusion_network(pack, threads, network, seed)
+        return OnnxDiffusionRunner(network, threads=threads, device="cpu")
     if backend == "onnxruntime":
-        return OnnxDiffusionRunner(pack.network_path, threads=threads, device=device)
+        return OnnxDiffusionRunner(network, threads=threads, device=device)
     if backend == "torch":
         import torch
 
@@ -64,13 +106,17 @@ def load_diffusion_model(
     seed: int = 0,
     constant_noise: bool = True,
     precision: str = "fp32",
+    folded: bool = False,
 ) -> Any:
     """A ``model_cls`` (:class:`facecast.model.Model`) animating ``identity`` (default: the CLI's, else the
-    first) of a v3.0 folder. ``seed`` and ``constant_noise`` set the noise (:class:`NoiseOptions`)."""
+    first) of a v3.0 folder. ``seed`` and ``constant_noise`` set the noise (:class:`NoiseOptions`); ``folded``
+    runs the graph with that constant noise folded in (the same frames, less work; needs constant noise)."""
+    if folded and not constant_noise:
+        raise ValueError("folded needs constant noise (the noise is built into the folded graph)")
     pack = path if isinstance(path, DiffusionPack) else load_diffusion_pack(Path(path))
     index, ident = pack.identity(identity if identity is not None else _IDENTITY.get())
     pipeline = DiffusionFacePipeline(pack.info, ident, pack.root)
-    runner = make_runner(pack, backend, device, threads, precision)
+    runner = make_runner(pack, backend, device, threads, precision, folded, seed)
     strength = pipeline.default_params.input_strength
     engine = DiffusionEngine(runner, pack.info, index, strength, NoiseOptions(seed, constant_noise))
     model = model_cls.__new__(model_cls)  # the regression constructor builds PCA parts; set the same attributes

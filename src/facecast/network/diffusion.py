@@ -210,12 +210,19 @@ class DiffusionNetwork(nn.Module):
         state: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """One x0-prediction on the centre frames: (x0 [N, C, D] without the mean, new GRU state)."""
+        h, new_state = self.recur(audio, self.geometry_features(x_t), identity, emotion, step, state)
+        return self.heads(h), new_state
+
+    def recur(
+        self, audio: torch.Tensor, geometry: torch.Tensor, identity: torch.Tensor, emotion: torch.Tensor, step: int,
+        state: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """The GRU of one step on its inputs (geometry features given): (hidden [N, C, H], new GRU state)."""
         n, c = audio.shape[0], audio.shape[1]
         ident = self.identity_embed(identity).unsqueeze(1).expand(n, c, -1)
         step_e = F.mish(self.step_embed(self.step_onehot[step])).expand(n, c, -1)
-        inputs = torch.cat([audio, self.geometry_features(x_t), ident, step_e, self.emotion_embed(emotion)], dim=-1)
-        h, new_state = self.gru(inputs, state)
-        return self.heads(h), new_state
+        inputs = torch.cat([audio, geometry, ident, step_e, self.emotion_embed(emotion)], dim=-1)
+        return self.gru(inputs, state)
 
     # -- the graph ------------------------------------------------------------------------------------------
 

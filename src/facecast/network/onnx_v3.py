@@ -52,9 +52,12 @@ def dummy_inputs(cfg: DiffusionConfig, batch: int = 1) -> tuple[torch.Tensor, ..
 
 
 def export_v3_onnx(network: DiffusionNetwork, path: str | os.PathLike, opset: int = OPSET) -> Path:
-    """Write ``network`` as ``path`` with the v3.0 interface; atomic (temp file, then rename)."""
+    """Write ``network`` as ``path`` with the v3.0 interface; atomic (temp file, then rename). A
+    :class:`~facecast.network.diffusion_folded.FoldedDiffusion` is written without the ``noise`` input."""
     path = Path(path)
-    axes = {name: {0: "batch"} for name in INPUTS + OUTPUTS}
+    folded = not isinstance(network, DiffusionNetwork)
+    inputs = INPUTS[:-1] if folded else INPUTS
+    axes = {name: {0: "batch"} for name in inputs + OUTPUTS}
     axes["input_latents"] = axes["output_latents"] = {2: "batch"}
     was_training = network.training
     network.eval()
@@ -63,7 +66,8 @@ def export_v3_onnx(network: DiffusionNetwork, path: str | os.PathLike, opset: in
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on GRU batch sizes and unfoldable slices
-            torch.onnx.export(network, dummy_inputs(network.cfg), tmp, input_names=list(INPUTS),
+            args = dummy_inputs(network.cfg)[: len(inputs)]
+            torch.onnx.export(network, args, tmp, input_names=list(inputs),
                               output_names=list(OUTPUTS), opset_version=opset, dynamic_axes=axes,
                               do_constant_folding=False, dynamo=False)  # fmt: skip
         model = onnx.load(tmp)

@@ -1,0 +1,72 @@
+"""The v3.0 network with its constant noise folded in: the same prediction as the network, in torch and through
+ONNX Runtime, for 2- and 3-step samplers, and the same frames from a folder's folded copy."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from facecast.model import load_model
+from facecast.models.diffusion import load_diffusion_model
+from facecast.models.testing_v3 import make_v3_pack, tiny_network
+from facecast.network.diffusion import DiffusionConfig, DiffusionNetwork
+from facecast.network.diffusion_folded import FoldedDiffusion
+
+
+def _random_network(steps: tuple[int, ...]) -> DiffusionNetwork:
+    if steps == (999, 0):
+        return tiny_network(seed=1)
+    torch.manual_seed(0)
+    net = DiffusionNetwork(DiffusionConfig.tiny(skin_size=360, tongue_size=60, sample_steps=steps)).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        for head in (net.skin_out, net.tongue_out, net.jaw_out, net.eyes_out):
+            torch.nn.init.normal_(head[-1].weight, std=0.3)
+        net.mean_geometry.copy_(torch.randn_like(net.mean_geometry))
+        net.delta_scale.copy_(0.5 + torch.rand_like(net.delta_scale))
+    return net
+
+
+@pytest.mark.parametrize("steps", [(999, 0), (999, 400, 0)])
+def test_folded_equals_the_network(steps):
+    net = _random_network(steps)
+    cfg = net.cfg
+    noise = torch.randn(1, cfg.num_steps + 1, cfg.frames, cfg.output_size)
+    folded = FoldedDiffusion(net, noise)
+    batch = 3
+    window = torch.randn(batch, cfg.window) * 0.1
+    identity = torch.eye(cfg.num_identities)[[0, 2, 1]]
+    emotion = torch.rand(batch, cfg.center_frames, cfg.num_emotions)
+    latents = torch.randn(cfg.num_steps, cfg.gru_layers, batch, cfg.gru_hidden)
+    with torch.no_grad():
+        full, states = net(window, identity, emotion, latents, noise.expand(batch, -1, -1, -1))
+        got, got_states = folded(window, identity, emotion, latents)
+    centre = full[:, cfg.left_truncate : cfg.left_truncate + cfg.center_frames]
+    assert got.shape == centre.shape and centre.abs().max() > 0.1
+    torch.testing.assert_close(got, centre, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got_states, states, atol=1e-6, rtol=1e-6)
+    other = FoldedDiffusion(net, torch.randn_like(noise))  # the noise is really folded in
+    with torch.no_grad():
+        assert (other(window, identity, emotion, latents)[0] - got).abs().max() > 1e-4  # (the fold: 2e-7)
+
+
+def test_folded_folder_gives_the_same_frames(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACECAST_CACHE", str(tmp_path / "cache"))
+    pack = make_v3_pack(tmp_path / "pack", seed=8)
+    rng = np.random.default_rng(3)
+    audio = (0.2 * rng.standard_normal(16000 * 2 + 777)).astype(np.float32)
+    for identity, seed in (("James", 0), ("Mark", 5)):
+        plain = load_diffusion_model(type(load_model(pack)), pack, identity, seed=seed)
+        folded = load_diffusion_model(type(plain), pack, identity, seed=seed, folded=True)
+        assert not folded.backend.takes_noise
+        ref, got = plain.infer(audio, fps=60).result, folded.infer(audio, fps=60).result
+        assert ref.shape == got.shape
+        np.testing.assert_allclose(got, ref, atol=2e-5, rtol=1e-5)
+    graphs = sorted((tmp_path / "cache" / "v3fold").glob("*.onnx"))
+    assert len(graphs) == 2  # one per noise seed, kept in the cache
+    assert [i.name for i in onnx.load(str(graphs[0])).graph.input] == ["window", "identity", "emotion", "input_latents"]
+    with pytest.raises(ValueError, match="constant noise"):
+        load_diffusion_model(type(plain), pack, folded=True, constant_noise=False)
