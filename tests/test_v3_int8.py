@@ -72,3 +72,20 @@ def test_int8_copy_above_the_limit_is_refused(pack_dir, every_matmul, monkeypatc
     np.testing.assert_array_equal(model.infer(audio).result, fp32)  # fp32 runs instead
     with pytest.raises(ValueError, match="unknown precision"):
         load_model(pack_dir, precision="int4")
+
+
+def test_fp16_copy_for_gpus_is_measured_the_same_way(pack_dir, every_matmul, monkeypatch):
+    """fp16 is wired for CUDA; here its copy is built and measured on the CPU provider (the device it would run on
+    is named in the report)."""
+    monkeypatch.setattr(quantize_v3, "LIMIT", 1.0)
+    pack = load_diffusion_pack(pack_dir)
+    path = quantize_v3.int8_diffusion_network(pack, precision="fp16", device="cpu")
+    report = quantize_v3.int8_diffusion_report(pack, precision="fp16")
+    assert path != pack.network_path and report["precision"] == "fp16" and report["measured_on"] == "cpu"
+    types = {t.data_type for t in onnx.load(str(path)).graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in types
+    assert 0 < report["error"] < 0.02  # half precision on a tiny network: rounding only
+    with pytest.raises(ValueError, match="for GPUs"):
+        load_model(pack_dir, precision="fp16", device="cpu")
+    with pytest.raises(ValueError, match="v3.0 folders on a GPU"):
+        load_model(None, precision="fp16")

@@ -408,8 +408,8 @@ def load_model(
     if isinstance(path, DiffusionPack) or (isinstance(path, (str, os.PathLike)) and is_diffusion_folder(path)):
         from facecast.models.diffusion import load_diffusion_model  # v3.0 (issue 21)
 
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+        if precision not in PRECISIONS + ("fp16",):
+            raise ValueError(f"unknown precision {precision!r}; choose {', '.join(PRECISIONS + ('fp16',))}")
         return load_diffusion_model(Model, path, identity, device, backend, threads, precision=precision)
     if isinstance(path, ModelPack):
         pack, root = path, path.root
@@ -418,6 +418,9 @@ def load_model(
         pack = load_pack(root)
     if batch_size is not None:
         check_batch_size(batch_size)
+    if precision == "fp16":
+        raise ValueError("precision fp16 is for v3.0 folders on a GPU; v2.3 packs run fp32 or int8 (--device "
+                         "tensorrt builds fp16 engines itself)")  # fmt: skip
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
     try:  # before the backend is built

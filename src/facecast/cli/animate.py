@@ -139,8 +139,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--precision",
         default="fp32",
-        choices=["fp32", "int8"],
-        help="int8: statically quantised network, built once into the cache (faster on CPU)",
+        choices=["fp32", "int8", "fp16"],
+        help="int8: quantised network, built once into the cache and measured (faster on CPU); fp16: v3.0 models "
+        "on a GPU",
     )
     add_batching_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")

@@ -89,7 +89,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=FPS, default=DEFAULT_FPS, help="frames per second, 1 to 240 (default 30)")
     p.add_argument("--workers", type=bounded(int, 1, 64), default=2, help="decoding threads, 1 to 64 (default 2)")
     add_batching_arguments(p)
-    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8", "fp16"],
+                   help="fp32 (default), int8 (measured, CPU) or fp16 (v3.0 models on a GPU)")  # fmt: skip
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--no-blinks", action="store_true")
     p.add_argument("--identity", metavar="NAME", help="identity of a v3.0 multi-identity model (e.g. James)")

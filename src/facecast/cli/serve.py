@@ -66,7 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="C",
         help="frames of earlier audio each encoder pass also hears (default: as the model was trained for; 0 = none)",
     )
-    p.add_argument("--precision", choices=["fp32", "int8"], help="fp32 (default, exact) or int8 (faster on CPU)")
+    p.add_argument("--precision", choices=["fp32", "int8", "fp16"],
+                   help="fp32 (default, exact), int8 (faster on CPU) or fp16 (v3.0 models on a GPU)")  # fmt: skip
     p.add_argument("--fps", type=float, help="output frames per second (default 30)")
     p.add_argument("--max-streams", type=int, help="concurrent streams before RESOURCE_EXHAUSTED (default 10)")
     p.add_argument(

@@ -1,4 +1,5 @@
-"""int8 for the v3.0 diffusion network: dynamic int8 MatMuls with ONNX Runtime, measured and cached per network.
+"""int8 (and fp16) for the v3.0 diffusion network: dynamic int8 MatMuls with ONNX Runtime, measured and cached per
+network.
 
 What is made int8: every MatMul whose weight is a constant of at least :data:`MIN_WEIGHT` values (HuBERT's
 projections and feed-forward layers, the skin and tongue embeddings and heads); weights int8 per tensor,
@@ -9,6 +10,9 @@ The int8 copy is then measured, never assumed: every identity animates held-out 
 synthesiser, levels from quiet to loud, explicit emotions on half the clip) through the SDK loop with fp32 and with
 int8, and the pose error (RMSE over the fp32 pose's standard deviation, as for v2.3 packs) is stored beside the
 cached graph. Above :data:`LIMIT` the int8 graph is refused and fp32 is used, with a one-line warning.
+
+fp16 (``precision="fp16"``, for CUDA): the whole graph in half precision with fp32 inputs and outputs, measured
+and refused the same way, on the device it will run on.
 """
 
 from __future__ import annotations
@@ -77,11 +81,12 @@ def _quantize(model, nodes: list[str], dst: str | os.PathLike) -> None:
 
 
 def held_out_error(fp32: str | os.PathLike, int8: str | os.PathLike, info: DiffusionInfo,
-                   threads: int | None = None, seed: int = 0) -> dict:  # fmt: skip
-    """Pose error of ``int8`` against ``fp32`` on held-out speech, every identity, through the SDK loop."""
+                   threads: int | None = None, seed: int = 0, device: str = "cpu") -> dict:  # fmt: skip
+    """Pose error of ``int8`` (or any reduced copy) against ``fp32`` on held-out speech, every identity, through
+    the SDK loop, both on ``device``."""
     from facecast.emotion import EmotionTrack
 
-    runners = [OnnxDiffusionRunner(path, threads=threads, device="cpu") for path in (fp32, int8)]
+    runners = [OnnxDiffusionRunner(path, threads=threads, device=device) for path in (fp32, int8)]
     refs, gots = [], []
     for index in range(len(info.identities)):
         audio = _speech(HELD_OUT_SECONDS, 2 + index)
@@ -97,16 +102,27 @@ def held_out_error(fp32: str | os.PathLike, int8: str | os.PathLike, info: Diffu
             "frames": len(ref), "seconds_per_identity": HELD_OUT_SECONDS}  # fmt: skip
 
 
-def _paths(network: Path) -> tuple[str, Path, Path]:
+def halve_diffusion(src: str | os.PathLike, dst: str | os.PathLike) -> dict:
+    """Write the fp16 copy of a v3.0 graph (for CUDA): every float weight and op in fp16, inputs and outputs
+    kept fp32, so the engine feeds it unchanged."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, disable_shape_infer=True)
+    onnx.save(model, str(dst))
+    return {"fp16_nodes": sum(1 for n in model.graph.node if n.op_type != "Cast")}
+
+
+def _paths(network: Path, precision: str = "int8") -> tuple[str, Path, Path]:
     key = _file_key(network)
-    base = cache_dir() / "int8" / f"{key}-{RECIPE}"
+    base = cache_dir() / precision / f"{key}-{RECIPE}"
     return key, base.with_name(base.name + ".onnx"), base.with_name(base.name + ".json")
 
 
-def int8_diffusion_report(pack: DiffusionPack, network: Path | None = None) -> dict | None:
-    """The stored report of the int8 copy of the pack's network (or of ``network``, a folded copy of it); None
-    when not built. Never builds."""
-    _, graph, report = _paths(network or pack.network_path)
+def int8_diffusion_report(pack: DiffusionPack, network: Path | None = None, precision: str = "int8") -> dict | None:
+    """The stored report of the int8 (or fp16) copy of the pack's network (or of ``network``, a folded copy of it);
+    None when not built. Never builds."""
+    _, graph, report = _paths(network or pack.network_path, precision)
     try:
         stored = json.loads(report.read_text())
     except (OSError, ValueError):
@@ -121,24 +137,27 @@ def int8_diffusion_report(pack: DiffusionPack, network: Path | None = None) -> d
 
 
 def int8_diffusion_network(
-    pack: DiffusionPack, threads: int | None = None, network: Path | None = None, seed: int = 0
-) -> Path:
-    """The network ``precision="int8"`` runs: the cached int8 copy of the pack's network (or of ``network``, a
-    folded copy of it with the noise of ``seed``), built and measured on first use, or the fp32 network, with one
-    line on stderr, where the copy's held-out error is above :data:`LIMIT`."""
+    pack: DiffusionPack, threads: int | None = None, network: Path | None = None, seed: int = 0,
+    precision: str = "int8", device: str = "cpu",
+) -> Path:  # fmt: skip
+    """The network ``precision="int8"`` (or ``"fp16"``) runs: the cached reduced copy of the pack's network (or
+    of ``network``, a folded copy of it with the noise of ``seed``), built and measured on ``device`` on first use,
+    or the fp32 network, with one line on stderr, where the copy's held-out error is above :data:`LIMIT`."""
     network = network or pack.network_path
-    key, graph, report_path = _paths(network)
-    report = int8_diffusion_report(pack, network)
+    key, graph, report_path = _paths(network, precision)
+    report = int8_diffusion_report(pack, network, precision)
     if report is None:
         if sys.stderr.isatty():
-            print(f"facecast: building the int8 copy of {pack.network_path.name} and measuring it against fp32 "
-                  "(once; this can take a few minutes)", file=sys.stderr)  # fmt: skip
+            print(f"facecast: building the {precision} copy of {pack.network_path.name} and measuring it against "
+                  "fp32 (once; this can take a few minutes)", file=sys.stderr)  # fmt: skip
         graph.parent.mkdir(parents=True, exist_ok=True)
         tmp_graph = graph.with_name(graph.name + f".{os.getpid()}.tmp")
         try:
-            report = quantize_diffusion(network, tmp_graph)
-            report.update(held_out_error(network, tmp_graph, pack.info, threads, seed))
-            report.update({"recipe": RECIPE, "network": key, "limit": LIMIT})
+            build = quantize_diffusion if precision == "int8" else halve_diffusion
+            report = build(network, tmp_graph)
+            report.update(held_out_error(network, tmp_graph, pack.info, threads, seed, device))
+            report.update({"recipe": RECIPE, "network": key, "limit": LIMIT, "precision": precision,
+                           "measured_on": device})  # fmt: skip
             report["status"] = "built" if report["error"] <= LIMIT else "refused"
             if report["status"] == "built":
                 os.replace(tmp_graph, graph)
@@ -150,7 +169,7 @@ def int8_diffusion_network(
         os.replace(tmp, report_path)
     if report["status"] == "built":
         return graph
-    print(f"facecast: warning: int8 {pack.network_path.name} refused: {report['error']:.1%} error > "
+    print(f"facecast: warning: {precision} {pack.network_path.name} refused: {report['error']:.1%} error > "
           f"{report['limit']:.1%}; fp32 is used", file=sys.stderr)  # fmt: skip
     return network
 
@@ -160,4 +179,6 @@ def describe_v3(report: dict | None) -> str:
     if report is None:
         return "not built (built and measured on first use of --precision int8)"
     verdict = "built" if report["status"] == "built" else f"refused, > {report['limit']:.1%}; fp32 is used"
+    if "int8_weight_fraction" not in report:
+        return f"{report['error']:.2%} error ({verdict})"
     return f"{report['error']:.2%} error ({verdict}; {report['int8_weight_fraction']:.0%} of the weights in int8)"

@@ -74,13 +74,17 @@ def make_runner(
         if backend != "onnxruntime":
             raise ValueError("the folded graph runs on the onnxruntime backend")
         network = folded_network(pack, seed)
-    if precision == "int8":
+    if precision in ("int8", "fp16"):
         if backend != "onnxruntime":
-            raise ValueError("precision int8 needs the onnxruntime backend")
+            raise ValueError(f"precision {precision} needs the onnxruntime backend")
         from facecast.infer.quantize_v3 import int8_diffusion_network
 
-        network = int8_diffusion_network(pack, threads, network, seed)
-        return OnnxDiffusionRunner(network, threads=threads, device="cpu")
+        if precision == "int8":
+            device = "cpu"  # ONNX Runtime's dynamic int8 kernels are CPU kernels
+        elif device not in ("cuda", "tensorrt", "auto"):
+            raise ValueError("precision fp16 is for GPUs: use --device cuda (TensorRT builds fp16 engines itself)")
+        network = int8_diffusion_network(pack, threads, network, seed, precision, device)
+        return OnnxDiffusionRunner(network, threads=threads, device=device)
     if backend == "onnxruntime":
         return OnnxDiffusionRunner(network, threads=threads, device=device)
     if backend == "torch":

@@ -95,8 +95,8 @@ class ServerConfig:
             raise ConfigError(f"backend must be onnxruntime or torch, got {self.backend!r}")
         if self.threads is not None:
             _int(self.threads, "threads", 1, 1024)
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in PRECISIONS + ("fp16",):
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS + ('fp16',))}, got {self.precision!r}")
         if self.precision == "int8" and self.backend != "onnxruntime":
             raise ConfigError("precision int8 needs the onnxruntime backend")
         try:
