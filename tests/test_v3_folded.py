@@ -70,3 +70,37 @@ def test_folded_folder_gives_the_same_frames(tmp_path, monkeypatch):
     assert [i.name for i in onnx.load(str(graphs[0])).graph.input] == ["window", "identity", "emotion", "input_latents"]
     with pytest.raises(ValueError, match="constant noise"):
         load_diffusion_model(type(plain), pack, folded=True, constant_noise=False)
+
+
+def test_a_fold_that_does_not_reproduce_the_network_is_refused(tmp_path, monkeypatch):
+    """A wrong weight import (as a mismatched anonymous initializer would give) is caught before anything runs."""
+    from facecast.models import diffusion as models_diffusion
+    from facecast.network import onnx_v3
+    from facecast.pack_v3 import load_diffusion_pack
+
+    monkeypatch.setenv("FACECAST_CACHE", str(tmp_path / "cache"))
+    pack = make_v3_pack(tmp_path / "pack", seed=2)
+    real_import = onnx_v3.import_v3_onnx
+
+    def wrong_import(path, sizes=None):
+        net = real_import(path, sizes)
+        with torch.no_grad():
+            net.skin_out[-1].weight.mul_(1.01)
+        return net
+
+    monkeypatch.setattr(onnx_v3, "import_v3_onnx", wrong_import)
+    with pytest.raises(models_diffusion.FoldError, match="not imported faithfully"):
+        models_diffusion.folded_network(load_diffusion_pack(pack))
+    assert not list((tmp_path / "cache" / "v3fold").glob("*"))
+    monkeypatch.setattr(onnx_v3, "import_v3_onnx", real_import)
+    path = models_diffusion.folded_network(load_diffusion_pack(pack))
+    assert path.is_file() and models_diffusion.check_folded(load_diffusion_pack(pack), path, _noise(pack)) < 1e-5
+
+
+def _noise(pack):
+    from facecast.infer.diffusion import NoiseOptions, NoiseSource
+    from facecast.pack_v3 import load_diffusion_pack
+
+    info = load_diffusion_pack(pack).info
+    shape = (1, info.num_diffusion_steps + 1, info.frames_per_window, info.output_size)
+    return NoiseSource(shape, NoiseOptions()).next()

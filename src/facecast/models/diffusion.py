@@ -36,11 +36,18 @@ def identity_scope(name: str | None) -> Iterator[None]:
 
 FOLD_RECIPE = "1"
 """Version of the folded graph; a change rebuilds the cached copies."""
+FOLD_TOLERANCE = 1e-4
+"""Largest difference between the folded graph and ``network.onnx`` (over the prediction's spread) accepted."""
+
+
+class FoldError(RuntimeError):
+    """The folded copy does not reproduce ``network.onnx`` (its weights could not be imported faithfully)."""
 
 
 def folded_network(pack: DiffusionPack, seed: int = 0) -> Path:
     """``network.onnx`` imported into torch with the constant noise of ``seed`` folded in
-    (:mod:`facecast.network.diffusion_folded`) and exported again; built once into the cache."""
+    (:mod:`facecast.network.diffusion_folded`) and exported again; built once into the cache, and only kept when
+    it reproduces ``network.onnx`` (:func:`check_folded`; else :class:`FoldError`)."""
     from facecast.fileio import cache_dir
     from facecast.infer.quantize import _file_key
 
@@ -59,7 +66,46 @@ def folded_network(pack: DiffusionPack, seed: int = 0) -> Path:
     shape = (1, info.num_diffusion_steps + 1, info.frames_per_window, info.output_size)
     noise = NoiseSource(shape, NoiseOptions(seed, True)).next()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return export_v3_onnx(FoldedDiffusion(network, torch.from_numpy(noise)), path)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    try:
+        export_v3_onnx(FoldedDiffusion(network, torch.from_numpy(noise)), tmp)
+        check_folded(pack, tmp, noise)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def check_folded(pack: DiffusionPack, folded: Path, noise, windows: int = 2) -> float:
+    """The folded graph against ``network.onnx`` through ONNX Runtime on a few windows of synthetic speech, every
+    identity, random GRU states: the largest difference over the prediction's spread (:class:`FoldError` above
+    :data:`FOLD_TOLERANCE`)."""
+    import numpy as np
+
+    from facecast.infer.quantize import _speech
+
+    info = pack.info
+    original, copy = (OnnxDiffusionRunner(p, device="cpu") for p in (pack.network_path, folded))
+    rng = np.random.default_rng(0)
+    audio = _speech(windows * info.buffer_len / info.samplerate + 0.1, 9)
+    lo, count = info.num_frames_left_truncate, info.num_frames_center
+    worst = 0.0
+    for w in range(windows):
+        window = audio[None, w * info.buffer_len : (w + 1) * info.buffer_len]
+        identity = np.eye(len(info.identities), dtype=np.float32)[[w % len(info.identities)]]
+        emotion = rng.uniform(0, 1, (1, count, len(info.emotions))).astype(np.float32)
+        latents = rng.normal(0, 0.5, (info.num_diffusion_steps, info.num_gru_layers, 1, info.gru_latent_dim))
+        args = (window, identity, emotion, latents.astype(np.float32), noise)
+        (ref, ref_state), (got, got_state) = original(*args), copy(*args)
+        spread = max(float(ref[0, lo : lo + count].std()), 1e-6)
+        worst = max(worst, float(np.abs(got[0] - ref[0, lo : lo + count]).max()) / spread,
+                    float(np.abs(got_state - ref_state).max()))  # fmt: skip
+    if not worst <= FOLD_TOLERANCE:
+        raise FoldError(
+            f"the folded copy of {pack.network_path.name} differs from it by {worst:.2g} of the "
+            f"prediction's spread (limit {FOLD_TOLERANCE:g}); its weights were not imported faithfully"
+        )
+    return worst
 
 
 def make_runner(
