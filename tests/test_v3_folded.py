@@ -11,23 +11,12 @@ import torch
 from facecast.model import load_model
 from facecast.models.diffusion import load_diffusion_model
 from facecast.models.testing_v3 import make_v3_pack, tiny_network
-from facecast.network.diffusion import DiffusionConfig, DiffusionNetwork
+from facecast.network.diffusion import DiffusionNetwork
 from facecast.network.diffusion_folded import FoldedDiffusion
 
 
 def _random_network(steps: tuple[int, ...]) -> DiffusionNetwork:
-    if steps == (999, 0):
-        return tiny_network(seed=1)
-    torch.manual_seed(0)
-    net = DiffusionNetwork(DiffusionConfig.tiny(skin_size=360, tongue_size=60, sample_steps=steps)).eval()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-        for head in (net.skin_out, net.tongue_out, net.jaw_out, net.eyes_out):
-            torch.nn.init.normal_(head[-1].weight, std=0.3)
-        net.mean_geometry.copy_(torch.randn_like(net.mean_geometry))
-        net.delta_scale.copy_(0.5 + torch.rand_like(net.delta_scale))
-    return net
+    return tiny_network(seed=1, sample_steps=steps)
 
 
 @pytest.mark.parametrize("steps", [(999, 0), (999, 400, 0)])

@@ -14,7 +14,8 @@ from facecast.pack_v3 import DiffusionInfo, IdentityData, write_diffusion_pack
 IDENTITIES = ("Claire", "James", "Mark")
 
 
-def tiny_network(seed: int = 0, skin_verts: int = 120, tongue_verts: int = 20, identities: int = 3):
+def tiny_network(seed: int = 0, skin_verts: int = 120, tongue_verts: int = 20, identities: int = 3,
+                 sample_steps: tuple[int, ...] = (999, 0)):  # fmt: skip
     """A tiny :class:`~facecast.network.diffusion.DiffusionNetwork` with every weight random (the zero-initialised
     heads too, so its output depends on every input) and random per-identity means and scales."""
     import torch
@@ -22,7 +23,8 @@ def tiny_network(seed: int = 0, skin_verts: int = 120, tongue_verts: int = 20, i
     from facecast.network.diffusion import DiffusionConfig, DiffusionNetwork
 
     torch.manual_seed(seed)
-    cfg = DiffusionConfig.tiny(skin_size=3 * skin_verts, tongue_size=3 * tongue_verts, num_identities=identities)
+    cfg = DiffusionConfig.tiny(skin_size=3 * skin_verts, tongue_size=3 * tongue_verts, num_identities=identities,
+                               sample_steps=sample_steps)  # fmt: skip
     net = DiffusionNetwork(cfg).eval()
     with torch.no_grad():
         for p in net.parameters():
