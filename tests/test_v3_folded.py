@@ -93,3 +93,28 @@ def _noise(pack):
     info = load_diffusion_pack(pack).info
     shape = (1, info.num_diffusion_steps + 1, info.frames_per_window, info.output_size)
     return NoiseSource(shape, NoiseOptions()).next()
+
+
+def test_fold_option_reaches_every_command(tmp_path, monkeypatch):
+    from facecast.audio import save_wav
+    from facecast.cli import main
+    from facecast.server import ConfigError, ServerConfig, serve
+
+    monkeypatch.setenv("FACECAST_CACHE", str(tmp_path / "cache"))
+    pack = make_v3_pack(tmp_path / "pack", seed=4)
+    audio = (0.2 * np.random.default_rng(1).standard_normal(20000)).astype(np.float32)
+    save_wav(tmp_path / "a.wav", audio)
+    outs = {}
+    for flag in ("--fold", "--no-fold"):
+        assert main(["animate", str(tmp_path / "a.wav"), "-m", str(pack), "-o", str(tmp_path / flag),
+                     "--formats", "npz", "--no-blinks", flag]) == 0  # fmt: skip
+        with np.load(tmp_path / flag / "a.npz") as data:
+            outs[flag] = data["raw_result"].copy()
+    np.testing.assert_allclose(outs["--fold"], outs["--no-fold"], atol=2e-5)
+    assert len(list((tmp_path / "cache" / "v3fold").glob("*.onnx"))) == 1
+    with serve(ServerConfig(port=0, model=str(pack), fold=True)) as srv:
+        assert not srv.model.backend.takes_noise
+    with pytest.raises(ValueError, match="v3.0 diffusion folders only"):
+        load_model(None, fold=True)
+    with pytest.raises(ConfigError, match="v3.0 diffusion models only"):
+        serve(ServerConfig(port=0, fold=True))

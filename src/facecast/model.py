@@ -387,6 +387,7 @@ def load_model(
     frames_per_pass: int | None = None,
     context_frames: int | None = None,
     identity: str | None = None,
+    fold: bool | None = None,
 ) -> Model:
     """Load a model pack folder (NVIDIA's or facecast's, or one already read); ``None`` gives the built-in default.
 
@@ -401,7 +402,8 @@ def load_model(
     ``frames_per_pass`` only and every frame hears the same past); ``frames_per_pass=1, context_frames=0``
     encodes each frame's window alone, as NVIDIA's models always do.
     ``identity`` names the identity of a multi-identity v3.0 diffusion folder (default: its first); such a
-    folder's int8 copy is dynamic int8, measured the same way (:mod:`facecast.infer.quantize_v3`).
+    folder's int8 copy is dynamic int8, measured the same way (:mod:`facecast.infer.quantize_v3`); ``fold`` runs
+    it with its constant noise folded in (:func:`facecast.models.diffusion.load_diffusion_model`).
     """
     from facecast.pack_v3 import DiffusionPack, is_diffusion_folder
 
@@ -410,7 +412,7 @@ def load_model(
 
         if precision not in PRECISIONS + ("fp16",):
             raise ValueError(f"unknown precision {precision!r}; choose {', '.join(PRECISIONS + ('fp16',))}")
-        return load_diffusion_model(Model, path, identity, device, backend, threads, precision=precision)
+        return load_diffusion_model(Model, path, identity, device, backend, threads, precision=precision, folded=fold)
     if isinstance(path, ModelPack):
         pack, root = path, path.root
     else:
@@ -418,6 +420,8 @@ def load_model(
         pack = load_pack(root)
     if batch_size is not None:
         check_batch_size(batch_size)
+    if fold:
+        raise ValueError("fold applies to v3.0 diffusion folders only")
     if precision == "fp16":
         raise ValueError("precision fp16 is for v3.0 folders on a GPU; v2.3 packs run fp32 or int8 (--device "
                          "tensorrt builds fp16 engines itself)")  # fmt: skip

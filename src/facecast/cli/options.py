@@ -75,6 +75,13 @@ def add_batching_arguments(p: argparse.ArgumentParser) -> None:
         "trained for, and K + C at most that; 0 = none: with --frames-per-pass 1, one window per frame as in "
         "NVIDIA's SDK)",
     )
+    p.add_argument(
+        "--fold",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="v3.0 models: run the graph with its constant noise folded in (the same frames within 1e-5, less "
+        "work; built once into the cache and checked against network.onnx). Default: on where torch is installed",
+    )
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ _FLAGS = {
     "host": "host",
     "model": "model",
     "identity": "identity",
+    "fold": "fold",
     "device": "device",
     "backend": "backend",
     "threads": "threads",
@@ -50,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--host", help="interface to bind (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("-m", "--model", help="model folder, v2.3 or v3.0 (default: the built-in model)")
     p.add_argument("--identity", metavar="NAME", help="identity of a v3.0 multi-identity model (e.g. James)")
+    p.add_argument(
+        "--fold",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="v3.0 models: the graph with its constant noise folded in (default: where torch is installed)",
+    )
     p.add_argument("--config", metavar="FILE", help="TOML file with ServerConfig settings (flags override it)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--backend", choices=["onnxruntime", "torch"])

@@ -40,6 +40,16 @@ FOLD_TOLERANCE = 1e-4
 """Largest difference between the folded graph and ``network.onnx`` (over the prediction's spread) accepted."""
 
 
+FOLD_BY_DEFAULT = False
+"""Whether ``folded=None`` folds (where torch is installed and the noise is constant)."""
+
+
+def _has_torch() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
 class FoldError(RuntimeError):
     """The folded copy does not reproduce ``network.onnx`` (its weights could not be imported faithfully)."""
 
@@ -156,17 +166,26 @@ def load_diffusion_model(
     seed: int = 0,
     constant_noise: bool = True,
     precision: str = "fp32",
-    folded: bool = False,
+    folded: bool | None = None,
 ) -> Any:
     """A ``model_cls`` (:class:`facecast.model.Model`) animating ``identity`` (default: the CLI's, else the
     first) of a v3.0 folder. ``seed`` and ``constant_noise`` set the noise (:class:`NoiseOptions`); ``folded``
     runs the graph with that constant noise folded in (the same frames, less work; needs constant noise)."""
     if folded and not constant_noise:
         raise ValueError("folded needs constant noise (the noise is built into the folded graph)")
+    auto = folded is None
+    if auto:
+        folded = FOLD_BY_DEFAULT and backend == "onnxruntime" and constant_noise and _has_torch()
     pack = path if isinstance(path, DiffusionPack) else load_diffusion_pack(Path(path))
     index, ident = pack.identity(identity if identity is not None else _IDENTITY.get())
     pipeline = DiffusionFacePipeline(pack.info, ident, pack.root)
-    runner = make_runner(pack, backend, device, threads, precision, folded, seed)
+    try:
+        runner = make_runner(pack, backend, device, threads, precision, folded, seed)
+    except (FoldError, ValueError) as exc:  # a failed fold or weight import (OnnxV3ImportError is a ValueError)
+        if not auto:
+            raise
+        print(f"facecast: warning: {exc}; running {pack.network_path.name} as it is", file=sys.stderr)
+        runner = make_runner(pack, backend, device, threads, precision, False, seed)
     strength = pipeline.default_params.input_strength
     engine = DiffusionEngine(runner, pack.info, index, strength, NoiseOptions(seed, constant_noise))
     model = model_cls.__new__(model_cls)  # the regression constructor builds PCA parts; set the same attributes

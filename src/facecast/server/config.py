@@ -30,6 +30,8 @@ class ServerConfig:
     """Model pack folder (v2.3 or v3.0); ``None`` is facecast's built-in default model."""
     identity: str | None = None
     """The identity a v3.0 multi-identity model animates (e.g. ``James``); ``None``: its first."""
+    fold: bool | None = None
+    """v3.0 models: run the graph with its constant noise folded in (``None``: where torch is installed)."""
     device: str = "auto"
     backend: str = "onnxruntime"
     threads: int | None = None
