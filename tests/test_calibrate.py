@@ -221,3 +221,17 @@ def test_calibrate_jaw_writes_the_lower_teeth_strength(tmp_path):
     assert after > 1.3  # the uncalibrated jaw opens far less than the solved jawOpen
     again = jaw_gain(load_model(pack, device="cpu"), corpus_shots(tmp_path / "corpus"), build_default_character())
     assert again.gain == pytest.approx(1.0, abs=0.03) and again.correlation > 0.9
+
+
+def test_jaw_strength_stays_within_its_range(small_pack, tmp_path, capsys):
+    """A gain that would take lower_teeth_strength past the SDK's range writes the range's end and says so."""
+    from facecast.model import load_model
+    from facecast.train.calibrate import JawGain, write_jaw_strength
+
+    pack = tmp_path / "pack"
+    shutil.copytree(small_pack, pack)
+    assert write_jaw_strength(pack, JawGain(1.1, 0.97, 100, 0.2)) <= 2.0
+    assert "outside its range" not in capsys.readouterr().err
+    assert write_jaw_strength(pack, JawGain(5.0, 0.97, 100, 0.2)) == 2.0
+    assert "outside its range [0, 2]" in capsys.readouterr().err
+    assert load_model(pack).pipeline.default_params.lower_teeth_strength == 2.0  # the pack still loads

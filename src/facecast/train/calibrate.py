@@ -20,6 +20,7 @@ the A2F jaw drop the lower teeth as far as the solved ARKit jaw shapes drop them
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -234,7 +235,7 @@ def jaw_gain(model, shots: Iterator[Shot] | Sequence[Shot], character, progress=
 
 def write_jaw_strength(pack_dir: str | os.PathLike, gain: JawGain) -> float:
     """Multiply the pack's ``lower_teeth_strength`` (``model_config.json``) by the gain; returns the new value."""
-    from facecast.face.params import FaceParams
+    from facecast.face.params import PARAM_RANGES, FaceParams
     from facecast.pack import MODEL_JSON, resolve_inside
 
     root = Path(pack_dir)
@@ -243,6 +244,11 @@ def write_jaw_strength(pack_dir: str | os.PathLike, gain: JawGain) -> float:
     doc = read_json(path)
     config = doc.get("config", doc)
     old = float(config.get("lower_teeth_strength", FaceParams().lower_teeth_strength))
-    config["lower_teeth_strength"] = round(old * gain.gain, 4)
+    lo, hi = PARAM_RANGES["lower_teeth_strength"][:2]
+    wanted = old * gain.gain
+    config["lower_teeth_strength"] = round(min(max(wanted, lo), hi), 4)
+    if config["lower_teeth_strength"] != round(wanted, 4):
+        print(f"facecast: warning: the jaw gain asks for lower_teeth_strength {wanted:.4g}, outside its range "
+              f"[{lo:g}, {hi:g}]: {config['lower_teeth_strength']:g} written", file=sys.stderr)  # fmt: skip
     write_json(path, doc)
     return config["lower_teeth_strength"]
