@@ -99,7 +99,7 @@ def test_configs_describe_the_v3_model(server):
 def test_bad_settings_are_refused(pack_dir, small_pack):
     with pytest.raises(ValueError, match="no identity 'Zed'"):
         serve(ServerConfig(port=0, model=str(pack_dir), identity="Zed"))
-    with pytest.raises(ConfigError, match="v3.0 multi-identity models only"):
+    with pytest.raises(ConfigError, match="v3.0 diffusion models only"):
         serve(ServerConfig(port=0, model=str(small_pack), identity="James"))
     assert main(["serve", "-m", str(pack_dir), "--identity", "Zed", "--grpc", "0"]) == 2
     assert threading.active_count() < 50

@@ -128,15 +128,18 @@ class WindowInputs(NamedTuple):
     identity: np.ndarray
     emotion: np.ndarray
     latents: np.ndarray
-    noise: np.ndarray
+    noise: np.ndarray | None
+    """None for a folded graph (its noise is built in)."""
 
 
 def join_windows(parts: list[WindowInputs]) -> WindowInputs:
     """Windows of several tracks as one batch: everything along the batch axis (axis 2 of the GRU state)."""
     if len(parts) == 1:
         return parts[0]
-    columns = zip(*parts, strict=True)
-    return WindowInputs(*(np.concatenate(c, axis=2 if i == 3 else 0) for i, c in enumerate(columns)))
+    *columns, noises = zip(*parts, strict=True)
+    joined = [np.concatenate(c, axis=2 if i == 3 else 0) for i, c in enumerate(columns)]
+    noise = None if any(n is None for n in noises) else np.concatenate(noises)  # None: a folded graph's
+    return WindowInputs(*joined, noise)
 
 
 def split_results(result: tuple[np.ndarray, np.ndarray], count: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -212,6 +215,10 @@ class _Track:
     rows: np.ndarray | None = None
     """Kept native frames computed and still needed, from ``row_start``."""
     row_start: int = 0
+    chunks: list = field(default_factory=list)
+    """Kept frames computed after ``rows``, joined to it when read (one copy, not one per window)."""
+    pending: int = 0
+    """Frames in ``chunks``."""
     total: int = 0
     final: bool = False
     windows_run: int = field(default=0)
@@ -350,7 +357,7 @@ class DiffusionEngine:
         if native_total is not None:
             i1 = np.minimum(i1, native_total - 1)
         self._compute_until(int(i1.max()), audio, origin, explicit)
-        rows = t.rows
+        rows = self._rows()
         a, b = rows[i0 - t.row_start], rows[i1 - t.row_start]
         result = (a + (b - a) * frac[:, None].astype(np.float32)).astype(np.float32)
         keep = int(i0[-1]) if len(i0) else t.row_start
@@ -363,8 +370,7 @@ class DiffusionEngine:
         return NetworkOutput(frames, targets, result, emotion, self.info.skin_size, self.info.tongue_size, float(fps))
 
     def _compute_until(self, last: int, audio: np.ndarray, origin: int, explicit: ExplicitEmotion) -> None:
-        t = self.track
-        while t.rows is None or t.row_start + len(t.rows) <= last:
+        while self._available() <= last:
             prediction, latents = self.runner(*self.window_inputs(audio, origin, explicit))
             self.accept_window(prediction, latents)
 
@@ -374,7 +380,8 @@ class DiffusionEngine:
         w, t = self.track.next_window, self.track
         window = self.window_audio(w, audio, origin)[None]
         emotion = explicit_rows(explicit, np.maximum(self.kept_times(w), 0.0))[None].astype(np.float32)
-        return WindowInputs(window, self.identity, emotion, t.latents, t.noise.next())
+        noise = t.noise.next() if getattr(self.runner, "takes_noise", True) else None  # folded: built in
+        return WindowInputs(window, self.identity, emotion, t.latents, noise)
 
     def accept_window(self, prediction: np.ndarray, latents: np.ndarray) -> None:
         """The network's answer for the next window: carry the GRU state and keep the centre frames needed."""
@@ -386,18 +393,33 @@ class DiffusionEngine:
         first = self.native_available(t.next_window)  # first native frame >= 0 this window keeps
         new = kept[first - (self.native_available(t.next_window + 1) - len(kept)) :]
         if len(new):
-            if t.rows is None:
-                t.rows, t.row_start = new, first
-            else:
-                t.rows = np.concatenate([t.rows, new])
+            if t.rows is None and not t.chunks:
+                t.row_start = first
+            t.chunks.append(new)
+            t.pending += len(new)
         t.next_window += 1
+
+    def _available(self) -> int:
+        """Native frames 0 .. n - 1 known (computed, possibly dropped since); 0 before any."""
+        t = self.track
+        if t.rows is None and not t.chunks:
+            return 0
+        return t.row_start + (0 if t.rows is None else len(t.rows)) + t.pending
+
+    def _rows(self) -> np.ndarray:
+        """The kept frames from ``row_start``, pending chunks joined in."""
+        t = self.track
+        if t.chunks:
+            t.rows = np.concatenate(([t.rows] if t.rows is not None else []) + t.chunks)
+            t.chunks, t.pending = [], 0
+        return t.rows
 
     def frames_computed(self, fps: float) -> int:
         """Output frames (from 0) that the windows run so far can give without running another."""
         t = self.track
-        if t.rows is None:
+        avail = self._available()  # native frames 0 .. avail - 1 are known
+        if not avail:
             return 0
-        avail = t.row_start + len(t.rows)  # native frames 0 .. avail - 1 are known
         if t.final:
             native_total = self.native_count(t.total)
             if avail >= native_total:

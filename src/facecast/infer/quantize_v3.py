@@ -42,24 +42,42 @@ HELD_OUT_SECONDS = 4.0
 
 
 def quantize_diffusion(src: str | os.PathLike, dst: str | os.PathLike, min_weight: int | None = None) -> dict:
-    """Write the dynamic-int8 copy of a v3.0 ``network.onnx`` to ``dst``; returns which layers were made int8."""
+    """Write the dynamic-int8 copy of a v3.0 ``network.onnx`` to ``dst``; returns which layers were made int8.
+
+    The graph is first folded by ONNX Runtime's basic optimisations (an exporter's ``Transpose`` of a constant
+    weight becomes the constant), so that every layer's weight is seen as one."""
     import onnx
 
-    model = onnx.load(str(src))
-    name_nodes(model)
-    consts = constants(model)
-    layers, _ = candidate_layers(model, consts)
-    least = MIN_WEIGHT if min_weight is None else min_weight
-    matmuls = {n.name for n in model.graph.node if n.op_type == "MatMul"}
-    chosen = [layer["name"] for layer in layers if layer["name"] in matmuls and consts[layer["w"]].size >= least]
-    work = {layer["name"]: consts[layer["w"]].size for layer in layers}
-    if not chosen:  # (an empty list would make ONNX Runtime quantise every node)
-        shutil.copyfile(src, dst)
-    else:
-        _quantize(model, chosen, dst)
+    with tempfile.TemporaryDirectory() as tmp:
+        folded = Path(tmp) / "folded.onnx"
+        _constant_fold(src, folded)
+        model = onnx.load(str(folded))
+        name_nodes(model)
+        consts = constants(model)
+        layers, _ = candidate_layers(model, consts)
+        least = MIN_WEIGHT if min_weight is None else min_weight
+        matmuls = {n.name for n in model.graph.node if n.op_type == "MatMul"}
+        chosen = [layer["name"] for layer in layers
+                  if layer["name"] in matmuls and consts[layer["w"]].size >= least]  # fmt: skip
+        work = {layer["name"]: consts[layer["w"]].size for layer in layers}
+        if not chosen:  # (an empty list would make ONNX Runtime quantise every node)
+            shutil.copyfile(src, dst)
+        else:
+            _quantize(model, chosen, dst)
     total = sum(work.values()) or 1
     return {"int8_layers": len(chosen), "fp32_layers": len(layers) - len(chosen),
             "int8_weight_fraction": round(sum(work[n] for n in chosen) / total, 4)}  # fmt: skip
+
+
+def _constant_fold(src: str | os.PathLike, dst: Path) -> None:
+    """``src`` after ONNX Runtime's basic (exact) graph optimisations, constant folding among them."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(dst)
+    options.log_severity_level = 3
+    ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
 
 
 def _quantize(model, nodes: list[str], dst: str | os.PathLike) -> None:
@@ -69,7 +87,6 @@ def _quantize(model, nodes: list[str], dst: str | os.PathLike) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         named = Path(tmp) / "named.onnx"
         onnx.save(model, str(named), save_as_external_data=model.ByteSize() > 1_900_000_000)
-        del model
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)  # ONNX Runtime's advice to pre-process the graph, on the root logger
