@@ -358,8 +358,12 @@ class DiffusionEngine:
             i1 = np.minimum(i1, native_total - 1)
         self._compute_until(int(i1.max()), audio, origin, explicit)
         rows = self._rows()
-        a, b = rows[i0 - t.row_start], rows[i1 - t.row_start]
-        result = (a + (b - a) * frac[:, None].astype(np.float32)).astype(np.float32)
+        result = rows[i0 - t.row_start]  # a copy; frames between two native ones are blended below
+        between = np.nonzero(frac > 0)[0]  # none at 60 or 30 fps (a full-size frame is 355 kB: copy little)
+        if len(between):
+            low = result[between]
+            step = rows[i1[between] - t.row_start] - low
+            result[between] = low + step * frac[between, None].astype(np.float32)
         keep = int(i0[-1]) if len(i0) else t.row_start
         if keep > t.row_start:  # rows before the last frame's are never needed again
             t.rows, t.row_start = rows[keep - t.row_start :], keep
