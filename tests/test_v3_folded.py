@@ -59,6 +59,12 @@ def test_folded_folder_gives_the_same_frames(tmp_path, monkeypatch):
     assert [i.name for i in onnx.load(str(graphs[0])).graph.input] == ["window", "identity", "emotion", "input_latents"]
     with pytest.raises(ValueError, match="constant noise"):
         load_diffusion_model(type(plain), pack, folded=True, constant_noise=False)
+    from facecast.infer.diffusion import NoiseOptions
+
+    with pytest.raises(ValueError, match="seed 5 built in"):  # a folded engine never runs other noise silently
+        folded.engine.with_options(noise=NoiseOptions(seed=5, constant=False))
+    with pytest.raises(ValueError, match="seed 5 built in"):
+        folded.engine.with_options(noise=NoiseOptions(seed=6))
 
 
 def test_a_fold_that_does_not_reproduce_the_network_is_refused(tmp_path, monkeypatch):

@@ -31,7 +31,7 @@ def every_matmul(monkeypatch, tmp_path):
 
 def test_int8_copy_is_built_measured_and_cached(pack_dir, every_matmul, monkeypatch):
     monkeypatch.setattr(quantize_v3, "LIMIT", 1.0)
-    model = load_model(pack_dir, precision="int8", identity="Mark")
+    model = load_model(pack_dir, precision="int8", identity="Mark", fold=False)  # (the folded copy: test_v3_folded)
     pack = load_diffusion_pack(pack_dir)
     report = quantize_v3.int8_diffusion_report(pack)
     assert report["status"] == "built" and report["int8_layers"] > 0 and 0 < report["int8_weight_fraction"] <= 1
@@ -56,19 +56,19 @@ def test_int8_copy_is_built_measured_and_cached(pack_dir, every_matmul, monkeypa
     stamp = graph.stat().st_mtime_ns
     anim = model.animate(audio, blinks=False)
     assert np.isfinite(anim.skin_weights).all()
-    load_model(pack_dir, precision="int8")
+    load_model(pack_dir, precision="int8", fold=False)
     assert graph.stat().st_mtime_ns == stamp
 
 
 def test_int8_copy_above_the_limit_is_refused(pack_dir, every_matmul, monkeypatch, capsys):
     monkeypatch.setattr(quantize_v3, "LIMIT", 0.0)
-    model = load_model(pack_dir, precision="int8")
+    model = load_model(pack_dir, precision="int8", fold=False)
     assert "refused" in capsys.readouterr().err
     report = quantize_v3.int8_diffusion_report(load_diffusion_pack(pack_dir))
     assert report["status"] == "refused" and report["error"] > 0
     assert not quantize_v3._paths(model.pack.network_path)[1].exists()
     audio = _speech(1.0, 5)
-    fp32 = load_model(pack_dir).infer(audio).result
+    fp32 = load_model(pack_dir, fold=False).infer(audio).result
     np.testing.assert_array_equal(model.infer(audio).result, fp32)  # fp32 runs instead
     with pytest.raises(ValueError, match="unknown precision"):
         load_model(pack_dir, precision="int4")

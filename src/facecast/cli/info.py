@@ -22,7 +22,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
         pack_v3 = load_diffusion_pack(args.pack)
         summary = pack_v3.summary()
-        report = int8_diffusion_report(pack_v3)
+        from facecast.models.diffusion import folded_path
+
+        folded = folded_path(pack_v3)  # the int8 copy is made of the folded graph where one was built
+        report = int8_diffusion_report(pack_v3, folded if folded.is_file() else None)
         summary["int8"] = {"status": report["status"] if report else "not built", "error": (report or {}).get("error"),
                            "line": describe_v3(report)}  # fmt: skip
         lines = describe(summary) + [f"  int8         {summary['int8']['line']}"]

@@ -65,6 +65,8 @@ class OnnxDiffusionRunner:
         self._noise: tuple[np.ndarray, object] | None = None
         self.takes_noise = "noise" in {i.name for i in self.session.get_inputs()}
         """False for a folded graph (:mod:`facecast.network.diffusion_folded`): its noise is built in."""
+        self.folded_seed: int | None = None
+        """The noise seed built into a folded graph, where known (engines refuse other noise)."""
 
     def __call__(self, window, identity, emotion, latents, noise) -> tuple[np.ndarray, np.ndarray]:
         feeds = {"window": window, "identity": identity, "emotion": emotion, "input_latents": latents}
@@ -241,6 +243,12 @@ class DiffusionEngine:
         self.input_strength = float(input_strength)
         self.noise_options = noise or NoiseOptions()
         self._noise_cache = noise_cache if noise_cache is not None else {}
+        built_in = getattr(runner, "folded_seed", None)
+        if not getattr(runner, "takes_noise", True) and built_in is not None:
+            wanted = self.noise_options
+            if not wanted.constant or wanted.seed != built_in:
+                raise ValueError(f"this model runs a folded graph with the constant noise of seed {built_in} built "
+                                 "in; load it with fold=False (--no-fold) for other noise")  # fmt: skip
         f = info.frames_per_window
         self.native_fps = info.fps
         self.pad_frames = info.padding_left * f // info.buffer_len

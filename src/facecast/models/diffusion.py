@@ -40,7 +40,7 @@ FOLD_TOLERANCE = 1e-4
 """Largest difference between the folded graph and ``network.onnx`` (over the prediction's spread) accepted."""
 
 
-FOLD_BY_DEFAULT = False
+FOLD_BY_DEFAULT = True
 """Whether ``folded=None`` folds (where torch is installed and the noise is constant)."""
 
 
@@ -54,14 +54,19 @@ class FoldError(RuntimeError):
     """The folded copy does not reproduce ``network.onnx`` (its weights could not be imported faithfully)."""
 
 
+def folded_path(pack: DiffusionPack, seed: int = 0) -> Path:
+    """Where the folded copy of the pack's network with the noise of ``seed`` is cached (built or not)."""
+    from facecast.fileio import cache_dir
+    from facecast.infer.quantize import _file_key
+
+    return cache_dir() / "v3fold" / f"{_file_key(pack.network_path)}-s{seed}-r{FOLD_RECIPE}.onnx"
+
+
 def folded_network(pack: DiffusionPack, seed: int = 0) -> Path:
     """``network.onnx`` imported into torch with the constant noise of ``seed`` folded in
     (:mod:`facecast.network.diffusion_folded`) and exported again; built once into the cache, and only kept when
     it reproduces ``network.onnx`` (:func:`check_folded`; else :class:`FoldError`)."""
-    from facecast.fileio import cache_dir
-    from facecast.infer.quantize import _file_key
-
-    path = cache_dir() / "v3fold" / f"{_file_key(pack.network_path)}-s{seed}-r{FOLD_RECIPE}.onnx"
+    path = folded_path(pack, seed)
     if path.is_file():
         return path
     import torch
@@ -140,9 +145,12 @@ def make_runner(
         elif device not in ("cuda", "tensorrt", "auto"):
             raise ValueError("precision fp16 is for GPUs: use --device cuda (TensorRT builds fp16 engines itself)")
         network = int8_diffusion_network(pack, threads, network, seed, precision, device)
-        return OnnxDiffusionRunner(network, threads=threads, device=device)
-    if backend == "onnxruntime":
-        return OnnxDiffusionRunner(network, threads=threads, device=device)
+    elif backend != "onnxruntime":
+        network = None
+    if network is not None:
+        runner = OnnxDiffusionRunner(network, threads=threads, device=device)
+        runner.folded_seed = seed if folded else None
+        return runner
     if backend == "torch":
         import torch
 
