@@ -54,9 +54,16 @@ def child(args: argparse.Namespace) -> None:
     from facecast import load_model
     from facecast.model import builtin_pack
     from facecast.pack import load_pack
+    from facecast.pack_v3 import is_diffusion_folder
     from facecast.server import ServerConfig, serve
     from facecast.server.app import server_context_frames, server_frames_per_pass
 
+    if args.pack != "default" and is_diffusion_folder(args.pack):  # v3.0: one GRU track per stream
+        model = load_model(args.pack, device="cpu", threads=args.threads, precision=args.precision)
+        model.engine.run(np.zeros(16000, np.float32), 30.0)  # warm-up (and the folded graph, built once)
+        cfg = ServerConfig(port=0, max_streams=args.max_streams, max_batch=args.max_batch,
+                           batch_wait_ms=args.batch_wait_ms, **json.loads(args.settings))  # fmt: skip
+        return _serve_until_stopped(serve(cfg, model=model), model)
     pack = load_pack(builtin_pack() if args.pack == "default" else args.pack)
     asked = ServerConfig(frames_per_pass=args.frames_per_pass, context_frames=args.context_frames)
     per_pass = server_frames_per_pass(asked, pack)
@@ -70,6 +77,10 @@ def child(args: argparse.Namespace) -> None:
     model.backend.run(
         np.zeros((1, model.info.buffer_len), np.float32), np.zeros((1, model.info.emotion_len), np.float32)
     )
+    _serve_until_stopped(server, model)
+
+
+def _serve_until_stopped(server, model) -> None:
     print(f"PORT {server.port} {model.frames_per_pass}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     server.wait()
@@ -86,6 +97,34 @@ def clip(seconds: float, seed: int) -> bytes:
     rng = np.random.default_rng(seed)
     tone = 0.3 * (0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(2, 5) * t)) * np.sin(2 * np.pi * rng.uniform(120, 250) * t)
     return float_to_pcm16_bytes(tone + 0.02 * rng.standard_normal(len(t)))
+
+
+def full_size_v3(path: Path) -> Path:
+    """A v3.0 folder with NVIDIA's network size (179.7 M parameters, random weights) and three identities."""
+    import torch
+
+    from facecast.models.testing_v3 import make_v3_pack
+    from facecast.network.diffusion import DiffusionConfig, DiffusionNetwork
+
+    torch.manual_seed(0)
+    net = DiffusionNetwork(DiffusionConfig()).eval()
+    with torch.no_grad():
+        for head in (net.skin_out, net.tongue_out, net.jaw_out, net.eyes_out):
+            torch.nn.init.normal_(head[-1].weight, std=0.01)
+    return make_v3_pack(path, network=net)
+
+
+def v3_window_end(info):
+    """For a v3.0 model: output frame k's need, the sample that completes the 1 s window holding its native frame."""
+    from facecast.infer.diffusion import DiffusionEngine
+
+    engine = DiffusionEngine(None, info)
+
+    def need(k: np.ndarray, fps: float) -> np.ndarray:
+        native = (k * int(info.fps)) // int(fps)
+        return np.array([engine.window_start(engine.window_of(int(n))) + info.buffer_len for n in native])
+
+    return need
 
 
 async def one_client(
@@ -140,7 +179,10 @@ async def one_client(
             pass
     frames = len(arrivals)
     k = np.arange(frames)
-    need = (k * SR) // int(fps) + lookahead  # the sample that completes frame k's window (fps integral here)
+    if callable(lookahead):  # v3.0: the sample that completes the frame's 1 s window
+        need = lookahead(k, fps)
+    else:
+        need = (k * SR) // int(fps) + lookahead  # the sample that completes frame k's window (fps integral here)
     chunk_of = np.where(need >= total, len(sent) - 1, (np.minimum(need, total) - 1) // (chunk // 2))
     chunk_of = np.minimum(chunk_of, max(len(sent) - 1, 0))  # a call that ended early
     latency = np.array(arrivals) - np.array(sent)[chunk_of]
@@ -240,6 +282,7 @@ def main() -> None:
     parser.add_argument("--chunk-ms", type=float, default=100.0)
     parser.add_argument("--pack", help="model folder, or 'default' (default: a 1-layer test pack)")
     parser.add_argument("--null-network", action="store_true", help="measure the server without the network")
+    parser.add_argument("--v3-full", action="store_true", help="a full-size v3.0 folder (random weights)")
     parser.add_argument("--max-batch", type=int, help="frames per inference call (default: the server's)")
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
     parser.add_argument("--threads", type=int, help="inference threads in the server (default: all cores)")
@@ -267,15 +310,21 @@ def main() -> None:
 
     from facecast.model import builtin_pack
     from facecast.pack import load_pack
+    from facecast.pack_v3 import is_diffusion_folder, load_diffusion_pack
 
     load_before = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
         pack = args.pack
-        if pack is None:
+        if args.v3_full:
+            pack = str(full_size_v3(Path(tmp) / "v3"))
+        elif pack is None:
             from facecast.models.testing import make_pack
 
             pack = str(make_pack(Path(tmp) / "pack", num_layers=1, seed=1))
-        lookahead = load_pack(builtin_pack() if pack == "default" else pack).network_info.lookahead_samples
+        if pack != "default" and is_diffusion_folder(pack):
+            lookahead = v3_window_end(load_diffusion_pack(pack).info)
+        else:
+            lookahead = load_pack(builtin_pack() if pack == "default" else pack).network_info.lookahead_samples
         points = []
         for n in [int(s) for s in args.streams.split(",") if s.strip()]:
             point = sweep_point(n, args, pack, lookahead)
@@ -293,11 +342,12 @@ def main() -> None:
                 "load_average_before": load_before,
                 "load_average_after": [round(x, 2) for x in os.getloadavg()],
             },
-        "pack": "1-layer test pack" if args.pack is None else args.pack,
+        "pack": "full-size v3.0, random weights" if args.v3_full else "1-layer test pack" if args.pack is None
+        else args.pack,
         "network": "null (server overhead only)" if args.null_network else f"onnxruntime {args.precision}",
         "audio_seconds_per_stream": args.seconds,
         "chunk_ms": args.chunk_ms,
-        "lookahead_ms": 1000 * lookahead / SR,
+        "lookahead_ms": "267-750 (v3.0: the window must be complete)" if callable(lookahead) else 1000 * lookahead / SR,
         "max_latency_ms": args.max_latency_ms,
         "max_batch": args.max_batch,
         "frames_per_pass_asked": args.frames_per_pass,
