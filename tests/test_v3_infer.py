@@ -196,3 +196,17 @@ def test_cli_animates_with_identity_and_writes_raw_result(pack_dir, audio, tmp_p
     assert np.abs(claire - james["raw_result"]).max() > 1e-2
     bad = subprocess.run(run + ["--identity", "Nobody"], capture_output=True, text=True)
     assert bad.returncode != 0 and "Nobody" in bad.stderr
+
+
+def test_quiet_hold_holds_silences_still(pack_dir, audio):
+    """The quiet hold (off by default, as for NVIDIA's models) gets each frame's audio level from the v3 engine."""
+    model = load_model(pack_dir)
+    clip = audio.copy()
+    clip[16000:28000] = 0.0  # 0.75 s of digital silence inside speech
+    moving = model.animate(clip, fps=30, blinks=False)
+    held = model.animate(clip, fps=30, blinks=False, face_params={"quiet_hold": 1.0})
+    assert moving.raw.levels is not None and (moving.raw.levels[32:50] < -100).all()
+    quiet = slice(32, 49)  # frames inside the silence (a frame's level looks up to 267 ms ahead)
+    assert np.abs(np.diff(held.skin_weights[quiet], axis=0)).max() < 1e-4  # eased in, then still
+    assert np.abs(np.diff(moving.skin_weights[quiet], axis=0)).max() > 5e-4
+    np.testing.assert_allclose(held.skin_weights[:20], moving.skin_weights[:20], atol=1e-6)  # speech untouched

@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from facecast.audio import frame_levels, level_span
 from facecast.constants import SAMPLE_RATE
 from facecast.infer.engine import ExplicitEmotion, NetworkOutput, explicit_rows
 from facecast.pack_v3 import DiffusionInfo
@@ -356,7 +357,7 @@ class DiffusionEngine:
         targets = frame_targets(int(frames[0]), len(frames), fps) if len(frames) else np.zeros(0, np.int64)
         width = self.info.output_size
         if not len(frames):
-            return self._output(frames, targets, np.zeros((0, width), np.float32), explicit, fps)
+            return self._output(frames, targets, np.zeros((0, width), np.float32), explicit, fps, audio, origin)
         t = self.track
         total = max(t.total, origin + len(audio))
         native_total = self.native_count(total) if t.final else None
@@ -375,11 +376,14 @@ class DiffusionEngine:
         keep = int(i0[-1]) if len(i0) else t.row_start
         if keep > t.row_start:  # rows before the last frame's are never needed again
             t.rows, t.row_start = rows[keep - t.row_start :], keep
-        return self._output(frames, targets, result, explicit, fps)
+        return self._output(frames, targets, result, explicit, fps, audio, origin)
 
-    def _output(self, frames, targets, result, explicit, fps) -> NetworkOutput:
+    def _output(self, frames, targets, result, explicit, fps, audio, origin) -> NetworkOutput:
         emotion = explicit_rows(explicit, targets / SAMPLE_RATE)
-        return NetworkOutput(frames, targets, result, emotion, self.info.skin_size, self.info.tongue_size, float(fps))
+        span = level_span(int(self.info.lookahead_seconds[0] * SAMPLE_RATE))  # audio every kept frame has
+        levels = frame_levels(audio, targets, origin, span)  # for the quiet hold
+        return NetworkOutput(frames, targets, result, emotion, self.info.skin_size, self.info.tongue_size, float(fps),
+                             levels=levels)  # fmt: skip
 
     def _compute_until(self, last: int, audio: np.ndarray, origin: int, explicit: ExplicitEmotion) -> None:
         while self._available() <= last:
