@@ -103,3 +103,34 @@ def test_bad_settings_are_refused(pack_dir, small_pack):
         serve(ServerConfig(port=0, model=str(small_pack), identity="James"))
     assert main(["serve", "-m", str(pack_dir), "--identity", "Zed", "--grpc", "0"]) == 2
     assert threading.active_count() < 50
+
+
+def test_live_viewer_streams_a_v3_model(pack_dir):
+    """``facecast serve --http``'s viewer on a v3.0 model: its info and a live WebSocket stream of every frame."""
+    pytest.importorskip("websockets", minversion="13")
+    from websockets.sync.client import connect
+
+    from facecast.web import serve_http
+
+    model = load_model(pack_dir, identity="Mark")
+    audio = _clip(1.3, seed=6)
+    viewer = serve_http(model)
+    try:
+        with connect(f"ws://127.0.0.1:{viewer.port}/ws", open_timeout=30) as ws:
+            ws.send(json.dumps({"type": "start", "sample_rate": 16000}))
+            ready = json.loads(ws.recv(timeout=30))
+            assert ready["type"] == "ready" and ready["lookahead"] == pytest.approx(0.75)
+            ws.send(float_to_pcm16_bytes(audio))
+            ws.send(json.dumps({"type": "stop"}))
+            frames = []
+            while True:
+                msg = json.loads(ws.recv(timeout=60))
+                assert msg["type"] != "error", msg
+                if msg["type"] == "frames":
+                    frames.append(np.array(msg["skin"]))
+                if msg["type"] == "end":
+                    break
+        offline = model.animate(pcm16_to_float(float_to_pcm16_bytes(audio)), blinks=False)
+        assert sum(len(f) for f in frames) == len(offline)
+    finally:
+        viewer.stop()

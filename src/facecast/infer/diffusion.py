@@ -301,6 +301,11 @@ class DiffusionEngine:
         den = native.denominator * rate.numerator
         return num // den, (num % den) / den
 
+    @property
+    def lookahead_samples(self) -> int:
+        """The most audio a kept frame waits for after its own time (750 ms: its window must be complete)."""
+        return int(math.ceil(self.info.lookahead_seconds[1] * SAMPLE_RATE))
+
     def latency_samples(self, fps: float) -> int:
         """The most audio a frame waits for after its own time (the window must be complete)."""
         return int(math.ceil(self.info.lookahead_seconds[1] * SAMPLE_RATE))
