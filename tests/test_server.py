@@ -530,7 +530,7 @@ def test_int8_server_matches_offline_int8(small_pack, good):
     to_int8, to_fp32 = np.abs(_weights(answers) - expected).max(), np.abs(_weights(answers) - fp32_weights).max()
     assert to_int8 < 1e-6 < to_fp32, (to_int8, to_fp32)  # the int8 network ran, exactly as offline
     with pytest.raises(ConfigError, match="precision must be one of"):
-        ServerConfig(precision="fp16").validate()
+        ServerConfig(precision="int4").validate()
     with pytest.raises(ConfigError, match="onnxruntime"):
         ServerConfig(precision="int8", backend="torch").validate()
 

@@ -586,6 +586,8 @@ def read_gltf(path: str | Path) -> GltfScene:
     try:
         reader = _Reader(doc, binary, path)
         scene = reader.scene()
+        for index in range(len(reader.view_specs)):  # every view decodes, used or not: retargeting keeps them all
+            reader.view(index)
         scene.source = reader  # retargeting writes the whole document back
     except (KeyError, IndexError, TypeError, OverflowError) as exc:  # a safety net: the checks should come first
         raise GltfError(f"{path}: malformed glTF ({exc.__class__.__name__}: {exc})") from None
