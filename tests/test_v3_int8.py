@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 
 from facecast.emotion import EmotionTrack
@@ -87,5 +88,8 @@ def test_fp16_copy_for_gpus_is_measured_the_same_way(pack_dir, every_matmul, mon
     assert 0 < report["error"] < 0.02  # half precision on a tiny network: rounding only
     with pytest.raises(ValueError, match="for GPUs"):
         load_model(pack_dir, precision="fp16", device="cpu")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(ValueError, match="no CUDA provider"):
+            load_model(pack_dir, precision="fp16")  # auto on a machine without a GPU
     with pytest.raises(ValueError, match="v3.0 folders on a GPU"):
         load_model(None, precision="fp16")

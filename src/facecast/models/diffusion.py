@@ -142,8 +142,13 @@ def make_runner(
 
         if precision == "int8":
             device = "cpu"  # ONNX Runtime's dynamic int8 kernels are CPU kernels
-        elif device not in ("cuda", "tensorrt", "auto"):
-            raise ValueError("precision fp16 is for GPUs: use --device cuda (TensorRT builds fp16 engines itself)")
+        else:
+            import onnxruntime as ort
+
+            gpu = "CUDAExecutionProvider" in ort.get_available_providers()
+            if device not in ("cuda", "tensorrt", "auto") or not gpu:
+                raise ValueError("precision fp16 is for GPUs (--device cuda, with onnxruntime-gpu); this run has "
+                                 f"{'no CUDA provider' if not gpu else 'device ' + device}")  # fmt: skip
         network = int8_diffusion_network(pack, threads, network, seed, precision, device)
     elif backend != "onnxruntime":
         network = None
