@@ -8,6 +8,7 @@ import onnx
 import pytest
 import torch
 
+from facecast.infer.diffusion import NoiseOptions
 from facecast.model import load_model
 from facecast.models.diffusion import load_diffusion_model
 from facecast.models.testing_v3 import make_v3_pack, tiny_network
@@ -124,3 +125,30 @@ def test_fold_option_reaches_every_command(tmp_path, monkeypatch):
         load_model(None, fold=True)
     with pytest.raises(ConfigError, match="v3.0 diffusion models only"):
         serve(ServerConfig(port=0, fold=True))
+
+
+def test_noise_options_reach_every_command(tmp_path, monkeypatch):
+    """--noise-seed and --fresh-noise (the SDK's per-window noise) on animate; the server's noise settings."""
+    from facecast.audio import save_wav
+    from facecast.cli import main
+    from facecast.server import ConfigError, ServerConfig, serve
+
+    monkeypatch.setenv("FACECAST_CACHE", str(tmp_path / "cache"))
+    pack = make_v3_pack(tmp_path / "pack", seed=4)
+    save_wav(tmp_path / "a.wav", (0.2 * np.random.default_rng(1).standard_normal(20000)).astype(np.float32))
+    runs = {"seed0": [], "seed3": ["--noise-seed", "3"], "seed3again": ["--noise-seed", "3", "--no-fold"],
+            "fresh": ["--fresh-noise"]}  # fmt: skip
+    raw = {}
+    for name, flags in runs.items():
+        assert main(["animate", str(tmp_path / "a.wav"), "-m", str(pack), "-o", str(tmp_path / name),
+                     "--formats", "npz", "--no-blinks", *flags]) == 0  # fmt: skip
+        with np.load(tmp_path / name / "a.npz") as data:
+            raw[name] = data["raw_result"].copy()
+    np.testing.assert_allclose(raw["seed3"], raw["seed3again"], atol=2e-5)  # folded or not, the seed's frames
+    assert np.abs(raw["seed3"] - raw["seed0"]).max() > 1e-4 and np.abs(raw["fresh"] - raw["seed0"]).max() > 1e-4
+    with serve(ServerConfig(port=0, model=str(pack), noise_seed=3, constant_noise=False)) as srv:
+        assert srv.model.engine.noise_options == NoiseOptions(3, False) and srv.model.backend.takes_noise
+    with pytest.raises(ConfigError, match="noise settings apply to v3.0"):
+        serve(ServerConfig(port=0, noise_seed=3))
+    with pytest.raises(ConfigError, match="noise_seed"):
+        ServerConfig(noise_seed=-1).validate()

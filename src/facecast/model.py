@@ -388,6 +388,8 @@ def load_model(
     context_frames: int | None = None,
     identity: str | None = None,
     fold: bool | None = None,
+    noise_seed: int = 0,
+    constant_noise: bool = True,
 ) -> Model:
     """Load a model pack folder (NVIDIA's or facecast's, or one already read); ``None`` gives the built-in default.
 
@@ -403,7 +405,8 @@ def load_model(
     encodes each frame's window alone, as NVIDIA's models always do.
     ``identity`` names the identity of a multi-identity v3.0 diffusion folder (default: its first); such a
     folder's int8 copy is dynamic int8, measured the same way (:mod:`facecast.infer.quantize_v3`); ``fold`` runs
-    it with its constant noise folded in (:func:`facecast.models.diffusion.load_diffusion_model`).
+    it with its constant noise folded in (:func:`facecast.models.diffusion.load_diffusion_model`); ``noise_seed``
+    and ``constant_noise`` set its diffusion noise (one draw for every window, the SDK's default, or a new one each).
     """
     from facecast.pack_v3 import DiffusionPack, is_diffusion_folder
 
@@ -412,7 +415,8 @@ def load_model(
 
         if precision not in PRECISIONS + ("fp16",):
             raise ValueError(f"unknown precision {precision!r}; choose {', '.join(PRECISIONS + ('fp16',))}")
-        return load_diffusion_model(Model, path, identity, device, backend, threads, precision=precision, folded=fold)
+        return load_diffusion_model(Model, path, identity, device, backend, threads, seed=noise_seed,
+                                    constant_noise=constant_noise, precision=precision, folded=fold)  # fmt: skip
     if isinstance(path, ModelPack):
         pack, root = path, path.root
     else:
@@ -420,8 +424,8 @@ def load_model(
         pack = load_pack(root)
     if batch_size is not None:
         check_batch_size(batch_size)
-    if fold:
-        raise ValueError("fold applies to v3.0 diffusion folders only")
+    if fold or noise_seed or not constant_noise:
+        raise ValueError("fold and the noise options apply to v3.0 diffusion folders only")
     if precision == "fp16":
         raise ValueError("precision fp16 is for v3.0 folders on a GPU; v2.3 packs run fp32 or int8 (--device "
                          "tensorrt builds fp16 engines itself)")  # fmt: skip

@@ -61,7 +61,8 @@ def cmd_animate(args: argparse.Namespace) -> int:
     out_dir = output_folder(args.output)  # a file there, a read-only or full disk: one line (exit 2)
     model = load_model(args.model, device=args.device, backend=args.backend, batch_size=args.batch_size,
                        precision=args.precision, frames_per_pass=args.frames_per_pass,
-                       context_frames=args.context_frames, fold=args.fold)  # fmt: skip
+                       context_frames=args.context_frames, fold=args.fold, noise_seed=args.noise_seed,
+                       constant_noise=not args.fresh_noise)  # fmt: skip
     model.face_params(options)  # validate overrides before any work
     if model.random_weights:
         print(

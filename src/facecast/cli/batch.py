@@ -50,7 +50,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
         model = load_model(args.model, device=args.device, batch_size=args.batch_size, precision=args.precision,
                            frames_per_pass=args.frames_per_pass, context_frames=args.context_frames,
-                           identity=args.identity, fold=args.fold)  # fmt: skip
+                           identity=args.identity, fold=args.fold, noise_seed=args.noise_seed,
+                           constant_noise=not args.fresh_noise)  # fmt: skip
         if model.random_weights:
             print("facecast: NOTE: the built-in model has RANDOM weights; the motion is meaningless", file=sys.stderr)
         report = run_batch(model, listing.jobs, formats, args.fps, args.workers, blinks=not args.no_blinks)

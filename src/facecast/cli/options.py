@@ -82,6 +82,18 @@ def add_batching_arguments(p: argparse.ArgumentParser) -> None:
         help="v3.0 models: run the graph with its constant noise folded in (the same frames within 1e-5, less "
         "work; built once into the cache and checked against network.onnx). Default: on where torch is installed",
     )
+    p.add_argument(
+        "--noise-seed",
+        type=bounded(int, 0, 2**63 - 1),
+        default=0,
+        metavar="N",
+        help="v3.0 models: the seed of the diffusion noise (the same seed gives the same frames; default 0)",
+    )
+    p.add_argument(
+        "--fresh-noise",
+        action="store_true",
+        help="v3.0 models: draw new noise for every window (the SDK's option) instead of one constant draw",
+    )
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
+from facecast.cli.options import bounded
 from facecast.constants import DEFAULT_FPS
 from facecast.server.config import ServerConfig
 
@@ -17,6 +18,7 @@ _FLAGS = {
     "model": "model",
     "identity": "identity",
     "fold": "fold",
+    "noise_seed": "noise_seed",
     "device": "device",
     "backend": "backend",
     "threads": "threads",
@@ -57,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=None,
         help="v3.0 models: the graph with its constant noise folded in (default: where torch is installed)",
     )
+    p.add_argument("--noise-seed", type=bounded(int, 0, 2**63 - 1), metavar="N",
+                   help="v3.0 models: the seed of the diffusion noise (default 0)")  # fmt: skip
     p.add_argument("--config", metavar="FILE", help="TOML file with ServerConfig settings (flags override it)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--backend", choices=["onnxruntime", "torch"])

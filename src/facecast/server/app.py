@@ -86,9 +86,10 @@ def _load(cfg: ServerConfig) -> Model:
     """The configured model: a v2.3 pack (or the built-in model) or a v3.0 folder."""
     if cfg.model is not None and is_diffusion_folder(cfg.model):
         return load_model(cfg.model, device=cfg.device, backend=cfg.backend, threads=cfg.threads,
-                          precision=cfg.precision, identity=cfg.identity, fold=cfg.fold)  # fmt: skip
-    if cfg.identity is not None or cfg.fold:
-        raise ConfigError("identity and fold apply to v3.0 diffusion models only")
+                          precision=cfg.precision, identity=cfg.identity, fold=cfg.fold, noise_seed=cfg.noise_seed,
+                          constant_noise=cfg.constant_noise)  # fmt: skip
+    if cfg.identity is not None or cfg.fold or cfg.noise_seed or not cfg.constant_noise:
+        raise ConfigError("identity, fold and the noise settings apply to v3.0 diffusion models only")
     pack = load_pack(cfg.model if cfg.model is not None else builtin_pack())
     return load_model(pack, device=cfg.device, backend=cfg.backend, threads=cfg.threads, batch_size=cfg.max_batch,
                       precision=cfg.precision, frames_per_pass=server_frames_per_pass(cfg, pack),

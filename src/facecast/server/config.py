@@ -32,6 +32,10 @@ class ServerConfig:
     """The identity a v3.0 multi-identity model animates (e.g. ``James``); ``None``: its first."""
     fold: bool | None = None
     """v3.0 models: run the graph with its constant noise folded in (``None``: where torch is installed)."""
+    noise_seed: int = 0
+    """v3.0 models: the seed of the diffusion noise (every stream starts its own generator from it)."""
+    constant_noise: bool = True
+    """v3.0 models: one noise draw for every window (the SDK's default); False draws a new one per window."""
     device: str = "auto"
     backend: str = "onnxruntime"
     threads: int | None = None
@@ -91,6 +95,9 @@ class ServerConfig:
         if not isinstance(self.host, str) or not self.host.strip():
             raise ConfigError(f"host must be a non-empty string, got {self.host!r}")
         _int(self.port, "port", 0, 65535)
+        _int(self.noise_seed, "noise_seed", 0, 2**63 - 1)
+        if not isinstance(self.constant_noise, bool) or not (self.fold is None or isinstance(self.fold, bool)):
+            raise ConfigError("constant_noise must be true or false, and fold true, false or unset")
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.backend not in ("onnxruntime", "torch"):
