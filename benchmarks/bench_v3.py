@@ -99,6 +99,21 @@ def naive_loop(runner: OnnxDiffusionRunner, info: DiffusionInfo, audio: np.ndarr
     return np.concatenate(out)[45:][:total]
 
 
+def engine_of(path: Path, info: DiffusionInfo, threads: int) -> DiffusionEngine:
+    """facecast's engine on a graph through ONNX Runtime on the CPU, constant noise of seed 0."""
+    runner = OnnxDiffusionRunner(path, threads=threads, device="cpu")
+    return DiffusionEngine(runner, info, noise=NoiseOptions(0, constant=True))
+
+
+def timed_run(engine: DiffusionEngine, audio: np.ndarray, timings: dict, name: str) -> np.ndarray:
+    """The engine's frames for ``audio`` at 60 fps, timed after a 1 s warm-up run into ``timings[name]``."""
+    engine.run(audio[:16000], 60)
+    start = time.perf_counter()
+    out = engine.run(audio, 60).result
+    timings[name] = time.perf_counter() - start
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="audio length (default 20 s)")
@@ -137,21 +152,14 @@ def main() -> None:
         naive = naive_loop(runner, info, audio)
         timings["naive"] = time.perf_counter() - start
         onnx_engine = DiffusionEngine(runner, info, noise=NoiseOptions(0, constant=True))
-        onnx_engine.run(audio[:16000], 60)
-        start = time.perf_counter()
-        onnx_out = onnx_engine.run(audio, 60).result
-        timings["onnx_loop"] = time.perf_counter() - start
+        onnx_out = timed_run(onnx_engine, audio, timings, "onnx_loop")
         del runner, onnx_engine
         noise = NoiseSource((1, 3, 60, info.output_size), NoiseOptions(0, True)).next()
         start = time.perf_counter()
         folded_path = export_v3_onnx(FoldedDiffusion(net, torch.from_numpy(noise)), Path(tmp) / "folded.onnx")
         results["fold_export_s"] = round(time.perf_counter() - start, 1)
-        folded_engine = DiffusionEngine(OnnxDiffusionRunner(folded_path, threads=args.threads, device="cpu"), info,
-                                        noise=NoiseOptions(0, constant=True))  # fmt: skip
-        folded_engine.run(audio[:16000], 60)
-        start = time.perf_counter()
-        folded_out = folded_engine.run(audio, 60).result
-        timings["onnx_folded"] = time.perf_counter() - start
+        folded_engine = engine_of(folded_path, info, args.threads)
+        folded_out = timed_run(folded_engine, audio, timings, "onnx_folded")
         results["max_abs_diff_folded_vs_onnx"] = float(np.abs(folded_out - onnx_out).max())
         quarter = len(audio) // 4
         clips = [audio[i * quarter : (i + 1) * quarter] for i in range(4)]
@@ -169,14 +177,8 @@ def main() -> None:
         start = time.perf_counter()
         results["int8"] = quantize_diffusion(folded_path, int8_path)
         results["int8"]["build_s"] = round(time.perf_counter() - start, 1)
-        int8_engine = DiffusionEngine(OnnxDiffusionRunner(int8_path, threads=args.threads, device="cpu"), info,
-                                      noise=NoiseOptions(0, constant=True))  # fmt: skip
-        int8_engine.run(audio[:16000], 60)
-        start = time.perf_counter()
-        int8_out = int8_engine.run(audio, 60).result
-        timings["folded_int8"] = time.perf_counter() - start
+        int8_out = timed_run(engine_of(int8_path, info, args.threads), audio, timings, "folded_int8")
         results["int8"]["error_on_this_audio"] = round(pose_error(folded_out, int8_out), 5)
-        del int8_engine
         if args.int8_error:
             results["int8"]["held_out"] = held_out_error(folded_path, int8_path, info, args.threads)
     if args.torch:

@@ -68,7 +68,7 @@ def effective_configs(model: Model, config: ServerConfig) -> dict[str, dict[str,
     deployment["model"] = model_id(model, config)
     advanced = {
         "network": _network_settings(model),
-        "backend": getattr(model.backend, "name", type(model.backend).__name__),
+        "backend": model.backend.name,
         "precision": config.precision,
     }
     return {"stylization_config": stylization, "deployment_config": deployment, "advanced_config": advanced}
