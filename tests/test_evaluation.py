@@ -319,6 +319,28 @@ def test_loudness_baseline_follows_the_envelope():
     assert jaw[out.times < 0.4].max() == 0.0 and jaw[out.times > 1.1].max() == 0.0
 
 
+def test_teacher_aligned_oracle_follows_the_phones():
+    from facecast.evaluation.peers import ORACLE_NAMES, PEER_NAMES, make_peer
+    from facecast.synth.teacher import teach
+
+    assert "teacher-aligned" in ORACLE_NAMES and "teacher-aligned" not in PEER_NAMES  # measured only when named
+    utt = _utterance()
+    out = make_peer("teacher-aligned").animate(utt, FPS)
+    assert out.weights.shape == (len(frame_times(len(utt.audio), FPS)), len(ARKIT_NAMES))
+    jaw, close = (out.weights[:, ARKIT_NAMES.index(n)] for n in ("jawOpen", "mouthClose"))
+    vowel, silence = (out.times > 0.7) & (out.times < 0.9), out.times < 0.3
+    assert jaw[vowel].min() > 0.1 and jaw[silence].max() < 0.02  # AA opens, the pause rests
+    assert close[(out.times >= 0.5) & (out.times < 0.6)].max() > 0  # M shuts the lips
+    # the same curves as the teacher given the IPA phones by hand (no blinks or gaze: the mouth is measured)
+    from facecast.synth.teacher import TeacherParams
+
+    hand = [("_", 0.0, 0.5), ("m", 0.5, 0.6), ("ɑ", 0.6, 1.0), ("_", 1.0, 1.5)]
+    ref = teach(hand, len(out.times), TeacherParams(fps=FPS, blinks=False, gaze=False), utt.audio, SAMPLE_RATE)
+    assert np.array_equal(out.weights, ref.arkit)
+    with pytest.raises(ValueError, match="phone timings"):
+        make_peer("teacher-aligned").animate(Utterance("x", "t", utt.audio, None, None), FPS)
+
+
 def test_weights_from_channels_interpolates_and_clips():
     w = weights_from_channels({"jawOpen": (np.array([0.0, 1.0]), np.array([0.0, 2.0])), "bogus": ([0], [1])},
                               np.array([0.0, 0.25, 1.0]))  # fmt: skip

@@ -12,7 +12,7 @@ from facecast.constants import DEFAULT_FPS
 from facecast.evaluation.conditions import ALL_CONDITIONS, KINDS, parse_conditions
 from facecast.evaluation.corpus import HELD_OUT_VOICE
 from facecast.evaluation.languages import ALL_LANGUAGES
-from facecast.evaluation.peers import PEER_NAMES
+from facecast.evaluation.peers import ORACLE_NAMES, PEER_NAMES
 from facecast.evaluation.report import CORPORA
 
 
@@ -33,7 +33,7 @@ def cmd_evaluate_lipsync(args: argparse.Namespace) -> int:
         _names(args.languages, ALL_LANGUAGES, "language")  # fmt: skip
     if args.conditions:
         parse_conditions(args.conditions)  # refuse a bad list before any work
-    peers = _names(args.peers, PEER_NAMES, "peer") if args.peers != "none" else []
+    peers = _names(args.peers, PEER_NAMES + ORACLE_NAMES, "peer") if args.peers != "none" else []
     from facecast.model import load_model
 
     model = load_model(args.model, precision=args.precision, frames_per_pass=args.frames_per_pass,
@@ -68,7 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="write the report: .json gives JSON, anything else Markdown (repeatable)")  # fmt: skip
     p.add_argument("--corpus", default=",".join(CORPORA), help=f"comma list of {', '.join(CORPORA)}, or 'none'")
     p.add_argument("--peers", default=",".join(PEER_NAMES),
-                   help=f"comma list of {', '.join(PEER_NAMES)}, or 'none'")  # fmt: skip
+                   help=f"comma list of {', '.join(PEER_NAMES)} (the default), the oracle "
+                        f"{', '.join(ORACLE_NAMES)}, or 'none'")  # fmt: skip
     p.add_argument("--voice", default=HELD_OUT_VOICE, help=f"espeak-ng voice for the TTS corpus ({HELD_OUT_VOICE})")
     p.add_argument("--fps", type=FPS, default=DEFAULT_FPS, help="frames per second, 1 to 240 (default 30)")
     p.add_argument("--bootstrap", type=bounded(int, 0, 100_000), default=200,

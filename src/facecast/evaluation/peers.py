@@ -9,6 +9,9 @@
   the vowels are mapped to ARKit shapes by :data:`PYLIPSYNC_TO_ARKIT` (facecast's table).
 * ``loudness``: a jaw-follows-loudness baseline (:class:`LoudnessBaseline`).
 * ``neutral``: no motion at all, the reference every system should beat.
+* ``teacher-aligned`` (an oracle, not in the default list): facecast's own training teacher
+  (:func:`facecast.synth.teacher.teach`) fed the pocketsphinx phones and the clip's audio. The built-in model learns
+  to imitate these curves from audio, so this is the ceiling of that imitation on the metrics.
 """
 
 from __future__ import annotations
@@ -196,11 +199,35 @@ class NeutralSystem:
         return SystemOutput(np.zeros((len(times), len(ARKIT_NAMES)), np.float32), times)
 
 
+class TeacherAlignedSystem:
+    """facecast's training teacher fed the forced-aligned phones (an oracle: it shares the metrics' timings)."""
+
+    name = "teacher-aligned"
+    needs_transcript = True
+
+    def animate(self, utt: Utterance, fps: float) -> SystemOutput:
+        from facecast.synth.phonemes import SILENCE as IPA_SILENCE
+        from facecast.synth.phonemes import arpabet_to_ipa
+        from facecast.synth.teacher import TeacherParams, teach
+
+        if utt.alignment is None:
+            raise ValueError(f"{utt.name}: teacher-aligned needs phone timings")
+        phones = [(arpabet_to_ipa(p.name) if p.name in CMU_PHONES else IPA_SILENCE, p.start, p.end)
+                  for p in utt.alignment.phones]  # fmt: skip
+        times = frame_times(len(utt.audio), fps)
+        params = TeacherParams(fps=fps, blinks=False, gaze=False)
+        curves = teach(phones, len(times), params, audio=utt.audio, sample_rate=SAMPLE_RATE)
+        return SystemOutput(curves.arkit, times)
+
+
 PEER_NAMES = ("openfacefx", "openfacefx-aligned", "pylipsync", "loudness", "neutral")
+"""The peers measured by default."""
+ORACLE_NAMES = ("teacher-aligned",)
+"""Peers measured only when named: references that share the metrics' phone timings."""
 
 
 def make_peer(name: str) -> LipSyncSystem:
-    """A peer by name (see PEER_NAMES); raises ImportError when its package is missing."""
+    """A peer by name (see PEER_NAMES and ORACLE_NAMES); raises ImportError when its package is missing."""
     if name == "openfacefx":
         return OpenFaceFXSystem(aligned=False)
     if name == "openfacefx-aligned":
@@ -211,4 +238,6 @@ def make_peer(name: str) -> LipSyncSystem:
         return LoudnessBaseline()
     if name == "neutral":
         return NeutralSystem()
-    raise ValueError(f"unknown peer {name!r}; choose from {', '.join(PEER_NAMES)}")
+    if name == "teacher-aligned":
+        return TeacherAlignedSystem()
+    raise ValueError(f"unknown peer {name!r}; choose from {', '.join(PEER_NAMES + ORACLE_NAMES)}")
