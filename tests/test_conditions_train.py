@@ -73,3 +73,25 @@ def test_synth_cli_takes_the_channel_share(monkeypatch, tmp_path) -> None:
     with pytest.raises(SystemExit) as info:
         main(["synth", str(tmp_path / "c"), "--channel-share", "1.5"])
     assert info.value.code == 2
+
+
+def test_corpus_config_lip_press_and_cli(monkeypatch, tmp_path) -> None:
+    from facecast.cli import main
+    from facecast.synth import corpus
+
+    for bad in ((1.5, 0.0), (0.5, -0.1), (0.5,)):
+        with pytest.raises(ValueError, match="lip_press"):
+            CorpusConfig(lip_press=bad).validate()
+    assert "lip_press" not in _config_json(CorpusConfig())  # corpora built before the setting still resume
+    assert _config_json(CorpusConfig(lip_press=(0.5, 0.08)))["lip_press"] == [0.5, 0.08]
+    seen = {}
+
+    def fake_build(out_dir, **kwargs):
+        seen.update(kwargs)
+        return {"shots": [], "seconds": 0.0, "backends": {}}
+
+    monkeypatch.setattr(corpus, "build_corpus", fake_build)
+    assert main(["synth", str(tmp_path / "c"), "--minutes", "1", "--lip-press", "0.5", "0.08"]) == 0
+    assert seen["lip_press"] == (0.5, 0.08)
+    assert main(["synth", str(tmp_path / "c"), "--minutes", "1"]) == 0
+    assert seen["lip_press"] == CorpusConfig().lip_press == (0.35, 0.0)  # the shipped model's teacher

@@ -184,6 +184,24 @@ def test_teacher_closes_lips_on_bilabials(character, emotion):
     assert np.array_equal(curves.arkit, teach(HAND_PHONES, 39, params).arkit)
 
 
+def test_teacher_lip_press_presses_the_lips_past_rest(character):
+    from facecast.characters import lip_gap
+
+    neutral_gap = lip_gap(character, character.skin.vertices)
+    t = np.arange(39) / 30.0
+    spans = ((0.2, 0.28), (0.5, 0.58), (0.8, 0.86))
+
+    def closures(**press) -> np.ndarray:
+        gap = _gaps(character, teach(HAND_PHONES, 39, TeacherParams(seed=3, **press)))
+        return np.array([gap[(t > a - 0.03) & (t < b + 0.03)].min() for a, b in spans]) / neutral_gap
+
+    touching, pressed = closures(), closures(closure_press=0.5, closure_roll=0.08)
+    assert np.all(touching < 0.1)  # the default: the lips meet
+    assert np.all(pressed <= -0.3) and np.all(pressed < touching - 0.1)  # pressed past rest by 0.6 mm or more
+    same = teach(HAND_PHONES, 39, TeacherParams(seed=3, closure_press=0.35, closure_roll=0.0)).arkit
+    assert np.array_equal(same, teach(HAND_PHONES, 39, TeacherParams(seed=3)).arkit)
+
+
 def test_teacher_rests_in_pauses_but_not_in_short_silences(character):
     from facecast.synth.teacher import PAUSE_S
 

@@ -41,6 +41,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         workers=args.workers,
         augment=not args.no_augment,
         channel_share=args.channel_share,
+        lip_press=tuple(args.lip_press),
     )
     shots = manifest["shots"]
     backends = sorted({s["voice"]["backend"] for s in shots})
@@ -78,5 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--channel-share", type=bounded(float, 0.0, 1.0), default=0.0, metavar="SHARE",
                    help="of the augmented shots, the share also sent through a phone line or speech codec "
                    "(G.711, GSM, AMR, Opus, MP3; drawn per shot, seeded), 0 to 1 (default 0)")  # fmt: skip
+    p.add_argument("--lip-press", type=bounded(float, 0.0, 1.0), nargs=2, default=[0.35, 0.0],
+                   metavar=("PRESS", "ROLL"),
+                   help="the teacher's mouthPress and mouthRollUpper/Lower at full bilabial contact, 0 to 1 "
+                   "(default 0.35 0: the lips touch; 0.5 0.08 presses them past rest)")  # fmt: skip
     p.add_argument("--list-voices", action="store_true", help="show the TTS backends and voices found, then exit")
     p.set_defaults(func=cmd_synth)

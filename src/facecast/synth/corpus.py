@@ -81,12 +81,15 @@ class CorpusConfig:
     augment: bool = True
     fps: float = DEFAULT_FPS
     channel_share: float = 0.0  # of augmented shots, the share also passed through a phone line or speech codec
+    lip_press: tuple[float, float] = (0.35, 0.0)  # the teacher's mouthPress and mouthRoll at full bilabial contact
 
     def validate(self) -> CorpusConfig:
         if not self.minutes > 0:
             raise ValueError(f"minutes must be > 0, got {self.minutes}")
         if not 0.0 <= self.channel_share <= 1.0:
             raise ValueError(f"channel_share must be within 0 to 1, got {self.channel_share}")
+        if len(self.lip_press) != 2 or not all(0.0 <= v <= 1.0 for v in self.lip_press):
+            raise ValueError(f"lip_press must be two weights within 0 to 1 (press, roll), got {self.lip_press}")
         bad = [e for e in self.emotions if e not in ALL_EMOTIONS]
         if bad or not self.emotions:
             raise ValueError(f"unknown emotions {bad}; choose from {', '.join(ALL_EMOTIONS)}")
@@ -229,7 +232,9 @@ def render_shot(plan: ShotPlan, out_dir: Path, config: CorpusConfig, voices: lis
         [(SILENCE, 0.0, offset), *[(p, s + offset, e + offset) for p, s, e in speech.phones]], duration
     )
     frames = num_frames(len(clean), config.fps)
-    params = TeacherParams(fps=config.fps, emotion=plan.emotion, intensity=plan.intensity, seed=plan.seeds["teacher"])
+    press, roll = config.lip_press
+    params = TeacherParams(fps=config.fps, emotion=plan.emotion, intensity=plan.intensity, seed=plan.seeds["teacher"],
+                           closure_press=press, closure_roll=roll)  # fmt: skip
     curves = teach(phones, frames, params, clean, SAMPLE_RATE, look_degrees(char.eye_look_rotations))
     audio = clean
     if plan.augment is not None:
@@ -341,6 +346,8 @@ def _config_json(config: CorpusConfig) -> dict:
     out.pop("minutes")
     if not out["channel_share"]:
         out.pop("channel_share")  # corpora built before the setting existed still resume
+    if tuple(out["lip_press"]) == CorpusConfig.lip_press:
+        out.pop("lip_press")  # likewise
     return json.loads(json.dumps(out))
 
 

@@ -27,9 +27,9 @@ Rules, in the order they are applied:
    span with a steep edge (strength 6, 20 ms), so the mouth is at rest when the sound stops and stays still.
 5. **Bilabial and labiodental contacts** are separate curves (max of raised-cosine trapezoids: 60 ms anticipatory
    ramp, plateau, 50 ms release). Closure sets mouthClose = closure x jawOpen (ARKit's "jaw open, lips
-   together"), adds mouthPress, and fades out every lip-opening shape (funnel, upper-lip up, lower-lip down,
-   shrug upper, jaw forward), so the lips meet whatever the jaw and the emotion do. The labiodental contact rolls
-   the lower lip in under the upper teeth.
+   together"), adds mouthPress (``closure_press``; ``closure_roll`` also rolls the lips in, off by default), and
+   fades out every lip-opening shape (funnel, upper-lip up, lower-lip down, shrug upper, jaw forward), so the lips
+   meet whatever the jaw and the emotion do. The labiodental contact rolls the lower lip in under the upper teeth.
 6. **Emotion overlay** (:mod:`facecast.synth.emotions`): brow / eye / cheek / mouth-corner weights, a jaw offset
    and an articulation scale, times the shot's intensity, breathing slowly. Loud stressed vowels sometimes get a
    small brow raise.
@@ -129,6 +129,10 @@ class TeacherParams:
     gaze: bool = True
     fixation_deg: float = 2.5
     seed: int = 0
+    closure_press: float = 0.35
+    """mouthPress (both sides) at full bilabial contact; more presses the lips past rest."""
+    closure_roll: float = 0.0
+    """mouthRollUpper / mouthRollLower at full bilabial contact (the lips roll in as they press)."""
 
 
 @dataclass
@@ -407,7 +411,10 @@ def teach(
     w[:, _A["mouthClose"]] = close * w[:, _A["jawOpen"]]
     for side in ("Left", "Right"):
         k = _A[f"mouthPress{side}"]
-        w[:, k] = np.maximum(w[:, k], 0.35 * close)
+        w[:, k] = np.maximum(w[:, k], p.closure_press * close)
+    if p.closure_roll > 0:
+        for name in ("mouthRollUpper", "mouthRollLower"):
+            w[:, _A[name]] = np.maximum(w[:, _A[name]], p.closure_roll * close)
     return TeacherCurves(
         arkit=np.clip(w, 0.0, 1.0).astype(np.float32),
         tongue=tongue.astype(np.float32),
