@@ -81,7 +81,7 @@ class CorpusConfig:
     augment: bool = True
     fps: float = DEFAULT_FPS
     channel_share: float = 0.0  # of augmented shots, the share also passed through a phone line or speech codec
-    lip_press: tuple[float, float] = (0.35, 0.0)  # the teacher's mouthPress and mouthRoll at full bilabial contact
+    lip_press: tuple[float, float] = (TeacherParams.closure_press, TeacherParams.closure_roll)  # at bilabial contact
 
     def validate(self) -> CorpusConfig:
         if not self.minutes > 0:

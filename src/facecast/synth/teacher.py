@@ -412,9 +412,8 @@ def teach(
     for side in ("Left", "Right"):
         k = _A[f"mouthPress{side}"]
         w[:, k] = np.maximum(w[:, k], p.closure_press * close)
-    if p.closure_roll > 0:
-        for name in ("mouthRollUpper", "mouthRollLower"):
-            w[:, _A[name]] = np.maximum(w[:, _A[name]], p.closure_roll * close)
+    for name in ("mouthRollUpper", "mouthRollLower"):
+        w[:, _A[name]] = np.maximum(w[:, _A[name]], p.closure_roll * close)
     return TeacherCurves(
         arkit=np.clip(w, 0.0, 1.0).astype(np.float32),
         tongue=tongue.astype(np.float32),
