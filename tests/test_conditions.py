@@ -139,7 +139,7 @@ def test_reverb_longer_rooms_smear_more() -> None:
     assert tails[1] > 3 * tails[0]
 
 
-@pytest.mark.parametrize("kind", ["babble", "music"])
+@pytest.mark.parametrize("kind", ["babble", "talker", "music"])
 @pytest.mark.parametrize("snr", [5.0, 20.0])
 def test_noise_mixed_at_measured_snr(kind: str, snr: float, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(0)
@@ -153,6 +153,24 @@ def test_noise_mixed_at_measured_snr(kind: str, snr: float, monkeypatch: pytest.
     assert measured == pytest.approx(snr, abs=0.1)
     assert np.array_equal(y, degrade(x, Condition(kind, snr), seed=9))  # seeded
     assert not np.array_equal(y, degrade(x, Condition(kind, snr), seed=10))
+
+
+def test_talker_is_one_voice_and_babble_several(monkeypatch: pytest.MonkeyPatch) -> None:
+    t = np.arange(SR) / SR
+    tones = tuple((0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32) for f in (300, 700, 1100, 1500, 1900, 2300))
+    monkeypatch.setattr(C, "babble_sources", lambda: tones)
+    x = _speechlike(2.0)
+
+    def voices(kind: str) -> int:
+        noise = degrade(x, Condition(kind, 10.0), seed=4) - x
+        spec = np.abs(np.fft.rfft(noise.astype(np.float64))) ** 2
+        f = np.fft.rfftfreq(len(noise), 1 / SR)
+        power = [spec[np.abs(f - tone) < 20].sum() for tone in (300, 700, 1100, 1500, 1900, 2300)]
+        return sum(p > 0.05 * spec.sum() for p in power)
+
+    assert voices("talker") == 1
+    assert voices("babble") >= 2
+    assert parse_condition("talker").value == 10.0 and "one other" in C.describe(parse_condition("talker:5"))
 
 
 def test_music_is_tonal_and_rhythmic() -> None:

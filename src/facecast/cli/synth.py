@@ -42,6 +42,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         augment=not args.no_augment,
         channel_share=args.channel_share,
         lip_press=tuple(args.lip_press),
+        conversation_share=args.conversation_share,
     )
     shots = manifest["shots"]
     backends = sorted({s["voice"]["backend"] for s in shots})
@@ -83,5 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    metavar=("PRESS", "ROLL"),
                    help="the teacher's mouthPress and mouthRollUpper/Lower at full bilabial contact, 0 to 1 "
                    "(default 0.35 0: the lips touch; 0.5 0.08 presses them past rest)")  # fmt: skip
+    p.add_argument("--conversation-share", type=bounded(float, 0.0, 1.0), default=0.0, metavar="SHARE",
+                   help="the share of shots spoken conversationally: faster, with fillers, long pauses and often "
+                   "a quieter second voice that goes on through them, 0 to 1 (default 0)")  # fmt: skip
     p.add_argument("--list-voices", action="store_true", help="show the TTS backends and voices found, then exit")
     p.set_defaults(func=cmd_synth)

@@ -12,6 +12,8 @@ scales the phone timings with it), deterministically from a seed:
 * ``reverb[:RT60]``: a simulated room, :func:`facecast.synth.augment.impulse_response` (direct path at lag 0,
   exponentially decaying Gaussian tail with early reflections), direct-to-reverberant ratio 0 dB;
 * ``babble[:SNR]``: four talkers (other TTS voices saying other sentences) mixed at SNR dB below the active speech;
+* ``talker[:SNR]``: one other talker (a conversation partner or a voice in the room), SNR dB below, also heard
+  in the speaker's pauses;
 * ``music[:SNR]``: synthesised music (chords of decaying harmonic notes, a bass line, kick and hi-hat) at SNR dB;
 * ``speed[:FACTOR]``: tempo change with the pitch kept (WSOLA, :func:`time_stretch`); 1.25 = 25 % faster.
 
@@ -47,7 +49,7 @@ from facecast.synth.augment import (
 
 KINDS: dict[str, float | str | None] = {
     "clean": None, "telephone": "mulaw", "gsm": 13.0, "amr": 12.2, "opus": 8.0, "mp3": 32.0, "reverb": 0.6,
-    "babble": 10.0, "music": 10.0, "speed": 1.25,
+    "babble": 10.0, "talker": 10.0, "music": 10.0, "speed": 1.25,
 }  # fmt: skip
 """Condition kind -> its default parameter."""
 
@@ -96,7 +98,7 @@ def parse_condition(spec: str) -> Condition:
     except ValueError:
         raise ValueError(f"condition {spec!r}: {raw!r} is not a number") from None
     limits = {"gsm": (13, 13), "amr": (4.75, 12.2), "opus": (6, 64), "mp3": (8, 320), "reverb": (0.1, 3.0),
-              "babble": (-10, 60), "music": (-10, 60), "speed": (0.5, 2.0)}[kind]  # fmt: skip
+              "babble": (-10, 60), "talker": (-10, 60), "music": (-10, 60), "speed": (0.5, 2.0)}[kind]  # fmt: skip
     if not limits[0] <= value <= limits[1] or (kind == "amr" and value not in AMR_RATES):
         allowed = ", ".join(f"{r:g}" for r in AMR_RATES) if kind == "amr" else f"{limits[0]:g} to {limits[1]:g}"
         raise ValueError(f"condition {spec!r}: {kind} takes {allowed}")
@@ -127,6 +129,7 @@ def describe(cond: Condition) -> str:
         "mp3": f"MP3 {v} kbit/s (libmp3lame), 16 kHz",
         "reverb": f"simulated room, RT60 {v} s, direct-to-reverberant ratio 0 dB",
         "babble": f"four TTS talkers at {v} dB SNR",
+        "talker": f"one other TTS talker at {v} dB SNR",
         "music": f"synthesised music at {v} dB SNR",
         "speed": f"tempo x{v} with pitch kept (WSOLA), phone timings scaled",
     }[cond.kind]
@@ -269,8 +272,11 @@ def degrade(audio: np.ndarray, cond: Condition, seed: int = 0, sr: int = SAMPLE_
         return time_stretch(x, float(v), sr)
     if kind == "reverb":
         return reverberate(x, impulse_response(sr, float(v), rng, wet=0.5))
-    if kind in ("babble", "music"):
-        noise = babble_noise(list(babble_sources()), len(x), rng) if kind == "babble" else synth_music(len(x), sr, rng)
+    if kind in ("babble", "talker", "music"):
+        if kind == "music":
+            noise = synth_music(len(x), sr, rng)
+        else:
+            noise = babble_noise(list(babble_sources()), len(x), rng, talkers=4 if kind == "babble" else 1)
         return mix_at_snr(x, noise, float(v), sr)
     if kind in CHANNEL_KINDS:
         return apply_channel(x, sr, cond.name)

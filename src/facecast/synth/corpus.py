@@ -34,7 +34,7 @@ import subprocess
 import sys
 import warnings
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -44,6 +44,7 @@ from facecast.audio import resample, save_wav
 from facecast.constants import ARKIT_NAMES, DEFAULT_FPS, EMOTION_NAMES, SAMPLE_RATE, TONGUE_NAMES
 from facecast.fileio import atomic_write, read_json, write_json, write_npz
 from facecast.synth import augment as aug
+from facecast.synth import conversation as conv
 from facecast.synth.phonemes import SILENCE, tidy_phones
 from facecast.synth.teacher import TeacherParams, fixations, look_degrees, teach
 from facecast.synth.text import LANGUAGES, make_text
@@ -82,12 +83,15 @@ class CorpusConfig:
     fps: float = DEFAULT_FPS
     channel_share: float = 0.0  # of augmented shots, the share also passed through a phone line or speech codec
     lip_press: tuple[float, float] = (TeacherParams.closure_press, TeacherParams.closure_roll)  # at bilabial contact
+    conversation_share: float = 0.0  # the share of shots spoken conversationally (:mod:`facecast.synth.conversation`)
 
     def validate(self) -> CorpusConfig:
         if not self.minutes > 0:
             raise ValueError(f"minutes must be > 0, got {self.minutes}")
         if not 0.0 <= self.channel_share <= 1.0:
             raise ValueError(f"channel_share must be within 0 to 1, got {self.channel_share}")
+        if not 0.0 <= self.conversation_share <= 1.0:
+            raise ValueError(f"conversation_share must be within 0 to 1, got {self.conversation_share}")
         if len(self.lip_press) != 2 or not all(0.0 <= v <= 1.0 for v in self.lip_press):
             raise ValueError(f"lip_press must be two weights within 0 to 1 (press, roll), got {self.lip_press}")
         bad = [e for e in self.emotions if e not in ALL_EMOTIONS]
@@ -112,6 +116,7 @@ class ShotPlan:
     pad: tuple[float, float]
     augment: aug.AugmentParams | None
     seeds: dict[str, int] = field(default_factory=dict)
+    conversation: conv.Conversation | None = None
 
 
 def resolve_voices(
@@ -171,8 +176,12 @@ def plan_shot(index: int, config: CorpusConfig, voices: list[Voice]) -> ShotPlan
     pad = (float(rng.uniform(*config.padding)), float(rng.uniform(*config.padding)))
     params = aug.random_params(rng, channel_share=config.channel_share) if config.augment else None
     seeds = {k: int(rng.integers(2**31)) for k in ("tts", "teacher", "augment", "babble")}
+    conversation = None
+    if config.conversation_share > 0 and rng.uniform() < config.conversation_share:  # no draw when off
+        conversation = conv.plan_conversation(rng, voice, seconds, voices)
+        voice, text = replace(voice, rate=conversation.rate), conversation.text
     name = f"{voice.tag}_{emotion}_{index:05d}"
-    return ShotPlan(index, name, voice, emotion, intensity, text, pad, params, seeds)
+    return ShotPlan(index, name, voice, emotion, intensity, text, pad, params, seeds, conversation)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -222,7 +231,10 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
 def render_shot(plan: ShotPlan, out_dir: Path, config: CorpusConfig, voices: list[Voice]) -> dict:
     """Synthesise, teach, pose, augment and write one shot; returns its manifest record."""
     char = _character()
-    speech = synthesize(plan.text, plan.voice, seed=plan.seeds["tts"])
+    if plan.conversation is not None:
+        speech = conv.speak(plan.conversation, plan.voice, plan.seeds["tts"])
+    else:
+        speech = synthesize(plan.text, plan.voice, seed=plan.seeds["tts"])
     clean = resample(speech.audio, speech.sample_rate, SAMPLE_RATE)
     lead, tail = (round(p * SAMPLE_RATE) for p in plan.pad)
     clean = np.concatenate([np.zeros(lead, np.float32), clean, np.zeros(tail, np.float32)])
@@ -237,9 +249,12 @@ def render_shot(plan: ShotPlan, out_dir: Path, config: CorpusConfig, voices: lis
                            closure_press=press, closure_roll=roll)  # fmt: skip
     curves = teach(phones, frames, params, clean, SAMPLE_RATE, look_degrees(char.eye_look_rotations))
     audio = clean
+    if plan.conversation is not None and plan.conversation.talker:
+        talker = conv.talker_track(plan.conversation, voices, len(clean), SAMPLE_RATE, plan.seeds["babble"] + 1)
+        audio = conv.mix_talker(clean, talker, plan.conversation.talker_snr_db, SAMPLE_RATE)
     if plan.augment is not None:
         babble = _babble_sources(plan, voices, duration) if plan.augment.noise == "babble" else None
-        audio = aug.augment(clean, SAMPLE_RATE, plan.augment, plan.seeds["augment"], babble)
+        audio = aug.augment(audio, SAMPLE_RATE, plan.augment, plan.seeds["augment"], babble)
     posed = _pose(char, curves.arkit, curves.tongue)
     jaw = posed["lower_teeth"][:, char.jaw_keypoints] - char.neutral_jaw[None]
     eyes = np.einsum("fk,kec->fec", curves.arkit, char.eye_look_rotations.astype(np.float32))
@@ -271,6 +286,8 @@ def render_shot(plan: ShotPlan, out_dir: Path, config: CorpusConfig, voices: lis
         "seconds": duration,
         "num_frames": frames,
     }
+    if plan.conversation is not None:
+        record["conversation"] = plan.conversation.to_json()
     write_json(out_dir / "meta" / f"{plan.name}.json", record)
     return record
 
@@ -348,6 +365,8 @@ def _config_json(config: CorpusConfig) -> dict:
         out.pop("channel_share")  # corpora built before the setting existed still resume
     if tuple(out["lip_press"]) == CorpusConfig.lip_press:
         out.pop("lip_press")  # likewise
+    if not out["conversation_share"]:
+        out.pop("conversation_share")
     return json.loads(json.dumps(out))
 
 
