@@ -55,7 +55,8 @@ KINDS: dict[str, float | str | None] = {
 
 ALL_CONDITIONS: tuple[str, ...] = (
     "clean", "telephone", "telephone:alaw", "gsm", "amr:12.2", "amr:4.75", "opus:6", "opus:12", "mp3:32",
-    "reverb:0.3", "reverb:1.0", "babble:20", "babble:10", "babble:5", "music:20", "music:10", "music:5",
+    "reverb:0.3", "reverb:1.0", "babble:20", "babble:10", "babble:5", "talker:20", "talker:10", "talker:5",
+    "music:20", "music:10", "music:5",
     "speed:0.8", "speed:1.25",
 )  # fmt: skip
 """What ``--conditions all`` measures."""
