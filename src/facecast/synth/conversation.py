@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from facecast.audio import resample
 from facecast.synth.augment import active_rms
 from facecast.synth.phonemes import SILENCE
 from facecast.synth.text import make_text
@@ -116,28 +117,26 @@ def speak(conversation: Conversation, voice: Voice, seed: int) -> Speech:
     voice = replace(voice, rate=conversation.rate)
     pieces: list[np.ndarray] = []
     phones: list[tuple[str, float, float]] = []
-    rate = 0
+    sample_rate = 0
     t = 0.0
     for k, phrase in enumerate(conversation.phrases):
         speech = synthesize(phrase, voice, seed=seed + k)
-        if rate and speech.sample_rate != rate:
+        if sample_rate and speech.sample_rate != sample_rate:
             raise RuntimeError(f"{voice.backend}:{voice.name} changed sample rate between phrases")
-        rate = speech.sample_rate
+        sample_rate = speech.sample_rate
         pieces.append(np.asarray(speech.audio, np.float32))
         phones += [(p, s + t, e + t) for p, s, e in speech.phones]
-        t += len(speech.audio) / rate
+        t += len(speech.audio) / sample_rate
         if k < len(conversation.pauses):
-            gap = round(conversation.pauses[k] * rate)
+            gap = round(conversation.pauses[k] * sample_rate)
             pieces.append(np.zeros(gap, np.float32))
-            phones.append((SILENCE, t, t + gap / rate))
-            t += gap / rate
-    return Speech(np.concatenate(pieces), rate, phones)
+            phones.append((SILENCE, t, t + gap / sample_rate))
+            t += gap / sample_rate
+    return Speech(np.concatenate(pieces), sample_rate, phones)
 
 
 def talker_track(conversation: Conversation, voices: list[Voice], n: int, sr: int, seed: int) -> np.ndarray:
     """The competing talker's audio, ``n`` samples at ``sr``, silent before its offset, unit active RMS."""
-    from facecast.audio import resample
-
     if not conversation.talker:
         return np.zeros(n, np.float32)
     backend, _, name = conversation.talker.partition(":")
