@@ -95,3 +95,28 @@ def test_corpus_config_lip_press_and_cli(monkeypatch, tmp_path) -> None:
     assert seen["lip_press"] == (0.5, 0.08)
     assert main(["synth", str(tmp_path / "c"), "--minutes", "1"]) == 0
     assert seen["lip_press"] == CorpusConfig().lip_press == (0.35, 0.0)  # the shipped model's teacher
+
+
+def test_corpus_config_consonant_jaw_and_cli(monkeypatch, tmp_path) -> None:
+    from facecast.cli import main
+    from facecast.synth import corpus
+
+    for bad in (0.0, 6.0):
+        with pytest.raises(ValueError, match="consonant_jaw"):
+            CorpusConfig(consonant_jaw=bad).validate()
+    assert "consonant_jaw" not in _config_json(CorpusConfig())  # corpora built before the setting still resume
+    assert _config_json(CorpusConfig(consonant_jaw=1.5))["consonant_jaw"] == 1.5
+    seen = {}
+
+    def fake_build(out_dir, **kwargs):
+        seen.update(kwargs)
+        return {"shots": [], "seconds": 0.0, "backends": {}}
+
+    monkeypatch.setattr(corpus, "build_corpus", fake_build)
+    assert main(["synth", str(tmp_path / "c"), "--minutes", "1", "--consonant-jaw", "1.5"]) == 0
+    assert seen["consonant_jaw"] == 1.5
+    assert main(["synth", str(tmp_path / "c"), "--minutes", "1"]) == 0
+    assert seen["consonant_jaw"] is None  # the shipped model's teacher
+    with pytest.raises(SystemExit) as info:
+        main(["synth", str(tmp_path / "c"), "--consonant-jaw", "0"])
+    assert info.value.code == 2

@@ -202,6 +202,26 @@ def test_teacher_lip_press_presses_the_lips_past_rest(character):
     assert np.array_equal(same, teach(HAND_PHONES, 39, TeacherParams(seed=3)).arkit)
 
 
+def test_teacher_consonant_jaw_raises_the_jaw_between_vowels() -> None:
+    from facecast.synth.teacher import DOMINANCE, JAW_RAISING, dominance_table
+
+    phones = [("_", 0.0, 0.2), ("ɑ", 0.2, 0.35), ("s", 0.35, 0.45), ("ɑ", 0.45, 0.6), ("t", 0.6, 0.67),
+              ("ɑ", 0.67, 0.85), ("f", 0.85, 0.95), ("ɑ", 0.95, 1.1), ("_", 1.1, 1.4)]  # fmt: skip
+    jaw = ARKIT_NAMES.index("jawOpen")
+    t = np.arange(42) / 30.0
+
+    def jaw_at(params: TeacherParams) -> np.ndarray:
+        curve = teach(phones, 42, params).arkit[:, jaw]
+        return np.array([curve[np.argmin(np.abs(t - 0.5 * (a + b)))] for _, a, b in phones[2:8:2]])
+
+    table, held = jaw_at(TeacherParams(seed=1)), jaw_at(TeacherParams(seed=1, consonant_jaw=1.5))
+    assert np.all(held < table - 0.02)  # s, t, f: the jaw rises further towards their own target
+    assert dominance_table(None) is DOMINANCE
+    changed = dominance_table(1.5)
+    assert all(changed[c][0][0] == 1.5 and changed[c][1:] == DOMINANCE[c][1:] for c in JAW_RAISING)
+    assert all(changed[c] == DOMINANCE[c] for c in DOMINANCE if c not in JAW_RAISING)
+
+
 def test_teacher_rests_in_pauses_but_not_in_short_silences(character):
     from facecast.synth.teacher import PAUSE_S
 

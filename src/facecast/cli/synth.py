@@ -43,6 +43,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         channel_share=args.channel_share,
         lip_press=tuple(args.lip_press),
         conversation_share=args.conversation_share,
+        consonant_jaw=args.consonant_jaw,
     )
     shots = manifest["shots"]
     backends = sorted({s["voice"]["backend"] for s in shots})
@@ -87,5 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--conversation-share", type=bounded(float, 0.0, 1.0), default=0.0, metavar="SHARE",
                    help="the share of shots spoken conversationally: faster, with fillers, long pauses and often "
                    "a quieter second voice that goes on through them, 0 to 1 (default 0)")  # fmt: skip
+    p.add_argument("--consonant-jaw", type=bounded(float, 0.1, 5.0), default=None, metavar="DOMINANCE",
+                   help="how strongly the teacher's s, t, n, l, sh, th, f, v hold the jaw up between vowels, 0.1 to "
+                   "5 (default: 0.6-0.7, the shipped model's teacher; 1.5 raises it as speech does)")  # fmt: skip
     p.add_argument("--list-voices", action="store_true", help="show the TTS backends and voices found, then exit")
     p.set_defaults(func=cmd_synth)

@@ -84,6 +84,7 @@ class CorpusConfig:
     channel_share: float = 0.0  # of augmented shots, the share also passed through a phone line or speech codec
     lip_press: tuple[float, float] = (TeacherParams.closure_press, TeacherParams.closure_roll)  # at bilabial contact
     conversation_share: float = 0.0  # the share of shots spoken conversationally (:mod:`facecast.synth.conversation`)
+    consonant_jaw: float | None = None  # the teacher's jaw dominance of s, t, n, l, f ... (TeacherParams.consonant_jaw)
 
     def validate(self) -> CorpusConfig:
         if not self.minutes > 0:
@@ -92,6 +93,8 @@ class CorpusConfig:
             raise ValueError(f"channel_share must be within 0 to 1, got {self.channel_share}")
         if not 0.0 <= self.conversation_share <= 1.0:
             raise ValueError(f"conversation_share must be within 0 to 1, got {self.conversation_share}")
+        if self.consonant_jaw is not None and not 0.1 <= self.consonant_jaw <= 5.0:
+            raise ValueError(f"consonant_jaw must be within 0.1 to 5, got {self.consonant_jaw}")
         if len(self.lip_press) != 2 or not all(0.0 <= v <= 1.0 for v in self.lip_press):
             raise ValueError(f"lip_press must be two weights within 0 to 1 (press, roll), got {self.lip_press}")
         bad = [e for e in self.emotions if e not in ALL_EMOTIONS]
@@ -246,7 +249,7 @@ def render_shot(plan: ShotPlan, out_dir: Path, config: CorpusConfig, voices: lis
     frames = num_frames(len(clean), config.fps)
     press, roll = config.lip_press
     params = TeacherParams(fps=config.fps, emotion=plan.emotion, intensity=plan.intensity, seed=plan.seeds["teacher"],
-                           closure_press=press, closure_roll=roll)  # fmt: skip
+                           closure_press=press, closure_roll=roll, consonant_jaw=config.consonant_jaw)  # fmt: skip
     curves = teach(phones, frames, params, clean, SAMPLE_RATE, look_degrees(char.eye_look_rotations))
     audio = clean
     if plan.conversation is not None and plan.conversation.talker:
@@ -367,6 +370,8 @@ def _config_json(config: CorpusConfig) -> dict:
         out.pop("lip_press")  # likewise
     if not out["conversation_share"]:
         out.pop("conversation_share")
+    if out["consonant_jaw"] is None:
+        out.pop("consonant_jaw")
     return json.loads(json.dumps(out))
 
 

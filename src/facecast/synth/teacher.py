@@ -86,6 +86,9 @@ DOMINANCE: dict[str, tuple] = {
     "rounded": ((1.0, 0.06, 0.06), (1.0, 0.15, 0.08), (1.0, 0.06, 0.06), (0.5, 0.05, 0.05)),
     "rw": ((0.6, 0.04, 0.04), (1.0, 0.12, 0.08), (0.5, 0.04, 0.04), (0.8, 0.03, 0.03)),
 }
+JAW_RAISING = ("alveolar", "postalveolar", "dental", "labiodental")
+"""Consonants that need a raised jaw (the incisors close for sibilants, the lower lip reaches the teeth);
+``TeacherParams.consonant_jaw`` sets how strongly they hold the jaw against the vowels around them."""
 CORE_FRACTION = {"pause": 1.0}
 """Share of a unit's span (centred) over which its dominance is full; 0.5 (the middle half) when not listed."""
 PAUSE_S = 0.15
@@ -133,6 +136,9 @@ class TeacherParams:
     """mouthPress (both sides) at full bilabial contact; more presses the lips past rest."""
     closure_roll: float = 0.0
     """mouthRollUpper / mouthRollLower at full bilabial contact (the lips roll in as they press)."""
+    consonant_jaw: float | None = None
+    """Jaw dominance of the ``JAW_RAISING`` consonants (None: the table's 0.6-0.7; higher: the jaw rises more
+    between vowels, as it does for s, t, n, l, f)."""
 
 
 @dataclass
@@ -251,7 +257,20 @@ def _trapezoid(t: np.ndarray, c0: float, c1: float, ramp_in: float, ramp_out: fl
     return y
 
 
-def _dominance_blend(units: list[Unit], targets: np.ndarray, t: np.ndarray) -> np.ndarray:
+def dominance_table(consonant_jaw: float | None = None) -> dict[str, tuple]:
+    """``DOMINANCE`` with the jaw dominance of the ``JAW_RAISING`` consonants set to ``consonant_jaw``."""
+    if consonant_jaw is None:
+        return DOMINANCE
+    table = dict(DOMINANCE)
+    for cls in JAW_RAISING:
+        (_, before, after), *rest = table[cls]
+        table[cls] = ((consonant_jaw, before, after), *rest)
+    return table
+
+
+def _dominance_blend(
+    units: list[Unit], targets: np.ndarray, t: np.ndarray, dominance: dict[str, tuple] = DOMINANCE
+) -> np.ndarray:
     """Articulator values [F, len(ART)] from unit targets [U, len(ART)] (rule 3)."""
     starts = np.array([u.start for u in units])
     ends = np.array([u.end for u in units])
@@ -263,7 +282,7 @@ def _dominance_blend(units: list[Unit], targets: np.ndarray, t: np.ndarray) -> n
     out = np.zeros((len(t), len(ART)))
     group_of = np.array([_GROUP_OF.get(a, 3) for a in ART])
     for g in range(len(GROUPS)):
-        dom = np.array([DOMINANCE[u.cls][g] for u in units])  # [U, 3]
+        dom = np.array([dominance[u.cls][g] for u in units])  # [U, 3]
         tau = np.where(before, dom[None, :, 1], dom[None, :, 2])
         weight = dom[None, :, 0] * np.exp(-outside / tau) + 1e-9
         cols = group_of == g
@@ -357,7 +376,7 @@ def teach(
             targets[i, col["jaw"]] *= scale * loud * rng.uniform(0.9, 1.1)
         else:
             targets[i, col["jaw"]] *= 0.5 + 0.5 * scale
-    art = _dominance_blend(units, targets, t)
+    art = _dominance_blend(units, targets, t, dominance_table(p.consonant_jaw))
     close = np.zeros(num_frames)
     tuck = np.zeros(num_frames)
     for u in units:
