@@ -57,17 +57,25 @@ def test_corpus_config_channel_share() -> None:
     assert _config_json(CorpusConfig(channel_share=0.3))["channel_share"] == 0.3
 
 
-def test_synth_cli_takes_the_channel_share(monkeypatch, tmp_path) -> None:
-    from facecast.cli import main
+@pytest.fixture
+def synth_settings(monkeypatch) -> dict:
+    """The settings ``facecast synth`` hands to ``build_corpus`` (which is replaced: nothing is built)."""
     from facecast.synth import corpus
 
-    seen = {}
+    seen: dict = {}
 
     def fake_build(out_dir, **kwargs):
         seen.update(kwargs)
         return {"shots": [], "seconds": 0.0, "backends": {}}
 
     monkeypatch.setattr(corpus, "build_corpus", fake_build)
+    return seen
+
+
+def test_synth_cli_takes_the_channel_share(synth_settings, tmp_path) -> None:
+    from facecast.cli import main
+
+    seen = synth_settings
     assert main(["synth", str(tmp_path / "c"), "--minutes", "1", "--channel-share", "0.3"]) == 0
     assert seen["channel_share"] == 0.3
     with pytest.raises(SystemExit) as info:
@@ -75,44 +83,30 @@ def test_synth_cli_takes_the_channel_share(monkeypatch, tmp_path) -> None:
     assert info.value.code == 2
 
 
-def test_corpus_config_lip_press_and_cli(monkeypatch, tmp_path) -> None:
+def test_corpus_config_lip_press_and_cli(synth_settings, tmp_path) -> None:
     from facecast.cli import main
-    from facecast.synth import corpus
 
     for bad in ((1.5, 0.0), (0.5, -0.1), (0.5,)):
         with pytest.raises(ValueError, match="lip_press"):
             CorpusConfig(lip_press=bad).validate()
     assert "lip_press" not in _config_json(CorpusConfig())  # corpora built before the setting still resume
     assert _config_json(CorpusConfig(lip_press=(0.5, 0.08)))["lip_press"] == [0.5, 0.08]
-    seen = {}
-
-    def fake_build(out_dir, **kwargs):
-        seen.update(kwargs)
-        return {"shots": [], "seconds": 0.0, "backends": {}}
-
-    monkeypatch.setattr(corpus, "build_corpus", fake_build)
+    seen = synth_settings
     assert main(["synth", str(tmp_path / "c"), "--minutes", "1", "--lip-press", "0.5", "0.08"]) == 0
     assert seen["lip_press"] == (0.5, 0.08)
     assert main(["synth", str(tmp_path / "c"), "--minutes", "1"]) == 0
     assert seen["lip_press"] == CorpusConfig().lip_press == (0.35, 0.0)  # the shipped model's teacher
 
 
-def test_corpus_config_consonant_jaw_and_cli(monkeypatch, tmp_path) -> None:
+def test_corpus_config_consonant_jaw_and_cli(synth_settings, tmp_path) -> None:
     from facecast.cli import main
-    from facecast.synth import corpus
 
     for bad in (0.0, 6.0):
         with pytest.raises(ValueError, match="consonant_jaw"):
             CorpusConfig(consonant_jaw=bad).validate()
     assert "consonant_jaw" not in _config_json(CorpusConfig())  # corpora built before the setting still resume
     assert _config_json(CorpusConfig(consonant_jaw=1.5))["consonant_jaw"] == 1.5
-    seen = {}
-
-    def fake_build(out_dir, **kwargs):
-        seen.update(kwargs)
-        return {"shots": [], "seconds": 0.0, "backends": {}}
-
-    monkeypatch.setattr(corpus, "build_corpus", fake_build)
+    seen = synth_settings
     assert main(["synth", str(tmp_path / "c"), "--minutes", "1", "--consonant-jaw", "1.5"]) == 0
     assert seen["consonant_jaw"] == 1.5
     assert main(["synth", str(tmp_path / "c"), "--minutes", "1"]) == 0
