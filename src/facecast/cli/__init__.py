@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "livelink": ("livelink", "stream a clip's animation to Unreal Engine (Live Link Face, UDP)"),
     "bench": ("bench", "measure throughput and latency here; prints JSON"),
     "evaluate-lipsync": ("evaluate", "lip-sync metrics on recorded and held-out TTS speech, facecast beside peers"),
+    "compare-lipsync": ("evaluate", "two evaluate-lipsync JSON reports side by side, in standard errors"),
     "synth": ("synth", "build a synthetic training corpus (TTS speech + procedural face) in NVIDIA's dataset layout"),
     "preprocess": ("train", "check a training dataset and build its PCA training cache"),
     "train": ("train", "train a regression network (run under torchrun for several GPUs)"),

@@ -53,8 +53,57 @@ def cmd_evaluate_lipsync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_report(path: str) -> dict:
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc}); write reports with evaluate-lipsync --out FILE.json") from None
+
+
+def cmd_compare_lipsync(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from facecast.evaluation.compare import compare_reports, comparison_markdown
+    from facecast.fileio import atomic_write
+
+    changes = compare_reports(_read_report(args.base), _read_report(args.new), args.system, args.base_system,
+                              args.threshold)  # fmt: skip
+    if args.json:
+        import json
+
+        text = json.dumps([asdict(c) for c in changes], indent=1)
+    else:
+        text = comparison_markdown(changes, Path(args.base).stem, Path(args.new).stem)
+    for out in args.out:
+        atomic_write(Path(out), lambda fh: fh.write(text.encode()))
+        print(f"wrote {out}", file=sys.stderr)
+    print(text)
+    worse = [c for c in changes if c.verdict == "worse"]
+    if args.fail_on_worse and worse:
+        print(f"facecast: {len(worse)} metric(s) worse than {args.base}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``evaluate-lipsync`` subcommand to the ``facecast`` CLI."""
+    """Add the ``evaluate-lipsync`` and ``compare-lipsync`` subcommands to the ``facecast`` CLI."""
+    c = subparsers.add_parser(
+        "compare-lipsync", help="two evaluate-lipsync JSON reports side by side, in standard errors"
+    )
+    c.add_argument("base", help="the baseline report (evaluate-lipsync --out base.json)")
+    c.add_argument("new", help="the candidate report, measured on the same corpora and conditions")
+    c.add_argument("--system", default="facecast", help="the system compared (default facecast)")
+    c.add_argument("--base-system", help="the system in the baseline report (default: --system)")
+    c.add_argument("--threshold", type=bounded(float, 0.01, 100.0), default=1.0, metavar="Z",
+                   help="|difference| / combined standard error from which a metric counts as better or worse "
+                        "(default 1)")  # fmt: skip
+    c.add_argument("--out", action="append", default=[], metavar="FILE", help="also write the comparison here")
+    c.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    c.add_argument("--fail-on-worse", action="store_true", help="exit 1 when any metric is worse (for CI)")
+    c.set_defaults(func=cmd_compare_lipsync)
+
     p = subparsers.add_parser(
         "evaluate-lipsync", help="lip-sync metrics on recorded and held-out TTS speech, facecast beside peers"
     )
