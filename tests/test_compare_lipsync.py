@@ -88,6 +88,11 @@ def test_cli_writes_the_comparison_and_fails_on_worse_when_asked(tmp_path, capsy
     assert main(["compare-lipsync", str(base), str(new), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["verdict"] == "worse" and rows[0]["z"] == pytest.approx(-0.1 / math.hypot(0.01, 0.01))
+    (tmp_path / "b").mkdir()
+    same_name = tmp_path / "b" / "base.json"
+    same_name.write_text(new.read_text())
+    assert main(["compare-lipsync", str(base), str(same_name)]) == 0
+    assert f"| {tmp_path.name}/base | b/base |" in capsys.readouterr().out  # files of the same name told apart
     bad = tmp_path / "report.md"
     bad.write_text("# a Markdown report")
     assert main(["compare-lipsync", str(bad), str(new)]) != 0

@@ -75,7 +75,10 @@ def cmd_compare_lipsync(args: argparse.Namespace) -> int:
 
         text = json.dumps([asdict(c) for c in changes], indent=1)
     else:
-        text = comparison_markdown(changes, Path(args.base).stem, Path(args.new).stem)
+        base, new = Path(args.base), Path(args.new)
+        names = (base.stem, new.stem) if base.stem != new.stem else (f"{base.parent.name}/{base.stem}",
+                                                                      f"{new.parent.name}/{new.stem}")  # fmt: skip
+        text = comparison_markdown(changes, *names)
     for out in args.out:
         atomic_write(Path(out), lambda fh: fh.write(text.encode()))
         print(f"wrote {out}", file=sys.stderr)
