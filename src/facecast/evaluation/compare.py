@@ -96,8 +96,19 @@ def compare_reports(
     return changes
 
 
-def _num(x: float) -> str:
-    return f"{x:.3g}"
+def format_value(x: float | None, digits: int = 3) -> str:
+    """A metric value as the reports print it: ``digits`` significant digits, tiny values in e-notation."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.1e}"
+
+
+def format_cell(value: float | None, se: float | None) -> str:
+    """``value ± se`` as the reports print it (``n/a`` for a value that could not be measured)."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{format_value(value)} ± {format_value(se, 2)}" if se is not None and math.isfinite(se) else \
+        format_value(value)  # fmt: skip
 
 
 def comparison_markdown(changes: list[MetricChange], base_name: str = "base", new_name: str = "new") -> str:
@@ -112,6 +123,6 @@ def comparison_markdown(changes: list[MetricChange], base_name: str = "base", ne
             header = f"| metric | better | {base_name} | {new_name} | z | verdict |"
             lines += ["", f"## {c.corpus}, {c.condition}", "", header, "|---|---|---|---|---|---|"]
         mark = f"**{c.verdict}**" if c.verdict in ("better", "worse") else c.verdict
-        lines.append(f"| {c.label} | {c.better} | {_num(c.base)} ± {_num(c.base_se)} | {_num(c.new)} ± "
-                     f"{_num(c.new_se)} | {c.z:+.2f} | {mark} |")  # fmt: skip
+        lines.append(f"| {c.label} | {c.better} | {format_cell(c.base, c.base_se)} | {format_cell(c.new, c.new_se)} | "
+                     f"{c.z:+.2f} | {mark} |")  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from facecast.constants import DEFAULT_FPS
 from facecast.evaluation.align import Aligner, AlignmentError
+from facecast.evaluation.compare import format_cell
 from facecast.evaluation.conditions import (
     Condition,
     ConditionUnavailable,
@@ -240,18 +241,6 @@ def evaluate_lipsync(
     }
 
 
-def _fmt(x: float | None, digits: int = 3) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.1e}"
-
-
-def _cell(value: float | None, se: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{_fmt(value)} ± {_fmt(se, 2)}" if se is not None and math.isfinite(se) else _fmt(value)
-
-
 def report_markdown(report: dict) -> str:
     """The report as Markdown: one table per corpus, metrics x systems, cells ``value ± bootstrap SE``."""
     systems = report["systems"]
@@ -276,7 +265,7 @@ def report_markdown(report: dict) -> str:
                 if c is None:
                     row.append("-")
                     continue
-                text = _cell(c["value"], c["se"])
+                text = format_cell(c["value"], c["se"])
                 row.append(text if c["n"] == n else f"{text} (n={c['n']})")
             lines.append("| " + " | ".join(row) + " |")
         for sname, err in corpus.get("errors", {}).items():
@@ -298,7 +287,7 @@ def _summary_table(rows: list[tuple[str, dict]], key: str, systems: Sequence[str
     out = [f"| {label} | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
     for name, corpus in rows:
         cells = corpus["metrics"].get(key, {})
-        out.append(f"| {name} | " + " | ".join(_cell(cells[s]["value"], cells[s]["se"]) if s in cells else "-"
+        out.append(f"| {name} | " + " | ".join(format_cell(cells[s]["value"], cells[s]["se"]) if s in cells else "-"
                                               for s in systems) + " |")  # fmt: skip
     return out
 
